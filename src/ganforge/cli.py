@@ -1,0 +1,122 @@
+"""The ``ganforge`` command line: thin; each subcommand calls one library function.
+
+User errors (``GanforgeError``) print one line naming the problem and the fix and exit with code 2;
+no traceback. Everything beyond the long flags goes through dotted overrides: ``--set train.kimg=50``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ganforge.errors import GanforgeError
+
+TRAIN_EXAMPLES = """
+\b
+Examples:
+  ganforge train sine --set train.kimg=20
+  ganforge train mnist-dcgan --out runs/dcgan --set train.kimg=60 --set train.seed=1
+  ganforge train pathmnist-dcgan --set data.path=~/.medmnist/pathmnist.npz
+  ganforge train my-config.yaml --dry-run
+  ganforge train --resume runs/dcgan --set train.kimg=120
+"""
+
+
+class _Main(click.Group):
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except GanforgeError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted. The last checkpoint is intact: continue with `ganforge train --resume RUN_DIR`.",
+                       err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="ganforge")
+def main() -> None:
+    """ganforge: train, evaluate and compare GANs, and turn them into synthetic datasets."""
+
+
+@main.command(epilog=TRAIN_EXAMPLES)
+@click.argument("source", required=False, metavar="PRESET|CONFIG.yaml")
+@click.option("--out", "out", default=None, help="Run directory to create (default: runs/NAME, a fresh name).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--resume", "resume", default=None, metavar="RUN_DIR", help="Continue a run exactly where it stopped.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on in a terminal).")
+def train(source: str | None, out: str | None, overrides: tuple[str, ...], resume: str | None, dry_run: bool,
+          progress: bool | None) -> None:
+    """Train a GAN from a preset or a YAML config."""
+    from ganforge.config import load_config
+    from ganforge.experiments.runner import resume_config, resume_run, start_run
+
+    show = sys.stderr.isatty() if progress is None else progress
+    if resume:
+        if source or out:
+            raise GanforgeError("--resume takes the run directory alone; drop the preset and --out.")
+        if dry_run:
+            click.echo(resume_config(Path(resume), overrides).to_yaml())
+            return
+        result = resume_run(Path(resume), overrides, progress=show, on_tick=_eval_hook())
+    else:
+        if not source:
+            raise GanforgeError("name a preset or a YAML config, e.g. `ganforge train sine`; see `ganforge list presets`.")
+        cfg = load_config(source, overrides)
+        if dry_run:
+            click.echo(cfg.to_yaml())
+            return
+        result = start_run(cfg, out, progress=show, on_tick=_eval_hook(cfg))
+    s = result.summary
+    click.echo(
+        f"done: {s['kimg']:.1f} kimg ({s['images_seen']:,} images) in {s['wall_time_s']:.1f} s on {s['device']}\n"
+        f"  samples:   {result.run_dir / 'samples.png'}  (all ticks in {result.run_dir / 'grids'})\n"
+        f"  losses:    {result.run_dir / 'losses.png'}\n"
+        f"  generator: {result.run_dir / 'generator.safetensors'}  sha256 {s['generator_sha256'][:16]}...\n"
+        f"  next:      ganforge generate {result.run_dir} --n 64 --out {result.run_dir / 'generated'}"
+    )
+
+
+def _eval_hook(cfg=None):
+    """Periodic evaluation during training, when eval.every_ticks > 0 and the evaluate module exists."""
+    try:
+        from ganforge.metrics.evaluate import periodic_eval_hook
+    except ImportError:
+        return None
+    return periodic_eval_hook(cfg)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True, help="Samples to generate.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder (must be new).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def generate(run_dir: Path, n: int, out: Path, seed: int) -> None:
+    """Sample from a trained run: PNG files plus one samples.npz."""
+    from ganforge.generate import generate_samples
+
+    result = generate_samples(run_dir, n=n, out=out, seed=seed)
+    click.echo(f"wrote {result.n} samples to {out}")
+
+
+@main.command(name="list")
+@click.argument("what", required=False, default="all")
+def list_(what: str) -> None:
+    """List what is registered: presets, variants, datasets, archs, losses (default: all)."""
+    from ganforge.catalog import catalog
+
+    sections = catalog()
+    if what != "all" and what not in sections:
+        raise GanforgeError(f"unknown list {what!r}; choose one of: all, {', '.join(sections)}.")
+    for name, rows in sections.items():
+        if what not in ("all", name):
+            continue
+        click.secho(f"{name}:", bold=True)
+        width = max((len(r[0]) for r in rows), default=0)
+        for key, help_text in rows:
+            click.echo(f"  {key.ljust(width)}  {help_text}")

@@ -1,0 +1,412 @@
+"""Typed, frozen, strict configs.
+
+A run's config is resolved in layers, each a nested dict checked against the dataclasses below:
+
+    dataclass defaults  <-  the variant's defaults  <-  preset YAML (``extends:`` chains)  <-  ``--set`` overrides
+
+Unknown keys fail with the nearest valid name; values are coerced to the annotated type and range
+checked; the resolved config is written into the run directory and into every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ganforge.errors import ConfigError
+from ganforge.registry import closest
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "mnist5k"  # a registered dataset (`ganforge list datasets`)
+    path: str | None = None  # file or folder for file-backed datasets (MedMNIST .npz, image folder)
+    resolution: int | None = None  # resize images to this square size; None keeps the native size
+    channels: int | None = None  # 1 (grayscale) or 3 (RGB); None keeps the native channels
+    resize: Literal["resize", "center-crop"] = "resize"  # how non-square / other-size images are fitted
+    n_points: int = 1024  # toy 2D sets: number of training points
+    noise: float = 0.05  # toy 2D sets: noise standard deviation
+    classes: tuple[int, ...] | None = None  # keep only these labels (None: all)
+    limit: int | None = None  # keep at most this many training examples (None: all)
+    test_fraction: float = 0.2  # held-out share for datasets that ship no test split
+    download: bool = False  # allow downloading (full MNIST through torchvision)
+    seed: int = 0  # seed for toy data generation and for deterministic train/test splits
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "dcgan"  # a registered architecture (`ganforge list archs`)
+    z_dim: int = 100  # latent size
+    embed_dim: int = 50  # label embedding size for conditional variants
+    # MLP pair (per-layer lists; a scalar applies to every hidden layer)
+    g_hidden: tuple[int, ...] = (256, 512, 1024)
+    d_hidden: tuple[int, ...] = (512, 256)
+    g_act: Literal["relu", "leaky_relu"] = "relu"
+    d_act: Literal["relu", "leaky_relu"] = "leaky_relu"
+    leaky_slope: float = 0.2
+    g_batchnorm: tuple[bool, ...] = (False,)
+    d_batchnorm: tuple[bool, ...] = (False,)
+    g_dropout: tuple[float, ...] = (0.0,)
+    d_dropout: tuple[float, ...] = (0.0,)
+    # convolutional pair (DCGAN)
+    g_channels: int = 128  # channels of G's first feature map (halved at each upsampling)
+    d_channels: int = 64  # channels of D's first conv (doubled at each downsampling)
+    g_extra_layers: int = 0  # extra stride-1 conv layers in G (the MNIST depth study)
+    d_extra_layers: int = 0  # extra stride-1 conv layers in D
+    spectral_norm_d: bool = False
+    spectral_norm_g: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    loss: str = "bce"  # a registered adversarial loss (`ganforge list losses`)
+    n_critic: int = 1  # D steps per G step
+    gp_weight: float = 0.0  # WGAN-GP lambda (0 disables)
+    r1_gamma: float = 0.0  # R1 penalty weight (0 disables)
+    r1_interval: int = 16  # lazy regularisation: apply R1 every this many D steps
+    label_smoothing: float = 0.0  # one-sided: real targets become 1 - s
+    feature_matching: bool = False  # G matches D's mean features instead of fooling D
+    aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classification loss
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    diffaugment: str = ""  # comma-separated: color, translation, cutout (applied to real and fake)
+    rotation: float = 0.0  # classic augmentation of real images: max rotation in degrees
+    shift: float = 0.0  # max shift as a fraction of the image size
+    zoom: float = 0.0  # max zoom as a fraction (0.1: 0.9x .. 1.1x)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    kimg: float | None = None  # length in thousands of real images shown to D
+    epochs: float | None = None  # alternative length in passes over the training set
+    batch_size: int = 64
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    tick_kimg: float | None = None  # maintenance interval; None: about 20 ticks per run
+    snapshot_ticks: int = 10  # keep a periodic checkpoint every this many ticks (latest is always kept)
+    grid_size: int = 64  # samples in the per-tick grid (points for 2D data)
+    ema_kimg: float = 0.0  # half-life of G's EMA in kimg (0 disables EMA)
+    amp: Literal["off", "bf16"] = "off"  # mixed precision on CUDA
+    channels_last: bool = False
+    cuda_graphs: bool = False  # capture the fixed-shape training step (CUDA only)
+    tensorboard: bool = False
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every_ticks: int = 0  # evaluate during training every this many ticks (0: never)
+    metrics: tuple[str, ...] = ()  # registered metrics; () means the dataset kind's default set
+    n: int = 2000  # generated samples per evaluation
+    extractor: str = "domain"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = ""
+    description: str = ""
+    variant: str = "gan"  # a registered GAN variant (`ganforge list variants`)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# validation
+
+
+def validate(cfg: Config) -> Config:
+    """Range checks that a type cannot express. Raises ConfigError naming key and fix."""
+    checks: list[tuple[bool, str]] = [
+        (cfg.optim.lr_g > 0, "optim.lr_g must be > 0"),
+        (cfg.optim.lr_d > 0, "optim.lr_d must be > 0"),
+        (0 <= cfg.optim.beta1 < 1, "optim.beta1 must be in [0, 1)"),
+        (0 <= cfg.optim.beta2 < 1, "optim.beta2 must be in [0, 1)"),
+        (cfg.train.batch_size >= 1, "train.batch_size must be >= 1"),
+        (cfg.train.kimg is None or cfg.train.kimg > 0, "train.kimg must be > 0"),
+        (cfg.train.epochs is None or cfg.train.epochs > 0, "train.epochs must be > 0"),
+        (cfg.train.tick_kimg is None or cfg.train.tick_kimg > 0, "train.tick_kimg must be > 0"),
+        (cfg.train.snapshot_ticks >= 1, "train.snapshot_ticks must be >= 1"),
+        (cfg.train.grid_size >= 1, "train.grid_size must be >= 1"),
+        (cfg.train.ema_kimg >= 0, "train.ema_kimg must be >= 0"),
+        (cfg.model.z_dim >= 1, "model.z_dim must be >= 1"),
+        (cfg.model.embed_dim >= 1, "model.embed_dim must be >= 1"),
+        (cfg.model.leaky_slope >= 0, "model.leaky_slope must be >= 0"),
+        (all(w >= 1 for w in cfg.model.g_hidden + cfg.model.d_hidden), "model.*_hidden widths must be >= 1"),
+        (all(0 <= p < 1 for p in cfg.model.g_dropout + cfg.model.d_dropout), "model.*_dropout must be in [0, 1)"),
+        (cfg.model.g_channels >= 1 and cfg.model.d_channels >= 1, "model.*_channels must be >= 1"),
+        (cfg.model.g_extra_layers >= 0 and cfg.model.d_extra_layers >= 0, "model.*_extra_layers must be >= 0"),
+        (cfg.objective.n_critic >= 1, "objective.n_critic must be >= 1"),
+        (cfg.objective.gp_weight >= 0, "objective.gp_weight must be >= 0"),
+        (cfg.objective.r1_gamma >= 0, "objective.r1_gamma must be >= 0"),
+        (cfg.objective.r1_interval >= 1, "objective.r1_interval must be >= 1"),
+        (0 <= cfg.objective.label_smoothing < 0.5, "objective.label_smoothing must be in [0, 0.5)"),
+        (cfg.objective.aux_weight >= 0, "objective.aux_weight must be >= 0"),
+        (cfg.augment.rotation >= 0 and cfg.augment.shift >= 0 and cfg.augment.zoom >= 0, "augment.* must be >= 0"),
+        (cfg.data.n_points >= 1, "data.n_points must be >= 1"),
+        (cfg.data.noise >= 0, "data.noise must be >= 0"),
+        (cfg.data.resolution is None or cfg.data.resolution >= 4, "data.resolution must be >= 4"),
+        (cfg.data.channels in (None, 1, 3), "data.channels must be 1, 3 or null"),
+        (cfg.data.limit is None or cfg.data.limit >= 1, "data.limit must be >= 1"),
+        (0 < cfg.data.test_fraction < 1, "data.test_fraction must be in (0, 1)"),
+        (cfg.eval.every_ticks >= 0, "eval.every_ticks must be >= 0"),
+        (cfg.eval.n >= 2, "eval.n must be >= 2"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"bad value: {message}. Fix it in the preset or with --set.")
+    if cfg.train.kimg is None and cfg.train.epochs is None:
+        raise ConfigError("the training length is not set: give train.kimg (or train.epochs), e.g. --set train.kimg=20")
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# strict dict -> dataclass conversion
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``; unknown keys and bad types raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise ConfigError(unknown_key_message(dotted, key, names, where))
+        kwargs[key] = _coerce(hints[key], value, dotted)
+    return cls(**kwargs)
+
+
+def unknown_key_message(dotted: str, key: str, names: list[str], where: str) -> str:
+    msg = f"unknown config key {dotted!r}."
+    near = closest(str(key), names)
+    if near:
+        msg += f" Did you mean {(where + '.' if where else '') + near!r}?"
+    msg += f" Valid keys{' under ' + repr(where) if where else ''}: {', '.join(names)}."
+    return msg
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if is_dataclass(tp):
+        return from_dict(tp, value if value is not None else {}, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"bad value for {where}: {value!r}. Choose one of: {', '.join(map(str, args))}.")
+        return value
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        inner = args[0]
+        return tuple(_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(items))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ConfigError(f"bad value for {where}: {value!r} is not true/false.")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"bad value for {where}: {value!r} is not an integer.")
+        try:
+            as_float = float(value)
+        except ValueError:
+            raise ConfigError(f"bad value for {where}: {value!r} is not an integer.") from None
+        if as_float != int(as_float):
+            raise ConfigError(f"bad value for {where}: {value!r} is not an integer.")
+        return int(as_float)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"bad value for {where}: {value!r} is not a number.")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"bad value for {where}: {value!r} is not a number.") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"bad value for {where}: expected text, got {value!r}.")
+        return str(value)
+    raise TypeError(f"config type {tp} of {where} is not supported")  # a bug, not a user error
+
+
+def to_plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------
+# layers: presets, variant defaults, overrides
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_description(name: str) -> str:
+    data = _read_yaml(PRESET_DIR / f"{name}.yaml")
+    return str(data.get("description", ""))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist. Check the path.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level.")
+    return data
+
+
+def resolve_source(source: str) -> Path:
+    """A preset name (``sine``) or a path to a YAML file."""
+    path = Path(source)
+    if source.endswith((".yaml", ".yml")) or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {source!r} does not exist. Check the path, or use a preset name.")
+        return path
+    preset = PRESET_DIR / f"{source}.yaml"
+    if not preset.is_file():
+        msg = f"unknown preset {source!r}."
+        near = closest(source, preset_names())
+        if near:
+            msg += f" Did you mean {near!r}?"
+        msg += f" Presets: {', '.join(preset_names())}. Or pass a path to a YAML file."
+        raise ConfigError(msg)
+    return preset
+
+
+def read_layers(path: Path, _seen: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
+    """The YAML file and the chain of files it ``extends``, base first."""
+    if path.resolve() in _seen:
+        raise ConfigError(f"config {str(path)!r} extends itself in a loop.")
+    data = _read_yaml(path)
+    base = data.pop("extends", None)
+    if base is None:
+        return [data]
+    base_path = resolve_source(str(base)) if not str(base).endswith(".yaml") else (path.parent / base)
+    return read_layers(base_path, _seen + (path.resolve(),)) + [data]
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``train.kimg=20`` -> {"train": {"kimg": 20}}; values parse as YAML (lists: ``[64,32]``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. train.kimg=20")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has no key; write it like train.kimg=20")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    # A layer that sets one training length replaces the other one set below it.
+    train = layer.get("train")
+    if isinstance(train, dict) and isinstance(out.get("train"), dict):
+        if "kimg" in train and "epochs" in train and train["kimg"] is not None and train["epochs"] is not None:
+            raise ConfigError("set train.kimg or train.epochs, not both")
+        if train.get("kimg") is not None:
+            out["train"] = {**out["train"], "epochs": None}
+        if train.get("epochs") is not None:
+            out["train"] = {**out["train"], "kimg": None}
+    return out
+
+
+def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Resolve preset/file + overrides into a validated Config."""
+    layers: list[dict[str, Any]] = read_layers(resolve_source(source)) if source else []
+    layers += [parse_override(o) for o in overrides]
+    return config_from_layers(layers)
+
+
+def config_from_layers(layers: list[dict[str, Any]]) -> Config:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _merge(merged, layer)
+    # Strict check of every key first, so a typo is reported before anything else.
+    from_dict(Config, merged)
+    variant_name = merged.get("variant", Config.variant)
+    from ganforge.variants import VARIANTS  # lazy: variants import models, which import config
+
+    defaults = VARIANTS.get(variant_name).defaults
+    resolved = _merge(defaults, merged) if defaults else merged
+    return validate(from_dict(Config, resolved))
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a resolved config (e.g. from a run directory) without re-applying layers."""
+    return validate(from_dict(Config, data))
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    return dataclasses.replace(cfg, **changes)
+
+
+def total_kimg(cfg: Config, n_train: int) -> float:
+    if cfg.train.kimg is not None:
+        return cfg.train.kimg
+    assert cfg.train.epochs is not None
+    return cfg.train.epochs * n_train / 1000.0

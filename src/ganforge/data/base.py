@@ -1,0 +1,78 @@
+"""The dataset contract every data plugin returns.
+
+A loader is a function ``(cfg: DataConfig, split) -> Dataset`` registered in ``DATASETS``. It
+returns everything in memory: the studies' datasets are small, and holding them as one tensor lets
+the trainer keep them on the GPU and sample without a DataLoader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+
+from ganforge.config import DataConfig
+from ganforge.registry import Registry
+
+Split = Literal["train", "test"]
+Loader = Callable[[DataConfig, Split], "Dataset"]
+
+DATASETS: Registry[Loader] = Registry("dataset")
+
+
+@dataclass
+class Dataset:
+    name: str
+    x: torch.Tensor  # [N, C, H, W] float32 in [-1, 1] for images; [N, D] float32 for points
+    y: torch.Tensor | None = None  # [N] int64 labels in [0, num_classes), or None
+    num_classes: int = 0  # 0 when unlabelled
+    class_names: tuple[str, ...] = ()
+    kind: Literal["image", "points"] = "image"
+    source: str = ""  # where the data came from (file path, package), for provenance
+    meta: dict[str, Any] = field(default_factory=dict)  # plugin facts, e.g. toy curve or mixture modes
+
+    def __post_init__(self) -> None:
+        assert self.x.dtype == torch.float32, self.x.dtype
+        if self.y is not None:
+            assert self.y.dtype == torch.int64 and self.y.shape == (len(self.x),), (self.y.dtype, self.y.shape)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one example: (C, H, W) or (D,)."""
+        return tuple(self.x.shape[1:])
+
+    @property
+    def labelled(self) -> bool:
+        return self.y is not None and self.num_classes > 0
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the pixels and labels: keys feature caches, recorded in metric protocols."""
+        h = hashlib.sha256()
+        h.update(str(tuple(self.x.shape)).encode())
+        h.update(np.ascontiguousarray(self.x.numpy()).tobytes())
+        if self.y is not None:
+            h.update(np.ascontiguousarray(self.y.numpy()).tobytes())
+        return h.hexdigest()
+
+
+def to_unit_range(images_uint8: np.ndarray) -> torch.Tensor:
+    """uint8 [N, H, W] or [N, H, W, C] -> float32 [N, C, H, W] in [-1, 1]."""
+    arr = np.asarray(images_uint8)
+    if arr.ndim == 3:
+        arr = arr[:, None, :, :]
+    elif arr.ndim == 4:
+        arr = arr.transpose(0, 3, 1, 2)
+    else:
+        raise ValueError(f"expected [N,H,W] or [N,H,W,C] images, got shape {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C] (rounded, clipped)."""
+    return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

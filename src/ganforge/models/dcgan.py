@@ -1,0 +1,132 @@
+"""DCGAN (Radford et al. 2016) G and D for square images of 8..64 pixels, 1 or 3 channels.
+
+G: latent -> linear -> [g_channels, s, s] map -> (ConvTranspose 4x4/2 + BN + ReLU) x n -> tanh, where
+s = 7 for 28x28 (the MNIST/PathMNIST studies) and 4 for powers of two. D mirrors it with strided
+4x4 convs + LeakyReLU(0.2) (+ BN after the first layer), then a linear head on the flattened map.
+``*_extra_layers`` add stride-1 3x3 conv layers (the MNIST depth study).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.models import ARCHS
+from ganforge.models.layers import CondBatchNorm, Conditioning, CondSequential, DOut, apply_spectral_norm
+
+
+def upsampling_plan(resolution: int) -> tuple[int, int]:
+    """(start size, number of 2x upsamplings): 28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4), 8 -> (4, 1)."""
+    size, n = resolution, 0
+    while size % 2 == 0 and size > 4:
+        size, n = size // 2, n + 1
+    if n == 0 or size > 8:
+        raise ConfigError(
+            f"the dcgan architecture needs a square image size like 8, 16, 28, 32 or 64, got {resolution}. "
+            "Set data.resolution=28 (or 32/64) to resize."
+        )
+    return size, n
+
+
+def _bn(ch: int, cond: bool, num_classes: int) -> nn.Module:
+    return CondBatchNorm(ch, num_classes) if cond else nn.BatchNorm2d(ch)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> None:
+        super().__init__()
+        channels, height, width = shape
+        if height != width:
+            raise ConfigError(f"dcgan needs square images, got {height}x{width}; set data.resolution.")
+        self.z_dim, self.out_shape, self.num_classes, self.cond = cfg.z_dim, tuple(shape), num_classes, cond.g
+        self.start, n_up = upsampling_plan(height)
+        cbn = cond.g == "cbn"
+        self.embed = nn.Embedding(num_classes, cfg.embed_dim) if cond.g == "concat" else None
+        in_dim = cfg.z_dim + (cfg.embed_dim if self.embed is not None else 0)
+        ch = cfg.g_channels
+        self.fc = nn.Linear(in_dim, ch * self.start * self.start, bias=False)
+        layers: list[nn.Module] = [_bn(ch, cbn, num_classes), nn.ReLU()]
+        for i in range(n_up - 1):
+            out = max(ch // 2, 16)
+            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False), _bn(out, cbn, num_classes), nn.ReLU()]
+            ch = out
+            if i == n_up - 2:  # extra layers work at the last hidden resolution
+                for _ in range(cfg.g_extra_layers):
+                    layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=False), _bn(ch, cbn, num_classes), nn.ReLU()]
+        if n_up == 1:
+            for _ in range(cfg.g_extra_layers):
+                layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=False), _bn(ch, cbn, num_classes), nn.ReLU()]
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        self.body = CondSequential(layers)
+        self.ch0 = cfg.g_channels
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = z if self.embed is None else torch.cat([z, self.embed(c)], dim=1)  # [N, z_dim (+ embed_dim)]
+        h = self.fc(h).view(len(z), self.ch0, self.start, self.start)  # [N, C0, s, s]
+        return self.body(h, c)  # [N, C, H, W] in [-1, 1]
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> None:
+        super().__init__()
+        channels, height, _ = shape
+        self.cond, self.res = cond.d, height
+        start, n_down = upsampling_plan(height)
+        # Conditional GAN as in the studies: the label becomes an embedded H x W map stacked as a channel.
+        self.embed = nn.Embedding(num_classes, height * height) if cond.d == "concat" else None
+        use_bn = cfg.d_batchnorm[0]
+        ch_in, ch = channels + (1 if self.embed is not None else 0), cfg.d_channels
+        layers: list[nn.Module] = [nn.Conv2d(ch_in, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
+        for _ in range(n_down - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not use_bn)]
+            layers += [nn.BatchNorm2d(ch * 2)] if use_bn else []
+            layers += [nn.LeakyReLU(0.2)]
+            ch *= 2
+        for _ in range(cfg.d_extra_layers):
+            layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=not use_bn)]
+            layers += [nn.BatchNorm2d(ch)] if use_bn else []
+            layers += [nn.LeakyReLU(0.2)]
+        if cfg.d_dropout[0] > 0:
+            layers.append(nn.Dropout(cfg.d_dropout[0]))
+        self.body = nn.Sequential(*layers)
+        feat = ch * start * start
+        self.out = nn.Linear(feat, 1)
+        self.aux = nn.Linear(feat, num_classes) if cond.d == "aux" else None
+        self.proj = nn.Embedding(num_classes, feat) if cond.d == "projection" else None
+        if cfg.spectral_norm_d:
+            apply_spectral_norm(self)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> DOut:
+        if self.embed is not None:
+            label_map = self.embed(c).view(len(x), 1, self.res, self.res).to(x.dtype)  # [N, 1, H, W]
+            x = torch.cat([x, label_map], dim=1)
+        feat = self.body(x).flatten(1)  # [N, F]
+        logits = self.out(feat).squeeze(1)  # [N]
+        if self.proj is not None:
+            logits = logits + (self.proj(c) * feat).sum(1)
+        return DOut(logits, self.aux(feat) if self.aux is not None else None, feat)
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """N(0, 0.02) conv weights and N(1, 0.02) BN scales, as in the DCGAN paper."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+@ARCHS.register("dcgan", help="convolutional G and D for 8..64 px images (the MNIST/PathMNIST studies)")
+def build_dcgan(cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> tuple[nn.Module, nn.Module]:
+    if len(shape) != 3:
+        raise ConfigError("the dcgan architecture needs image data; use model.arch=mlp for 2D points.")
+    G = DCGANGenerator(cfg, shape, num_classes, cond)
+    D = DCGANDiscriminator(cfg, shape, num_classes, cond)
+    init_dcgan_weights(G)
+    init_dcgan_weights(D)
+    if cfg.spectral_norm_g:
+        apply_spectral_norm(G)
+    return G, D

@@ -1,0 +1,98 @@
+"""Small building blocks shared by the architectures: activations, conditioning, spectral norm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+GCond = Literal["none", "concat", "cbn"]  # how G sees the label
+DCond = Literal["none", "concat", "aux", "projection"]  # how D sees the label
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """How labels enter G and D. Chosen by the variant, never by the architecture."""
+
+    g: GCond = "none"
+    d: DCond = "none"
+
+    @property
+    def conditional(self) -> bool:
+        return self.g != "none" or self.d != "none"
+
+
+class DOut(NamedTuple):
+    logits: torch.Tensor  # [N] real/fake score
+    aux_logits: torch.Tensor | None  # [N, K] class logits (AC-GAN), else None
+    features: torch.Tensor  # [N, F] penultimate features (feature matching, projection)
+
+
+def activation(name: str, slope: float) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(slope)
+    raise ValueError(name)
+
+
+def per_layer(values: tuple, n: int, what: str) -> list:
+    """Broadcast a 1-tuple to n layers; otherwise the tuple must have n entries."""
+    if len(values) == 1:
+        return list(values) * n
+    if len(values) != n:
+        from ganforge.errors import ConfigError
+
+        raise ConfigError(f"model.{what} has {len(values)} entries but there are {n} hidden layers; give 1 or {n}.")
+    return list(values)
+
+
+class CondBatchNorm(nn.Module):
+    """Conditional batch norm (de Vries et al. 2017): BN without affine, then per-class gamma, beta."""
+
+    def __init__(self, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=False)
+        self.gamma = nn.Embedding(num_classes, num_features)
+        self.beta = nn.Embedding(num_classes, num_features)
+        nn.init.ones_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        flat = x.dim() == 2
+        h = self.bn(x[:, :, None, None] if flat else x)
+        h = h * self.gamma(c)[:, :, None, None] + self.beta(c)[:, :, None, None]  # [N, C, H, W]
+        return h[:, :, 0, 0] if flat else h
+
+
+def norm_layer(num_features: int, enabled: bool, cond: GCond, num_classes: int) -> nn.Module | None:
+    if not enabled:
+        return None
+    if cond == "cbn":
+        return CondBatchNorm(num_features, num_classes)
+    return nn.BatchNorm2d(num_features)
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every conv and linear weight of ``module``."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
+        elif not isinstance(child, (nn.Embedding,)):
+            apply_spectral_norm(child)
+    return module
+
+
+class CondSequential(nn.Module):
+    """A list of layers where conditional layers also receive the labels."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, c) if isinstance(layer, CondBatchNorm) else layer(x)
+        return x

@@ -1,0 +1,86 @@
+"""Augmentation.
+
+- DiffAugment (Zhao et al. 2020): colour, translation and cutout applied to *both* real and generated
+  images right before D, differentiably, so G's gradients flow through it.
+- Classic augmentation of real images only (random rotation, shift, zoom), as one study used.
+
+All randomness comes from torch's global generator, whose state every checkpoint saves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ganforge.config import AugmentConfig
+from ganforge.errors import ConfigError
+
+POLICIES = ("color", "translation", "cutout")
+
+
+def parse_policy(policy: str) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in policy.split(",") if p.strip())
+    for name in names:
+        if name not in POLICIES:
+            raise ConfigError(f"unknown augment.diffaugment policy {name!r}; choose from {', '.join(POLICIES)}.")
+    return names
+
+
+def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
+    """x [N, C, H, W] -> augmented [N, C, H, W]; differentiable with respect to x."""
+    for name in policy:
+        x = _AUGMENTS[name](x)
+    return x
+
+
+def _color(x: torch.Tensor) -> torch.Tensor:
+    n = len(x)
+    x = x + (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) - 0.5)  # brightness
+    if x.shape[1] > 1:
+        mean = x.mean(dim=1, keepdim=True)
+        x = (x - mean) * (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) * 2) + mean  # saturation
+    mean = x.mean(dim=[1, 2, 3], keepdim=True)
+    return (x - mean) * (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) + 0.5) + mean  # contrast
+
+
+def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    n, _, h, w = x.shape
+    shift = torch.round((torch.rand(n, 2, device=x.device) * 2 - 1) * ratio * torch.tensor([w, h], device=x.device))
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = (-2 * shift / torch.tensor([w, h], device=x.device)).to(x.dtype)  # pixels -> [-1, 1] units
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Zero padding in [-1, 1] space means mid-grey, as in the reference implementation's zero pad.
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
+    cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    cut = ((ys - cy).abs() <= ch // 2) & ((xs - cx).abs() <= cw // 2)  # [N, H, W]
+    return x * (~cut).unsqueeze(1).to(x.dtype)
+
+
+_AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout}
+
+
+def classic_augment(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """Random rotation (degrees), shift (fraction) and zoom (fraction) of real images [N, C, H, W]."""
+    n = len(x)
+    angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(cfg.rotation)
+    scale = 1 + (torch.rand(n, device=x.device) * 2 - 1) * cfg.zoom
+    shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * cfg.shift * 2  # fraction of size -> [-1, 1] units
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def uses_classic(cfg: AugmentConfig) -> bool:
+    return cfg.rotation > 0 or cfg.shift > 0 or cfg.zoom > 0

@@ -1,0 +1,264 @@
+"""The training loop: one readable function, measured in images (kimg), maintenance once per tick.
+
+It walks the phases the objective declares (D steps, lazy regularisation, G step) and never names
+a loss or a variant. Statistics stay on the device and are read once per tick, so a step costs no
+host-device synchronisation. Every tick: a log line, ``metrics.jsonl``, a fixed-noise sample grid,
+the loss plot, the exported generator and an atomic checkpoint from which ``--resume`` continues
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+import ganforge
+from ganforge.config import Config, total_kimg
+from ganforge.errors import ConfigError, TrainingDiverged
+from ganforge.objectives import GANObjective
+from ganforge.objectives.augment import classic_augment, uses_classic
+from ganforge.reporting.curves import save_loss_plot
+from ganforge.reporting.grids import save_image_grid, save_scatter
+from ganforge.training.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from ganforge.training.export import export_generator
+from ganforge.training.setup import Setup
+from ganforge.training.state import BatchSampler, rng_state, seed_everything, set_rng_state
+from ganforge.training.stats import StatsAccumulator
+
+CKPT_DIR, LATEST = "checkpoints", "latest.pt"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA GPU is visible; use train.device=auto or cpu.")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(params: Any, lr: float, cfg: Config, device: torch.device) -> torch.optim.Adam:
+    # Fused Adam on CUDA (one kernel for all parameters); foreach on CPU.
+    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2), **fast)
+
+
+def training_loop(
+    setup: Setup, run_dir: Path, *, resume: bool = False, progress: bool = True,
+    log: Callable[[str], None] = print, on_tick: Callable[[int, Path], None] | None = None,
+) -> TrainResult:
+    cfg, data = setup.cfg, setup.train_set
+    device = pick_device(cfg.train.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    seed_everything(cfg.train.seed)
+    G, D = setup.build_models()  # built after seeding: initial weights depend on train.seed only
+    G, D = G.to(device), D.to(device)
+    if cfg.train.channels_last and data.kind == "image":
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.train.ema_kimg > 0 else None
+    objective = GANObjective(G, D, cfg, setup.conditioning, data.num_classes)
+    opts = {"G": make_optimizer(G.parameters(), cfg.optim.lr_g, cfg, device),
+            "D": make_optimizer(D.parameters(), cfg.optim.lr_d, cfg, device)}
+
+    # Small datasets live on the device whole; batches are gathered there by index.
+    real_x = data.x.to(device)
+    real_y = data.y.to(device) if data.y is not None else None
+    batch = cfg.train.batch_size
+    sampler = BatchSampler(len(data), batch, device, seed=cfg.train.seed)
+    total_images = int(round(total_kimg(cfg, len(data)) * 1000))
+    tick_images = int(round((cfg.train.tick_kimg or total_images / 20_000) * 1000)) or batch
+    ema_beta = 0.5 ** (batch / (cfg.train.ema_kimg * 1000)) if G_ema is not None else 0.0
+
+    # Fixed latents (and labels: one row per class) for comparable grids across ticks and runs.
+    grid_gen = torch.Generator().manual_seed(cfg.train.seed + 12345)
+    grid_n = cfg.train.grid_size
+    grid_c = None
+    if setup.conditioning.g != "none":
+        per_row = max(1, min(10, grid_n // max(data.num_classes, 1)))
+        grid_c = torch.arange(data.num_classes).repeat_interleave(per_row)
+        grid_n = len(grid_c)
+        grid_c = grid_c.to(device)
+    grid_z = torch.randn(grid_n, G.z_dim, generator=grid_gen).to(device)
+    grid_rows = (len(grid_z) // data.num_classes) if grid_c is not None else None
+
+    step, images_seen, tick, wall_before = 0, 0, 0, 0.0
+    if resume:
+        ck = load_checkpoint(run_dir / CKPT_DIR / LATEST)
+        G.load_state_dict(ck["G"])
+        D.load_state_dict(ck["D"])
+        if G_ema is not None:
+            G_ema.load_state_dict(ck["G_ema"])
+        for name, opt in opts.items():
+            opt.load_state_dict(ck[f"opt_{name}"])
+        sampler.load_state_dict(ck["sampler"])
+        step, images_seen, tick, wall_before = ck["step"], ck["images_seen"], ck["tick"], ck["wall_time"]
+        set_rng_state(ck["rng"])
+        log(f"resumed from {run_dir / CKPT_DIR / LATEST} at {images_seen / 1000:.1f} kimg (tick {tick})")
+    history = _read_history(run_dir / "metrics.jsonl", images_seen)
+
+    stats = StatsAccumulator()
+    phases = objective.phases()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.train.amp == "bf16" and device.type == "cuda")
+    start, tick_start, tick_images_start = time.perf_counter(), time.perf_counter(), images_seen
+    bar = tqdm(total=total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress,
+               dynamic_ncols=True, smoothing=0.1)
+    last_plot = 0.0
+    summary: dict[str, Any] = {}
+    while images_seen < total_images:
+        for phase in phases:
+            if step % phase.interval != 0:
+                continue
+            for _ in range(phase.repeats):
+                idx = sampler.next()
+                real_img = real_x[idx]  # [N, C, H, W] or [N, D]
+                real_c = real_y[idx] if real_y is not None else None
+                if phase.name == "D" and uses_classic(cfg.augment):
+                    real_img = classic_augment(real_img, cfg.augment)
+                gen_z = torch.randn(batch, G.z_dim, device=device)
+                gen_c = real_c  # D: generated labels follow the real batch's labels
+                if phase.name == "G" and real_y is not None:  # G: labels drawn from the data's label distribution
+                    gen_c = real_y[torch.randint(0, len(real_y), (batch,), device=device)]
+                opt = opts[phase.module]
+                opt.zero_grad(set_to_none=True)
+                with autocast:
+                    stats.add(objective.accumulate_gradients(phase.name, real_img, real_c, gen_z, gen_c))
+                opt.step()
+                if phase.name == "D":
+                    images_seen += batch
+                    bar.update(batch)
+        if G_ema is not None:
+            with torch.no_grad():  # EMA of G's weights; buffers (BN statistics) are copied
+                torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - ema_beta)
+                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                    b_ema.copy_(b)
+        step += 1
+
+        done = images_seen >= total_images
+        if not done and images_seen < (tick + 1) * tick_images:
+            continue
+        # ---- maintenance, once per tick ----------------------------------------------------------
+        tick += 1
+        now = time.perf_counter()
+        values = stats.read_and_reset()  # the one host-device sync of the tick
+        record = {"tick": tick, "kimg": images_seen / 1000, "step": step, **values,
+                  "time_s": round(wall_before + now - start, 3),
+                  "img_per_s": round((images_seen - tick_images_start) / max(now - tick_start, 1e-9), 1)}
+        if not all(math.isfinite(v) for v in values.values()):
+            bar.close()
+            raise TrainingDiverged(
+                f"losses became NaN or infinite by {record['kimg']:.1f} kimg (tick {tick}): {values}. The last good "
+                f"checkpoint {run_dir / CKPT_DIR / LATEST} is intact. Lower optim.lr_g/lr_d, try "
+                "objective.loss=hinge or spectral norm, then --resume or start a new run."
+            )
+        history.append(record)
+        _append_jsonl(run_dir / "metrics.jsonl", record)
+        bar.write(_log_line(record, total_images))
+        _log_file(run_dir, _log_line(record, total_images))
+        G_sample = G_ema if G_ema is not None else G
+        _save_grid(G_sample, grid_z, grid_c, grid_rows, data, run_dir / "grids" / f"tick-{tick:04d}.png", record)
+        if done or time.perf_counter() - last_plot > 15:  # matplotlib is slow: at most every 15 s, and at the end
+            save_loss_plot(history, run_dir / "losses.png", title=cfg.name)
+            last_plot = time.perf_counter()
+        info = {"shape": list(data.shape), "num_classes": data.num_classes, "class_names": list(data.class_names),
+                "kind": data.kind, "conditioning": {"g": setup.conditioning.g, "d": setup.conditioning.d},
+                "variant": cfg.variant, "ema": G_ema is not None, "kimg": images_seen / 1000}
+        sha = export_generator(run_dir, G_sample, cfg, info)
+        payload = {
+            "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict() if G_ema is not None else {},
+            "opt_G": opts["G"].state_dict(), "opt_D": opts["D"].state_dict(), "sampler": sampler.state_dict(),
+            "rng": rng_state(), "step": step, "images_seen": images_seen, "tick": tick,
+            "wall_time": wall_before + time.perf_counter() - start, "config": cfg.to_dict(),
+            "ganforge_version": ganforge.__version__,
+        }
+        save_checkpoint(run_dir / CKPT_DIR / LATEST, payload)
+        if tick % cfg.train.snapshot_ticks == 0 or done:
+            save_checkpoint(run_dir / CKPT_DIR / f"tick-{tick:04d}.pt", payload)
+        if on_tick is not None:
+            saved = rng_state()  # hooks (e.g. periodic evaluation) must not perturb training randomness
+            on_tick(tick, run_dir)
+            set_rng_state(saved)
+        summary = {
+            "name": cfg.name, "variant": cfg.variant, "dataset": data.name, "kimg": images_seen / 1000,
+            "images_seen": images_seen, "steps": step, "ticks": tick,
+            "wall_time_s": round(wall_before + time.perf_counter() - start, 2),
+            "final": {k: v for k, v in values.items()}, "generator_sha256": sha, "ema": G_ema is not None,
+            "device": _device_name(device), "torch_version": torch.__version__,
+            "ganforge_version": ganforge.__version__, "python": platform.python_version(),
+        }
+        atomic_write_json(run_dir / "summary.json", summary)
+        tick_start, tick_images_start = time.perf_counter(), images_seen
+    bar.close()
+    return TrainResult(run_dir, summary)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _save_grid(G, grid_z, grid_c, grid_rows, data, path: Path, record: dict[str, Any]) -> None:
+    was_training = G.training
+    G.eval()  # eval mode: BN uses running statistics, dropout is off, and no RNG is consumed
+    with torch.no_grad():
+        fake = G(grid_z, grid_c).float().cpu()
+    G.train(was_training)
+    if data.kind == "points":
+        save_scatter(data.x[:1024], fake, path, title=f"{data.name}: real vs generated, {record['kimg']:.1f} kimg")
+    else:
+        save_image_grid(fake, path, nrow=grid_rows)
+    latest = path.parent.parent / ("samples.png")
+    latest.write_bytes(path.read_bytes())
+
+
+def _log_line(r: dict[str, Any], total_images: int) -> str:
+    parts = [f"tick {r['tick']:<4d}", f"kimg {r['kimg']:.1f}/{total_images / 1000:.1f}"]
+    for key, label in (("loss_D", "loss_D"), ("loss_G", "loss_G"), ("D_real", "D(x)"), ("D_fake", "D(G(z))"),
+                       ("D_acc", "D_acc"), ("gp", "gp"), ("r1", "r1"), ("loss_aux", "aux")):
+        if key in r:
+            parts.append(f"{label} {r[key]:.3f}")
+    parts.append(f"{r['time_s']:.1f}s {r['img_per_s']:,.0f} img/s")
+    return "  ".join(parts)
+
+
+def _log_file(run_dir: Path, line: str) -> None:
+    with open(run_dir / "log.txt", "a") as f:
+        f.write(line + "\n")
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def _read_history(path: Path, images_seen: int) -> list[dict[str, Any]]:
+    """Records up to the resumed checkpoint; later ones (written before a kill) are dropped from the file."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if rec.get("kimg", 0) * 1000 <= images_seen + 0.5:
+            records.append(rec)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records
