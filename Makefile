@@ -5,7 +5,6 @@ BIN := $(VENV)/bin
 # The CPU build of torch 2.13.0 installs from a local file on our machines; override for CUDA builds,
 # e.g. `make demo TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`.
 TORCH_SPEC ?= torch==2.13.0
-DEMO_DIR ?= runs/demo
 
 .PHONY: install install-dev demo test lint bench clean
 
@@ -27,8 +26,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	@rm -rf $(DEMO_DIR).tmp
-	$(BIN)/ganforge demo --out $(DEMO_DIR)
+	$(BIN)/ganforge demo
 
 test: install-dev
 	$(BIN)/python -m pytest -n 2 --dist loadfile

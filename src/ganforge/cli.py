@@ -66,12 +66,18 @@ def train(source: str | None, out: str | None, overrides: tuple[str, ...], resum
         result = resume_run(Path(resume), overrides, progress=show, on_tick=_eval_hook())
     else:
         if not source:
-            raise GanforgeError("name a preset or a YAML config, e.g. `ganforge train sine`; see `ganforge list presets`.")
+            raise GanforgeError(
+                "name a preset or a YAML config, e.g. `ganforge train sine` (see `ganforge list presets`)."
+            )
         cfg = load_config(source, overrides)
         if dry_run:
             click.echo(cfg.to_yaml())
             return
         result = start_run(cfg, out, progress=show, on_tick=_eval_hook(cfg))
+    _print_done(result)
+
+
+def _print_done(result) -> None:
     s = result.summary
     click.echo(
         f"done: {s['kimg']:.1f} kimg ({s['images_seen']:,} images) in {s['wall_time_s']:.1f} s on {s['device']}\n"
@@ -89,6 +95,24 @@ def _eval_hook(cfg=None):
     except ImportError:
         return None
     return periodic_eval_hook(cfg)
+
+
+@main.command()
+@click.option("--out", "out", default=None, help="Run directory (default: runs/demo, runs/demo-2, ...).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on in a terminal).")
+def demo(out: str | None, progress: bool | None) -> None:
+    """The default end-to-end job: train the `demo` preset on the offline MNIST digits, evaluate, show paths."""
+    from ganforge.config import load_config
+    from ganforge.experiments.runner import start_run
+
+    show = sys.stderr.isatty() if progress is None else progress
+    result = start_run(load_config("demo"), out, progress=show)
+    _print_done(result)
+    try:
+        from ganforge.metrics.evaluate import demo_evaluation
+    except ImportError:
+        return
+    demo_evaluation(result.run_dir)
 
 
 @main.command()

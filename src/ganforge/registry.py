@@ -13,8 +13,9 @@ Looking up an unknown name raises a ``ConfigError`` listing the valid names and 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ganforge.errors import ConfigError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ganforge.config import Config, config_from_dict, parse_override, _merge
+from ganforge.config import Config, _merge, config_from_dict, parse_override
 from ganforge.errors import ConfigError, RunDirError
 from ganforge.training.checkpoint import atomic_write_text
 from ganforge.training.loop import CKPT_DIR, LATEST, TrainResult, training_loop

@@ -6,7 +6,7 @@ A builder is ``(cfg: ModelConfig, shape, num_classes, cond: Conditioning) -> (G,
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -6,8 +6,8 @@ is a bug widely copied in GAN code) and return a mean over the batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +53,9 @@ def _ls_d(real_logits: torch.Tensor, gen_logits: torch.Tensor, smoothing: float)
 
 LOSSES.add(
     "ls",
-    AdversarialLoss(d_loss=_ls_d, g_loss=lambda gen_logits: 0.5 * ((gen_logits - 1.0) ** 2).mean(), logit_threshold=0.5),
+    AdversarialLoss(
+        d_loss=_ls_d, g_loss=lambda gen_logits: 0.5 * ((gen_logits - 1.0) ** 2).mean(), logit_threshold=0.5
+    ),
     help="least squares (LSGAN, Mao et al. 2017), targets a=0, b=c=1",
 )
 LOSSES.add(

@@ -23,7 +23,8 @@ def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: in
     canvas = np.full((ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
     for i in range(n):
         r, col = divmod(i, nrow)
-        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = imgs[i]
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[top : top + h, left : left + w] = imgs[i]
     img = Image.fromarray(canvas[:, :, 0] if c == 1 else canvas, "L" if c == 1 else "RGB")
     scale = scale or max(1, 256 // max(h, 1) // 2)
     if scale > 1:

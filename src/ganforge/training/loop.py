@@ -14,9 +14,10 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -25,7 +26,6 @@ import ganforge
 from ganforge.config import Config, total_kimg
 from ganforge.errors import ConfigError, TrainingDiverged
 from ganforge.objectives import GANObjective
-from ganforge.objectives.augment import classic_augment, uses_classic
 from ganforge.reporting.curves import save_loss_plot
 from ganforge.reporting.grids import save_image_grid, save_scatter
 from ganforge.training.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
@@ -33,6 +33,12 @@ from ganforge.training.export import export_generator
 from ganforge.training.setup import Setup
 from ganforge.training.state import BatchSampler, rng_state, seed_everything, set_rng_state
 from ganforge.training.stats import StatsAccumulator
+from ganforge.training.step import EagerStep
+
+
+def make_step(cfg: Config, *args: Any) -> Callable[[int], int]:
+    """The iteration implementation: eager, or CUDA-graph captured when train.cuda_graphs is on."""
+    return EagerStep(cfg, *args)
 
 CKPT_DIR, LATEST = "checkpoints", "latest.pt"
 
@@ -83,7 +89,6 @@ def training_loop(
     sampler = BatchSampler(len(data), batch, device, seed=cfg.train.seed)
     total_images = int(round(total_kimg(cfg, len(data)) * 1000))
     tick_images = int(round((cfg.train.tick_kimg or total_images / 20_000) * 1000)) or batch
-    ema_beta = 0.5 ** (batch / (cfg.train.ema_kimg * 1000)) if G_ema is not None else 0.0
 
     # Fixed latents (and labels: one row per class) for comparable grids across ticks and runs.
     grid_gen = torch.Generator().manual_seed(cfg.train.seed + 12345)
@@ -113,40 +118,16 @@ def training_loop(
     history = _read_history(run_dir / "metrics.jsonl", images_seen)
 
     stats = StatsAccumulator()
-    phases = objective.phases()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.train.amp == "bf16" and device.type == "cuda")
+    train_step = make_step(cfg, objective, opts, G, G_ema, sampler, real_x, real_y, stats, device)
     start, tick_start, tick_images_start = time.perf_counter(), time.perf_counter(), images_seen
     bar = tqdm(total=total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
     last_plot = 0.0
     summary: dict[str, Any] = {}
     while images_seen < total_images:
-        for phase in phases:
-            if step % phase.interval != 0:
-                continue
-            for _ in range(phase.repeats):
-                idx = sampler.next()
-                real_img = real_x[idx]  # [N, C, H, W] or [N, D]
-                real_c = real_y[idx] if real_y is not None else None
-                if phase.name == "D" and uses_classic(cfg.augment):
-                    real_img = classic_augment(real_img, cfg.augment)
-                gen_z = torch.randn(batch, G.z_dim, device=device)
-                gen_c = real_c  # D: generated labels follow the real batch's labels
-                if phase.name == "G" and real_y is not None:  # G: labels drawn from the data's label distribution
-                    gen_c = real_y[torch.randint(0, len(real_y), (batch,), device=device)]
-                opt = opts[phase.module]
-                opt.zero_grad(set_to_none=True)
-                with autocast:
-                    stats.add(objective.accumulate_gradients(phase.name, real_img, real_c, gen_z, gen_c))
-                opt.step()
-                if phase.name == "D":
-                    images_seen += batch
-                    bar.update(batch)
-        if G_ema is not None:
-            with torch.no_grad():  # EMA of G's weights; buffers (BN statistics) are copied
-                torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - ema_beta)
-                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                    b_ema.copy_(b)
+        shown = train_step(step)
+        images_seen += shown
+        bar.update(shown)
         step += 1
 
         done = images_seen >= total_images

@@ -49,6 +49,7 @@ def prepare(cfg: Config) -> Setup:
         c = torch.zeros(2, dtype=torch.long)
         fake = G(torch.zeros(2, G.z_dim), c)
         if tuple(fake.shape[1:]) != data.shape:
-            raise ConfigError(f"model.arch={cfg.model.arch} makes {tuple(fake.shape[1:])} samples, data is {data.shape}.")
+            made = tuple(fake.shape[1:])
+            raise ConfigError(f"model.arch={cfg.model.arch} makes {made} samples but the data is {data.shape}.")
         D(fake, c)
     return setup

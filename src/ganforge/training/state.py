@@ -67,7 +67,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     npst = state["numpy"]
-    np.random.set_state(("MT19937", npst["key"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["gauss"]))
+    key = npst["key"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", key, npst["pos"], npst["has_gauss"], npst["gauss"]))
     py = state["python"]
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
 

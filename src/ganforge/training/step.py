@@ -1,0 +1,65 @@
+"""One training iteration: every phase the objective declares, the optimiser steps and the EMA update.
+
+Kept apart from the loop so that a faster implementation of the *same* iteration (e.g. a CUDA-graph
+captured one) can replace it without touching the loop. It consumes randomness in a fixed order
+(data permutation from the sampler's own generator, then latents/labels/augmentation from torch's
+global generator), which is what makes kill-and-resume bit-exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganforge.config import Config
+from ganforge.objectives import GANObjective
+from ganforge.objectives.augment import classic_augment, uses_classic
+from ganforge.training.state import BatchSampler
+from ganforge.training.stats import StatsAccumulator
+
+
+class EagerStep:
+    def __init__(
+        self, cfg: Config, objective: GANObjective, opts: dict[str, torch.optim.Optimizer], G: nn.Module,
+        G_ema: nn.Module | None, sampler: BatchSampler, real_x: torch.Tensor, real_y: torch.Tensor | None,
+        stats: StatsAccumulator, device: torch.device,
+    ) -> None:
+        self.cfg, self.objective, self.opts, self.G, self.G_ema = cfg, objective, opts, G, G_ema
+        self.sampler, self.real_x, self.real_y, self.stats, self.device = sampler, real_x, real_y, stats, device
+        self.batch = cfg.train.batch_size
+        self.phases = objective.phases()
+        self.ema_beta = 0.5 ** (self.batch / (cfg.train.ema_kimg * 1000)) if G_ema is not None else 0.0
+        amp = cfg.train.amp == "bf16" and device.type == "cuda"
+        self.autocast: Any = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
+
+    def __call__(self, step: int) -> int:
+        """Run iteration ``step``; return the number of real images shown to D."""
+        shown = 0
+        for phase in self.phases:
+            if step % phase.interval != 0:
+                continue
+            for _ in range(phase.repeats):
+                idx = self.sampler.next()
+                real_img = self.real_x[idx]  # [N, C, H, W] or [N, D]
+                real_c = self.real_y[idx] if self.real_y is not None else None
+                if phase.name == "D" and uses_classic(self.cfg.augment):
+                    real_img = classic_augment(real_img, self.cfg.augment)
+                gen_z = torch.randn(self.batch, self.G.z_dim, device=self.device)
+                gen_c = real_c  # D: generated labels follow the real batch's labels
+                if phase.name == "G" and self.real_y is not None:  # G: labels from the data's label distribution
+                    gen_c = self.real_y[torch.randint(0, len(self.real_y), (self.batch,), device=self.device)]
+                opt = self.opts[phase.module]
+                opt.zero_grad(set_to_none=True)
+                with self.autocast:
+                    self.stats.add(self.objective.accumulate_gradients(phase.name, real_img, real_c, gen_z, gen_c))
+                opt.step()
+                if phase.name == "D":
+                    shown += self.batch
+        if self.G_ema is not None:
+            with torch.no_grad():  # EMA of G's weights; buffers (BN statistics) are copied
+                torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - self.ema_beta)
+                for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                    b_ema.copy_(b)
+        return shown

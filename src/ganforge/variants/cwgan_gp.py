@@ -1,0 +1,23 @@
+"""Conditional WGAN-GP: WGAN-GP (Gulrajani et al. 2017) with the labels of the cGAN (Mirza & Osindero 2014).
+
+G sees the label embedding concatenated to the latent; the critic sees the label map as an extra
+input channel (convolutional) or the embedding concatenated to its input (MLP). The gradient penalty
+is taken with respect to the image only, at interpolates that keep the real batch's labels (the
+generated batch in a critic step carries the same labels, so each interpolate has one label).
+"""
+
+from __future__ import annotations
+
+from ganforge.models.layers import Conditioning
+from ganforge.variants import Variant, register
+from ganforge.variants.wgan_gp import WGAN_GP_DEFAULTS
+
+register(
+    Variant(
+        name="cwgan-gp",
+        help="conditional WGAN-GP: cGAN conditioning (label embedding in G, label map in D) + Wasserstein + GP",
+        conditioning=Conditioning(g="concat", d="concat"),
+        defaults=WGAN_GP_DEFAULTS,
+        reference="Gulrajani et al. 2017; Mirza & Osindero 2014",
+    )
+)
