@@ -115,17 +115,34 @@ def demo(out: str | None, progress: bool | None) -> None:
     demo_evaluation(result.run_dir)
 
 
-@main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True, help="Samples to generate.")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder (must be new).")
-@click.option("--seed", type=int, default=0, show_default=True)
-def generate(run_dir: Path, n: int, out: Path, seed: int) -> None:
-    """Sample from a trained run: PNG files plus one samples.npz."""
-    from ganforge.generate import generate_samples
+GENERATE_EXAMPLES = """
+\b
+Examples:
+  ganforge generate runs/dcgan --n 10000 --out synth/dcgan --format npz
+  ganforge generate runs/cgan --per-class 1000 --out synth/cgan --format imagefolder
+  ganforge generate runs/cgan --label 7 --n 500 --out synth/sevens
+  ganforge generate runs/path-cgan --per-class 2000 --out synth/path --format medmnist-npz
+  (then train on it: ganforge train mnist-dcgan --set data.name=folder --set data.path=synth/cgan)
+"""
 
-    result = generate_samples(run_dir, n=n, out=out, seed=seed)
-    click.echo(f"wrote {result.n} samples to {out}")
+
+@main.command(epilog=GENERATE_EXAMPLES)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Samples to generate (default 64).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder (must be new).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed -> the same files, byte for byte.")
+@click.option("--label", type=click.IntRange(min=0), default=None, help="Conditional runs: sample only class K.")
+@click.option("--per-class", "per_class", type=click.IntRange(min=1), default=None,
+              help="Conditional runs: N samples of every class (sets the total).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "png", "npz", "imagefolder", "medmnist-npz"]),
+              default="auto", show_default=True, help="auto: png for images, npz for 2D points.")
+def generate(run_dir: Path, n: int | None, out: Path, seed: int, label: int | None, per_class: int | None,
+             fmt: str) -> None:
+    """Sample a labelled synthetic dataset from a trained run, with manifest.json (provenance)."""
+    from ganforge.generate import generate_dataset, summarize
+
+    result = generate_dataset(run_dir, out, n=n, seed=seed, label=label, per_class=per_class, fmt=fmt)  # type: ignore[arg-type]
+    click.echo(summarize(result))
 
 
 @main.command(name="list")
@@ -144,3 +161,11 @@ def list_(what: str) -> None:
         width = max((len(r[0]) for r in rows), default=0)
         for key, help_text in rows:
             click.echo(f"  {key.ljust(width)}  {help_text}")
+
+
+from ganforge.experiments.command import compare, sweep  # noqa: E402
+from ganforge.reporting.command import report  # noqa: E402
+
+main.add_command(sweep)
+main.add_command(compare)
+main.add_command(report)

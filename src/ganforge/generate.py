@@ -1,39 +1,249 @@
-"""Sampling from an exported generator into files."""
+"""Synthetic datasets from an exported generator, with provenance.
+
+``generate_dataset(run_dir, out, n=..., seed=..., fmt=...)`` samples the generator (``generator.safetensors``
++ ``generator.json``; no training code) and writes a labelled dataset plus ``manifest.json``:
+
+=================  ================================================================================
+format             files
+=================  ================================================================================
+``png``            ``000000.png`` ... (flat) and, for conditional generators, ``labels.csv``
+                   (file,label,class_name). Loadable as ganforge's ``folder`` dataset (unlabelled).
+``npz``            ``samples.npz``: ``images`` uint8 [N, H, W, C] (or ``points`` float32 [N, D] for 2D
+                   data), ``labels`` int64 [N] and ``class_names`` when conditional.
+``imagefolder``    one subfolder per class, named after the generator's class names (prefixed with the
+                   zero-padded label when the names would not sort in label order, so torchvision's
+                   ``ImageFolder`` and ganforge's ``folder`` dataset assign the original label indices).
+``medmnist-npz``   ``synthetic.npz`` in MedMNIST's layout: ``train_images`` uint8 [N, H, W] (grayscale) or
+                   [N, H, W, 3], ``train_labels`` int64 [N, 1]. The synthetic set is the TRAIN split only:
+                   there are no ``val_*`` / ``test_*`` arrays, on purpose. Synthetic data is for training;
+                   evaluate on the real dataset's test split (a synthetic "test" set would flatter any model).
+=================  ================================================================================
+
+Determinism: the same generator, seed, n/labels and format give the same data files byte for byte
+(PNGs carry no timestamps; npz archives are written with fixed zip dates). The creation time lives
+only in ``manifest.json``, which also records the generator's SHA-256, the run config, the seed, EMA,
+truncation (none), per-class counts, the format, a SHA-256 over all data files and the ganforge version.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import datetime
+import hashlib
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import torch
 from PIL import Image
 
+import ganforge
 from ganforge.data.base import to_uint8
-from ganforge.errors import RunDirError
-from ganforge.training.export import load_generator
+from ganforge.errors import ConfigError, GanforgeError, RunDirError
+from ganforge.training.checkpoint import atomic_write_json
+from ganforge.training.export import LoadedGenerator, load_generator
+
+Format = Literal["auto", "png", "npz", "imagefolder", "medmnist-npz"]
+FORMATS = ("png", "npz", "imagefolder", "medmnist-npz")
+MEDMNIST_FILE = "synthetic.npz"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates: npz bytes do not depend on the clock
 
 
 @dataclass
 class GenerateResult:
     out: Path
     n: int
+    format: str
+    counts: dict[str, int] = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+
+
+def choose_labels(
+    gen: LoadedGenerator, n: int | None, label: int | None, per_class: int | None
+) -> tuple[int, torch.Tensor | None]:
+    """How many samples and which labels. Conditional generators get balanced labels by default
+    (label i % num_classes), one class with ``label``, or ``per_class`` of every class."""
+    if not gen.conditional:
+        if label is not None or per_class is not None:
+            raise GanforgeError(
+                "this generator is unconditional (it was not trained with labels), so --label/--per-class "
+                "cannot choose a class. Drop them, or train a conditional variant (e.g. variant=cgan)."
+            )
+        return (64 if n is None else n), None
+    C = gen.num_classes
+    if label is not None and per_class is not None:
+        raise GanforgeError("give --label K (one class) or --per-class N (every class), not both.")
+    if label is not None:
+        if not 0 <= label < C:
+            names = ", ".join(f"{i}={c}" for i, c in enumerate(gen.class_names)) or f"0..{C - 1}"
+            raise GanforgeError(f"--label {label} is not a class of this generator; choose one of {names}.")
+        n = 64 if n is None else n
+        return n, torch.full((n,), label, dtype=torch.long)
+    if per_class is not None:
+        if n is not None:
+            raise GanforgeError(f"--per-class {per_class} sets the total ({per_class * C}); drop --n.")
+        return per_class * C, torch.arange(C).repeat_interleave(per_class)
+    n = 64 if n is None else n
+    return n, torch.arange(n) % C
+
+
+def generate_dataset(
+    run_dir: Path | str, out: Path | str, *, n: int | None = None, seed: int = 0, label: int | None = None,
+    per_class: int | None = None, fmt: Format = "auto", batch: int = 1024,
+) -> GenerateResult:
+    gen = load_generator(run_dir)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out "
+                          "(nothing was overwritten).")
+    if fmt == "auto":
+        fmt = "png" if gen.kind == "image" else "npz"
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
+    if gen.kind != "image" and fmt != "npz":
+        raise GanforgeError(f"this generator makes {gen.kind} ({gen.shape}), not images: use --format npz.")
+    if fmt in ("imagefolder", "medmnist-npz") and not gen.conditional:
+        raise GanforgeError(
+            f"--format {fmt} stores a label per image, but this generator is unconditional. "
+            "Use --format png or npz, or train a conditional variant."
+        )
+    n_total, labels = choose_labels(gen, n, label, per_class)
+    if n_total < 1:
+        raise GanforgeError("nothing to generate: --n (or --per-class) must be >= 1.")
+
+    x, labels = gen.sample(n_total, seed=seed, labels=labels, batch=batch)
+    class_names = _class_names(gen)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, bytes] = {}  # relative path -> bytes; written, then hashed in a fixed order
+    extra: dict = {}
+    if gen.kind != "image":
+        arrays = {"points": x.numpy().astype(np.float32)}
+        if labels is not None:
+            arrays |= {"labels": labels.numpy().astype(np.int64), "class_names": np.array(class_names)}
+        files["samples.npz"] = npz_bytes(arrays)
+    else:
+        imgs = to_uint8(x)  # [N, H, W, C]
+        lab = labels.numpy().astype(np.int64) if labels is not None else None
+        width = max(6, len(str(n_total - 1)))
+        if fmt == "png":
+            rows = []
+            for i, img in enumerate(imgs):
+                name = f"{i:0{width}d}.png"
+                files[name] = png_bytes(img)
+                if lab is not None:
+                    rows.append((name, int(lab[i]), class_names[lab[i]]))
+            if lab is not None:
+                buf = io.StringIO()
+                w = csv.writer(buf, lineterminator="\n")
+                w.writerow(["file", "label", "class_name"])
+                w.writerows(rows)
+                files["labels.csv"] = buf.getvalue().encode()
+        elif fmt == "npz":
+            arrays = {"images": imgs}
+            if lab is not None:
+                arrays |= {"labels": lab, "class_names": np.array(class_names)}
+            files["samples.npz"] = npz_bytes(arrays)
+        elif fmt == "imagefolder":
+            folders = class_folders(class_names)
+            extra["class_folders"] = folders
+            for i, img in enumerate(imgs):
+                files[f"{folders[lab[i]]}/{i:0{width}d}.png"] = png_bytes(img)
+        else:  # medmnist-npz
+            images = imgs[:, :, :, 0] if imgs.shape[3] == 1 else imgs  # MedMNIST: [N, H, W] gray, [N, H, W, 3] RGB
+            files[MEDMNIST_FILE] = npz_bytes({"train_images": images, "train_labels": lab.reshape(-1, 1)})
+            extra["splits"] = "train only (train_images, train_labels); evaluate on the real test split"
+
+    content = hashlib.sha256()
+    for rel in sorted(files):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(files[rel])
+        content.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
+
+    counts: dict[str, int] = {}
+    if labels is not None:
+        bincount = np.bincount(labels.numpy(), minlength=gen.num_classes)
+        counts = {class_names[k]: int(bincount[k]) for k in range(gen.num_classes)}
+    manifest = {
+        "format": fmt,
+        "n": n_total,
+        "kind": gen.kind,
+        "shape": list(gen.shape),
+        "seed": seed,
+        "label": label,
+        "per_class": per_class,
+        "labels_assigned": ("one class" if label is not None else "per class" if per_class is not None
+                            else "balanced: label i % num_classes" if labels is not None else "none (unconditional)"),
+        "counts_per_class": counts,
+        "class_names": list(class_names) if labels is not None else [],
+        "generator_sha256": gen.sha256,
+        "generator_run_dir": str(run_dir),
+        "generator_kimg": gen.spec.get("kimg"),
+        "ema": bool(gen.spec.get("ema", False)),
+        "truncation": None,  # samples use z ~ N(0, I) unmodified
+        "latent": "z ~ N(0, I) drawn from torch.Generator().manual_seed(seed), all up front (batch-size invariant)",
+        "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]" if gen.kind == "image" else "float32",
+        "files": len(files),
+        "content_sha256": content.hexdigest(),
+        **extra,
+        "config": gen.spec.get("config"),
+        "ganforge_version": ganforge.__version__,
+        "torch_version": torch.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    return GenerateResult(out, n_total, fmt, counts, manifest)
 
 
 def generate_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> GenerateResult:
-    gen = load_generator(run_dir)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out.")
-    x, labels = gen.sample(n, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    if gen.kind == "image":
-        imgs = to_uint8(x)  # [N, H, W, C]
-        for i, img in enumerate(imgs):
-            Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(out / f"{i:06d}.png")
-        arrays = {"images": imgs}
-    else:
-        arrays = {"points": x.numpy()}
-    if labels is not None:
-        arrays["labels"] = labels.numpy().astype(np.int64)
-    np.savez(out / "samples.npz", **arrays)
-    return GenerateResult(out, n)
+    """Backwards-compatible entry: PNG files for images, samples.npz for points."""
+    return generate_dataset(run_dir, out, n=n, seed=seed)
+
+
+def _class_names(gen: LoadedGenerator) -> list[str]:
+    names = [str(c) for c in gen.class_names]
+    if len(names) != gen.num_classes:
+        names = [str(k) for k in range(gen.num_classes)]
+    return names
+
+
+def class_folders(class_names: list[str]) -> list[str]:
+    """Folder per class, in label order. Plain names when they are unique, safe, and sort in label order
+    (what ImageFolder assumes); else ``03_name``-style zero-padded prefixes."""
+    safe = [re.sub(r"[^A-Za-z0-9._+-]+", "_", c).strip("._") or "class" for c in class_names]
+    if len(set(safe)) == len(safe) and sorted(safe) == safe:
+        return safe
+    width = len(str(len(safe) - 1))
+    return [f"{k:0{width}d}_{s}" for k, s in enumerate(safe)]
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """uint8 [H, W, C] -> PNG bytes. Pillow writes no time chunk, so equal pixels give equal bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` that ``np.load`` reads, with fixed zip dates (``np.savez`` stamps the current time)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
+def summarize(result: GenerateResult) -> str:
+    counts = ", ".join(f"{k}: {v}" for k, v in result.counts.items())
+    return (f"wrote {result.n} samples ({result.format}) to {result.out}"
+            + (f"\n  per class: {counts}" if counts else "")
+            + f"\n  manifest:  {result.out / 'manifest.json'}  (generator sha256 "
+              f"{result.manifest['generator_sha256'][:16]}..., seed {result.manifest['seed']})")

@@ -77,3 +77,29 @@ def to_unit_range(images_uint8: np.ndarray) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C] (rounded, clipped)."""
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified split -> (train_idx, test_idx), each shuffled.
+
+    Every class gives ``round(test_fraction * n_k)`` items to the test side, with largest-remainder rounding so
+    the test side holds exactly ``round(test_fraction * N)`` items. Both index arrays come back in a seeded
+    random order, so taking the first ``limit`` items of a label-sorted source still mixes the classes.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = test_fraction * counts  # [K] ideal test items per class
+    n_test = np.floor(quota).astype(np.int64)
+    short = int(round(test_fraction * len(labels))) - int(n_test.sum())
+    if short > 0:  # hand the remaining items to the classes with the largest remainders (ties: lowest label)
+        order = np.argsort(-(quota - n_test), kind="stable")
+        n_test[order[:short]] += 1
+    train_parts, test_parts = [], []
+    for k, n_k in zip(classes, n_test):
+        idx = rng.permutation(np.flatnonzero(labels == k))
+        test_parts.append(idx[:n_k])
+        train_parts.append(idx[n_k:])
+    train_idx = np.concatenate(train_parts) if train_parts else np.zeros(0, np.int64)
+    test_idx = np.concatenate(test_parts) if test_parts else np.zeros(0, np.int64)
+    return rng.permutation(train_idx), rng.permutation(test_idx)

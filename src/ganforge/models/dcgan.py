@@ -14,7 +14,14 @@ from torch import nn
 from ganforge.config import ModelConfig
 from ganforge.errors import ConfigError
 from ganforge.models import ARCHS
-from ganforge.models.layers import CondBatchNorm, Conditioning, CondSequential, DOut, apply_spectral_norm
+from ganforge.models.layers import (
+    CondBatchNorm,
+    Conditioning,
+    CondSequential,
+    DOut,
+    apply_spectral_norm,
+    spectral_norm_projection,
+)
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -95,8 +102,11 @@ class DCGANDiscriminator(nn.Module):
         self.out = nn.Linear(feat, 1)
         self.aux = nn.Linear(feat, num_classes) if cond.d == "aux" else None
         self.proj = nn.Embedding(num_classes, feat) if cond.d == "projection" else None
+        if self.proj is not None:  # N(0, 1) rows would dwarf psi(phi(x)) at F in the thousands
+            nn.init.xavier_uniform_(self.proj.weight)
         if cfg.spectral_norm_d:
             apply_spectral_norm(self)
+            spectral_norm_projection(self)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> DOut:
         if self.embed is not None:

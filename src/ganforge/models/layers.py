@@ -76,13 +76,24 @@ def norm_layer(num_features: int, enabled: bool, cond: GCond, num_classes: int) 
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral normalisation (Miyato et al. 2018) on every conv and linear weight of ``module``."""
+    """Spectral normalisation (Miyato et al. 2018) on every conv and linear weight of ``module``.
+
+    W / sigma(W), sigma estimated by one power iteration per training-mode forward pass. Embeddings
+    are left alone (label inputs, per-class norm gains), except a projection discriminator's class
+    embedding, which the D builders normalise too, as Miyato & Koyama 2018 do.
+    """
     for name, child in list(module.named_children()):
         if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             setattr(module, name, nn.utils.parametrizations.spectral_norm(child))
         elif not isinstance(child, (nn.Embedding,)):
             apply_spectral_norm(child)
     return module
+
+
+def spectral_norm_projection(D: nn.Module) -> None:
+    """Spectral norm on D's projection embedding ``D.proj`` [K, F] if it has one (Miyato & Koyama 2018)."""
+    if getattr(D, "proj", None) is not None:
+        D.proj = nn.utils.parametrizations.spectral_norm(D.proj)
 
 
 class CondSequential(nn.Module):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
 from ganforge.models import ARCHS
 from ganforge.models.layers import (
     CondBatchNorm,
@@ -21,6 +22,7 @@ from ganforge.models.layers import (
     activation,
     apply_spectral_norm,
     per_layer,
+    spectral_norm_projection,
 )
 
 
@@ -45,10 +47,16 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.z_dim, self.out_shape, self.num_classes, self.cond = cfg.z_dim, tuple(shape), num_classes, cond.g
         n = len(cfg.g_hidden)
+        g_bn = per_layer(cfg.g_batchnorm, n, "g_batchnorm")
+        if cond.g == "cbn" and not any(g_bn):
+            raise ConfigError(
+                "conditional batch norm carries the label into the MLP generator, but it has no batch norm layer. "
+                "Set model.g_batchnorm=[true] (or use a variant whose G concatenates the label, e.g. cgan)."
+            )
         self.embed = nn.Embedding(num_classes, cfg.embed_dim) if cond.g == "concat" else None
         in_dim = cfg.z_dim + (cfg.embed_dim if self.embed is not None else 0)
         self.body = _hidden_stack(
-            in_dim, list(cfg.g_hidden), cfg.g_act, cfg.leaky_slope, per_layer(cfg.g_batchnorm, n, "g_batchnorm"),
+            in_dim, list(cfg.g_hidden), cfg.g_act, cfg.leaky_slope, g_bn,
             per_layer(cfg.g_dropout, n, "g_dropout"), cond.g == "cbn", num_classes,
         )
         self.out = nn.Linear(cfg.g_hidden[-1] if n else in_dim, math.prod(shape))
@@ -77,8 +85,11 @@ class MLPDiscriminator(nn.Module):
         self.out = nn.Linear(feat, 1)
         self.aux = nn.Linear(feat, num_classes) if cond.d == "aux" else None
         self.proj = nn.Embedding(num_classes, feat) if cond.d == "projection" else None
+        if self.proj is not None:  # N(0, 1) rows would dwarf psi(phi(x)) at F in the thousands
+            nn.init.xavier_uniform_(self.proj.weight)
         if cfg.spectral_norm_d:
             apply_spectral_norm(self)
+            spectral_norm_projection(self)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> DOut:
         h = x.flatten(1)  # [N, prod(shape)]

@@ -19,8 +19,9 @@ from ganforge.registry import Registry
 class AdversarialLoss:
     d_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]  # (real_logits, gen_logits, smoothing)
     g_loss: Callable[[torch.Tensor], torch.Tensor]  # (gen_logits)
-    # True when D's outputs are probabilities through a sigmoid: then D accuracy is meaningful at 0.
-    logit_threshold: float = 0.0
+    logit_threshold: float = 0.0  # D's decision boundary between "real" and "fake" (for the D accuracy statistic)
+    probabilities: bool = False  # D's score reads as a probability through a sigmoid (bce, minimax)
+    smoothing: bool = False  # the loss has a real target that one-sided label smoothing can soften
 
 
 LOSSES: Registry[AdversarialLoss] = Registry("loss")
@@ -36,12 +37,22 @@ def _bce_d(real_logits: torch.Tensor, gen_logits: torch.Tensor, smoothing: float
 
 LOSSES.add(
     "bce",
-    AdversarialLoss(d_loss=_bce_d, g_loss=lambda gen_logits: F.softplus(-gen_logits).mean()),  # -log(sigmoid(gen))
+    AdversarialLoss(
+        d_loss=_bce_d,
+        g_loss=lambda gen_logits: F.softplus(-gen_logits).mean(),  # -log(sigmoid(gen))
+        probabilities=True,
+        smoothing=True,
+    ),
     help="binary cross-entropy; G uses the non-saturating loss -log D(G(z)) (Goodfellow et al. 2014)",
 )
 LOSSES.add(
     "minimax",
-    AdversarialLoss(d_loss=_bce_d, g_loss=lambda gen_logits: -F.softplus(gen_logits).mean()),  # log(1 - sigmoid(gen))
+    AdversarialLoss(
+        d_loss=_bce_d,
+        g_loss=lambda gen_logits: -F.softplus(gen_logits).mean(),  # log(1 - sigmoid(gen))
+        probabilities=True,
+        smoothing=True,
+    ),
     help="the original minimax form: G minimises log(1 - D(G(z))) (saturates early in training)",
 )
 
@@ -54,15 +65,19 @@ def _ls_d(real_logits: torch.Tensor, gen_logits: torch.Tensor, smoothing: float)
 LOSSES.add(
     "ls",
     AdversarialLoss(
-        d_loss=_ls_d, g_loss=lambda gen_logits: 0.5 * ((gen_logits - 1.0) ** 2).mean(), logit_threshold=0.5
+        d_loss=_ls_d,
+        g_loss=lambda gen_logits: 0.5 * ((gen_logits - 1.0) ** 2).mean(),  # 0.5 * (D(G(z)) - c)^2, c = 1
+        logit_threshold=0.5,
+        smoothing=True,
     ),
     help="least squares (LSGAN, Mao et al. 2017), targets a=0, b=c=1",
 )
 LOSSES.add(
     "hinge",
     AdversarialLoss(
-        d_loss=lambda real, gen, s: F.relu(1.0 - real).mean() + F.relu(1.0 + gen).mean(),  # hinge on D
-        g_loss=lambda gen_logits: -gen_logits.mean(),
+        # max(0, 1 - D(x)) + max(0, 1 + D(G(z))); no real target to smooth
+        d_loss=lambda real, gen, s: F.relu(1.0 - real).mean() + F.relu(1.0 + gen).mean(),
+        g_loss=lambda gen_logits: -gen_logits.mean(),  # -D(G(z))
     ),
     help="hinge loss (Lim & Ye 2017; SNGAN, BigGAN)",
 )

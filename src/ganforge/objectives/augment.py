@@ -46,24 +46,29 @@ def _color(x: torch.Tensor) -> torch.Tensor:
 
 
 def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by a whole number of pixels, uniform in [-s, s] with s = round(ratio * size)."""
     n, _, h, w = x.shape
-    shift = torch.round((torch.rand(n, 2, device=x.device) * 2 - 1) * ratio * torch.tensor([w, h], device=x.device))
+    size = torch.tensor([w, h], device=x.device)
+    s = torch.round(size * ratio).long()  # [2] max shift in pixels (x, y)
+    shift = torch.floor(torch.rand(n, 2, device=x.device) * (2 * s + 1)) - s  # [N, 2] integers in [-s, s]
     theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = (-2 * shift / torch.tensor([w, h], device=x.device)).to(x.dtype)  # pixels -> [-1, 1] units
+    theta[:, :, 2] = (-2 * shift / size).to(x.dtype)  # pixels -> [-1, 1] units: exact whole-pixel moves
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     # Zero padding in [-1, 1] space means mid-grey, as in the reference implementation's zero pad.
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    """Zero one square of side round(ratio * size) per image, its centre anywhere in the image (edges clip)."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
     cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
-    cut = ((ys - cy).abs() <= ch // 2) & ((xs - cx).abs() <= cw // 2)  # [N, H, W]
+    dy, dx = ys - cy + ch // 2, xs - cx + cw // 2  # position inside the square: [0, ch) x [0, cw)
+    cut = (dy >= 0) & (dy < ch) & (dx >= 0) & (dx < cw)  # [N, H, W]
     return x * (~cut).unsqueeze(1).to(x.dtype)
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.config import Config
+from ganforge.errors import ConfigError
 from ganforge.models.layers import Conditioning, DOut
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.objectives.augment import diff_augment, parse_policy
@@ -37,7 +38,8 @@ class GANObjective:
         self.ocfg = cfg.objective
         self.loss = LOSSES.get(cfg.objective.loss)
         self.policy = parse_policy(cfg.augment.diffaugment)
-        self.sigmoid_scores = cfg.objective.loss in ("bce", "minimax")
+        self.sigmoid_scores = self.loss.probabilities
+        check_objective(cfg, D, cond, num_classes)
 
     def phases(self) -> list[Phase]:
         phases = [Phase("D", "D", repeats=self.ocfg.n_critic)]
@@ -114,3 +116,22 @@ class GANObjective:
         if self.sigmoid_scores:
             real, gen = torch.sigmoid(real), torch.sigmoid(gen)
         return {"D_real": real.mean(), "D_fake": gen.mean(), "D_acc": acc}
+
+
+def check_objective(cfg: Config, D: nn.Module, cond: Conditioning, num_classes: int) -> None:
+    """Refuse objective settings that would silently do nothing or compute the wrong thing."""
+    o = cfg.objective
+    loss = LOSSES.get(o.loss)
+    if o.label_smoothing > 0 and not loss.smoothing:
+        raise ConfigError(
+            f"objective.label_smoothing={o.label_smoothing} has no effect with objective.loss={o.loss} (it has no "
+            "real-class target to soften). Use loss bce or ls, or set objective.label_smoothing=0."
+        )
+    if o.gp_weight > 0 and any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in D.modules()):
+        raise ConfigError(
+            "objective.gp_weight > 0 penalises each sample's gradient, but D has batch norm, which mixes the samples "
+            "of a batch (Gulrajani et al. 2017, section 4). Set model.d_batchnorm=[false] (the wgan-gp variants do "
+            "unless a preset turns it back on)."
+        )
+    if cond.d == "aux" and num_classes < 2:
+        raise ConfigError("the AC-GAN auxiliary classifier needs a dataset with at least 2 labelled classes.")

@@ -14,6 +14,7 @@ import json
 import math
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from ganforge.reporting.curves import save_loss_plot
 from ganforge.reporting.grids import save_image_grid, save_scatter
 from ganforge.training.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
 from ganforge.training.export import export_generator
+from ganforge.training.fast import GraphedStep
 from ganforge.training.setup import Setup
 from ganforge.training.state import BatchSampler, rng_state, seed_everything, set_rng_state
 from ganforge.training.stats import StatsAccumulator
@@ -37,7 +39,15 @@ from ganforge.training.step import EagerStep
 
 
 def make_step(cfg: Config, *args: Any) -> Callable[[int], int]:
-    """The iteration implementation: eager, or CUDA-graph captured when train.cuda_graphs is on."""
+    """The iteration implementation: eager, or CUDA-graph captured when train.cuda_graphs is on.
+
+    ``args`` are (objective, opts, G, G_ema, sampler, real_x, real_y, stats, device).
+    """
+    device: torch.device = args[-1]
+    if cfg.train.cuda_graphs and device.type == "cuda":
+        return GraphedStep(cfg, *args)
+    if cfg.train.cuda_graphs:
+        warnings.warn(f"train.cuda_graphs needs a CUDA device, not {device}; using the eager step.", stacklevel=2)
     return EagerStep(cfg, *args)
 
 CKPT_DIR, LATEST = "checkpoints", "latest.pt"

@@ -29,7 +29,10 @@ class BatchSampler:
     def _new_epoch(self) -> None:
         self.epoch_start_state = self.gen.get_state()
         reps = -(-self.batch // self.n)  # a batch larger than the dataset spans several permutations
-        self.perm = torch.cat([torch.randperm(self.n, generator=self.gen) for _ in range(reps)]).to(self.device)
+        perm = torch.cat([torch.randperm(self.n, generator=self.gen) for _ in range(reps)])
+        if self.device.type == "cuda":  # page-locked, so the copy below does not block the host (no sync per epoch)
+            perm = perm.pin_memory()
+        self.perm = perm.to(self.device, non_blocking=True)
         self.pos = 0
 
     def next(self) -> torch.Tensor:

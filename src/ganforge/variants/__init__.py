@@ -35,6 +35,6 @@ def register(variant: Variant) -> Variant:
     return variant
 
 
-from ganforge.variants import gan  # noqa: E402,F401  (registration)
+from ganforge.variants import acgan, cgan, cwgan_gp, gan, projection, wgan_gp  # noqa: E402,F401  (registration)
 
 __all__ = ["VARIANTS", "Variant", "register"]

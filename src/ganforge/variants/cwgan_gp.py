@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from ganforge.models.layers import Conditioning
 from ganforge.variants import Variant, register
-from ganforge.variants.wgan_gp import WGAN_GP_DEFAULTS
+from ganforge.variants.wgan_gp import wgan_gp_defaults
 
 register(
     Variant(
         name="cwgan-gp",
         help="conditional WGAN-GP: cGAN conditioning (label embedding in G, label map in D) + Wasserstein + GP",
         conditioning=Conditioning(g="concat", d="concat"),
-        defaults=WGAN_GP_DEFAULTS,
+        defaults=wgan_gp_defaults(),
         reference="Gulrajani et al. 2017; Mirza & Osindero 2014",
     )
 )

@@ -1,0 +1,260 @@
+"""Training speed: a study-style loop vs ganforge's step, one model, one process, one device.
+
+For the PathMNIST DCGAN (``pathmnist-dcgan``, 3x28x28) and the dense MNIST GAN (``mnist-mlp``,
+1x28x28) at each batch size, times
+
+  (a) ``benchmarks/plain_loop.py``: DataLoader over a CPU TensorDataset, ``.item()`` every step, fp32;
+  (b) ganforge's step (``make_step``, as ``training_loop`` builds it) on device-resident data, with the
+      best settings for the device: on CUDA bf16 autocast + channels_last (convolutional models) + CUDA
+      graphs; on a CPU the eager step, fp32.
+
+Both train the same networks from the same initial weights. Warm-up iterations (and graph capture) are
+excluded; the timed part runs for ``--seconds`` per cell (at least ``--min-iters`` iterations) and ends
+with a device synchronisation. Images/s counts real images shown to D. The data is synthetic (random
+pixels at the datasets' sizes; speed does not depend on pixel values) unless ``--pathmnist`` points
+to the MedMNIST ``pathmnist.npz``.
+
+``--eval`` also times a full evaluation with ``ganforge.metrics``: features of 50,000 generated images
+and of the real reference set with the domain extractor, then FID, KID and precision/recall/density/coverage.
+
+    PYTHONPATH=src python benchmarks/train_speed.py --out speed.md            # CUDA if present
+    PYTHONPATH=src python benchmarks/train_speed.py --quick --out speed-cpu.md  # a few minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks.plain_loop`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.plain_loop import plain_train  # noqa: E402
+from ganforge.config import Config, load_config  # noqa: E402
+from ganforge.models import build_models  # noqa: E402
+from ganforge.objectives import GANObjective  # noqa: E402
+from ganforge.training.loop import make_optimizer, make_step  # noqa: E402
+from ganforge.training.state import BatchSampler, seed_everything  # noqa: E402
+from ganforge.training.stats import StatsAccumulator  # noqa: E402
+from ganforge.variants import VARIANTS  # noqa: E402
+
+# name -> (preset, image shape, training-set size)
+MODELS = {"dcgan": ("pathmnist-dcgan", (3, 28, 28), 89_996), "mlp": ("mnist-mlp", (1, 28, 28), 60_000)}
+
+
+@dataclass
+class Trainer:
+    step: object  # EagerStep or GraphedStep: step(iteration) -> images shown
+    stats: StatsAccumulator
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: torch.nn.Module | None
+
+
+def build_trainer(
+    cfg: Config, x: torch.Tensor, y: torch.Tensor | None, num_classes: int, device: torch.device,
+    models: tuple[torch.nn.Module, torch.nn.Module] | None = None,
+) -> Trainer:
+    """What ``training_loop`` builds before its first step, on in-memory data ``x`` [N, C, H, W]."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    seed_everything(cfg.train.seed)
+    cond = VARIANTS.get(cfg.variant).conditioning
+    if models is None:
+        models = build_models(cfg.model, tuple(x.shape[1:]), max(num_classes, 1), cond)
+    G, D = (m.to(device) for m in models)
+    if cfg.train.channels_last and x.dim() == 4:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.train.ema_kimg > 0 else None
+    objective = GANObjective(G, D, cfg, cond, num_classes)
+    opts = {"G": make_optimizer(G.parameters(), cfg.optim.lr_g, cfg, device),
+            "D": make_optimizer(D.parameters(), cfg.optim.lr_d, cfg, device)}
+    real_x = x.to(device)
+    real_y = y.to(device) if y is not None else None
+    sampler = BatchSampler(len(x), cfg.train.batch_size, device, seed=cfg.train.seed)
+    stats = StatsAccumulator()
+    step = make_step(cfg, objective, opts, G, G_ema, sampler, real_x, real_y, stats, device)
+    return Trainer(step, stats, G, D, G_ema)
+
+
+def synthetic_images(n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    """[n, *shape] float32 in [-1, 1] on 256 grey levels, like real uint8 images."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8).float().div_(127.5).sub_(1.0)
+
+
+def load_pathmnist(path: str) -> torch.Tensor:
+    arr = np.load(path)["train_images"]  # [N, 28, 28, 3] uint8
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2))).float().div_(127.5).sub_(1.0)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ganforge(cfg: Config, x: torch.Tensor, device: torch.device, models, *, seconds: float, warmup: int,
+                  min_iters: int) -> tuple[float, float]:
+    """(images/s, the mean loss_D of the timed iterations) of ganforge's step."""
+    t = build_trainer(cfg, x, None, 0, device, models)
+    it = 0
+    for _ in range(warmup):  # eager warm-up, capture, first replays
+        t.step(it)
+        it += 1
+    t.stats.read_and_reset()
+    _sync(device)
+    images, start = 0, time.perf_counter()
+    while True:
+        images += t.step(it)
+        it += 1
+        if it - warmup >= min_iters and time.perf_counter() - start >= seconds:
+            break
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    loss_d = t.stats.read_and_reset()["loss_D"]  # the once-per-tick read, outside the timing
+    return images / elapsed, loss_d
+
+
+def time_plain(cfg: Config, x: torch.Tensor, device: torch.device, models, *, seconds: float, warmup: int,
+               min_iters: int) -> tuple[float, float]:
+    if device.type == "cuda":  # the studies' defaults: fp32 matmuls, cuDNN's default TF32 convolutions
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(cfg.train.seed)
+    G, D = models
+    r = plain_train(G, D, x, batch_size=cfg.train.batch_size, iterations=10**9, lr_g=cfg.optim.lr_g,
+                    lr_d=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2), seed=cfg.train.seed,
+                    device=device, warmup=warmup, max_seconds=seconds, min_iterations=min_iters)
+    return r.img_per_s, float(np.mean(r.loss_D))
+
+
+def fast_overrides(device: torch.device, model: str) -> list[str]:
+    if device.type != "cuda":
+        return []
+    out = ["train.amp=bf16", "train.cuda_graphs=true"]
+    if model == "dcgan":
+        out.append("train.channels_last=true")
+    return out
+
+
+def run_cells(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    rows = []
+    for model in args.models:
+        preset, shape, n_full = MODELS[model]
+        n = args.n or (n_full if device.type == "cuda" else 10_000)
+        if model == "dcgan" and args.pathmnist:
+            x = load_pathmnist(args.pathmnist)
+        else:
+            x = synthetic_images(n, shape)
+        for batch in args.batches:
+            base = [f"train.batch_size={batch}", "train.seed=0"]
+            cfg_plain = load_config(preset, base)
+            cfg_fast = load_config(preset, base + fast_overrides(device, model))
+            torch.manual_seed(0)
+            models = build_models(cfg_plain.model, shape, 1, VARIANTS.get(cfg_plain.variant).conditioning)
+            plain_models = copy.deepcopy(models)
+            plain, plain_loss = time_plain(cfg_plain, x, device, plain_models, seconds=args.seconds,
+                                           warmup=args.warmup, min_iters=args.min_iters)
+            del plain_models
+            fast, fast_loss = time_ganforge(cfg_fast, x, device, models, seconds=args.seconds,
+                                            warmup=args.warmup + 5 * (device.type == "cuda"), min_iters=args.min_iters)
+            del models
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            row = {"model": f"{model} ({preset}, {'x'.join(map(str, shape))})", "batch": batch, "n": len(x),
+                   "plain": plain, "ganforge": fast, "ratio": fast / plain, "settings": settings_text(cfg_fast, device),
+                   "loss_D": (plain_loss, fast_loss)}
+            rows.append(row)
+            print(f"{row['model']:<40} batch {batch:>5}: plain {plain:>12,.0f} img/s   ganforge {fast:>12,.0f} img/s"
+                  f"   x{fast / plain:.2f}   (mean loss_D {plain_loss:.3f} / {fast_loss:.3f})", flush=True)
+    return rows
+
+
+def settings_text(cfg: Config, device: torch.device) -> str:
+    if device.type != "cuda":
+        return "eager, fp32"
+    parts = ["bf16" if cfg.train.amp == "bf16" else "fp32"]
+    if cfg.train.channels_last:
+        parts.append("channels_last")
+    parts.append("CUDA graphs" if cfg.train.cuda_graphs else "eager")
+    return " + ".join(parts)
+
+
+def time_evaluation(device: torch.device, n_gen: int, n_real: int) -> list[tuple[str, float]]:
+    """Seconds for each stage of a full evaluation, with whatever ``ganforge.metrics`` provides."""
+    from ganforge.metrics.evaluation_timing import timed_evaluation  # noqa: F401  (placeholder, see below)
+
+    raise NotImplementedError
+
+
+def device_text(device: torch.device) -> str:
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        return f"{p.name} ({p.total_memory / 2**30:.0f} GiB, {p.multi_processor_count} SMs), CUDA {torch.version.cuda}"
+    return f"CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.machine()})"
+
+
+def to_markdown(rows: list[dict], device: torch.device, args: argparse.Namespace, eval_rows) -> str:
+    lines = [
+        "# Training speed: study-style loop vs ganforge",
+        "",
+        f"- device: {device_text(device)}",
+        f"- torch {torch.__version__}, python {platform.python_version()}",
+        f"- timing: {args.seconds:g} s per cell after {args.warmup} warm-up iterations (ganforge on CUDA: "
+        f"{args.warmup + 5} incl. capture), synchronised; images/s = real images shown to D",
+        "- plain: DataLoader(TensorDataset, shuffle) on CPU data, .item() per step, separate optimiser calls, fp32",
+        f"- ganforge: device-resident data, {rows[0]['settings'] if rows else ''}",
+        "",
+        "| device | torch | model | batch | plain img/s | ganforge img/s | ratio b/a |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    for r in rows:
+        lines.append(f"| {dev} | {torch.__version__} | {r['model']} | {r['batch']:,} | {r['plain']:,.0f} | "
+                     f"{r['ganforge']:,.0f} | {r['ratio']:.2f} |")
+    if eval_rows:
+        lines += ["", "## Evaluation", "", "| stage | seconds |", "| --- | ---: |"]
+        lines += [f"| {name} | {sec:.2f} |" for name, sec in eval_rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--models", default="dcgan,mlp", type=lambda s: s.split(","))
+    ap.add_argument("--batches", default="64,128,1024,4096", type=lambda s: [int(b) for b in s.split(",")])
+    ap.add_argument("--seconds", type=float, default=None, help="timed seconds per cell (default 3 CUDA, 2 CPU)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed iterations (default 10 CUDA, 1 CPU)")
+    ap.add_argument("--min-iters", type=int, default=2)
+    ap.add_argument("--n", type=int, default=None, help="training-set size (default: the dataset's; 10,000 on CPU)")
+    ap.add_argument("--pathmnist", default=None, help="pathmnist.npz to use instead of synthetic PathMNIST pixels")
+    ap.add_argument("--quick", action="store_true", help="short cells (CPU: 1 s, 1 warm-up iteration)")
+    ap.add_argument("--eval", action="store_true", help="also time a 50,000-sample evaluation")
+    ap.add_argument("--out", default=None, help="write the table as markdown here")
+    args = ap.parse_args(argv)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    cuda = device.type == "cuda"
+    args.seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else (3.0 if cuda else 2.0))
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick and not cuda else (10 if cuda else 1))
+    print(f"device: {device_text(device)}; torch {torch.__version__}", flush=True)
+    rows = run_cells(args, device)
+    eval_rows = time_evaluation(device, 50_000, 0) if args.eval else []
+    text = to_markdown(rows, device, args, eval_rows)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

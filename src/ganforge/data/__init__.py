@@ -1,0 +1,107 @@
+"""Datasets. Each loader module registers itself in ``DATASETS``; ``load_dataset`` runs the loader and then the
+post-processing every dataset shares:
+
+1. ``data.classes``: keep only these labels (label values and ``num_classes`` stay as they are);
+2. ``data.limit``: keep the first N examples of the train split (loaders return a shuffled order);
+3. ``data.channels`` (images): gray -> RGB repeats the channel, RGB -> gray is ITU-R 601 luma;
+4. ``data.resolution`` (images): fit to a square (``data.resize``: "resize" squashes, "center-crop" crops the
+   largest centred square first), then resize with antialiased bilinear interpolation and clamp to [-1, 1].
+   With ``resolution`` unset, square images keep their size and non-square ones are fitted to a square of
+   their longer side ("resize") or shorter side ("center-crop").
+
+``channels`` and ``resolution`` do not apply to 2D point sets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from ganforge.config import DataConfig
+from ganforge.data import digits, mnist, toy2d  # noqa: F401  (they register themselves)
+from ganforge.data.base import DATASETS, Dataset, Split
+from ganforge.errors import DataError
+
+RESIZE_CHUNK = 4096  # images resized per interpolate call, to bound the temporary memory
+
+
+def load_dataset(cfg: DataConfig, split: Split) -> Dataset:
+    """The registered loader ``cfg.name`` for ``split`` ("train" or "test"), post-processed as described above."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    data = DATASETS.get(cfg.name)(cfg, split)
+    x, y = data.x, data.y
+    if cfg.classes is not None:
+        x, y = select_classes(data, cfg.classes)
+    if cfg.limit is not None and split == "train":
+        if cfg.limit < 1:
+            raise DataError(f"data.limit must be >= 1 (or null for all), got {cfg.limit}")
+        x = x[: cfg.limit]
+        y = y[: cfg.limit] if y is not None else None
+    if data.kind == "image":
+        if cfg.channels is not None and cfg.channels not in (1, 3):
+            raise DataError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.channels}")
+        if cfg.resolution is not None and cfg.resolution < 1:
+            raise DataError(f"data.resolution must be >= 1 (or null for the native size), got {cfg.resolution}")
+        if cfg.channels == 1:  # before resizing: less to resize
+            x = convert_channels(x, 1)
+        x = fit_square(x, cfg.resolution, cfg.resize)
+        if cfg.channels == 3:  # after resizing, for the same reason
+            x = convert_channels(x, 3)
+    if x is data.x and y is data.y:
+        return data
+    return dataclasses.replace(data, x=x.contiguous(), y=y)
+
+
+def select_classes(data: Dataset, classes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ``data`` whose label is in ``classes``: x [M, ...], y [M]."""
+    if data.y is None or not data.labelled:
+        raise DataError(f"data.classes is set but dataset {data.name!r} has no labels; remove data.classes.")
+    bad = [c for c in classes if not 0 <= c < data.num_classes]
+    if bad:
+        names = ", ".join(f"{i}={n}" for i, n in enumerate(data.class_names)) or f"0..{data.num_classes - 1}"
+        raise DataError(f"data.classes has labels {bad} that dataset {data.name!r} does not have; valid: {names}")
+    keep = torch.isin(data.y, torch.tensor(classes, dtype=torch.int64))  # [N] bool
+    if not keep.any():
+        raise DataError(f"dataset {data.name!r} has no examples of data.classes={list(classes)} in this split")
+    return data.x[keep], data.y[keep]
+
+
+def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """[N, C, H, W] -> [N, channels, H, W] for C, channels in {1, 3}."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1)  # gray -> RGB: the same value in every channel
+    if c == 3 and channels == 1:
+        # ITU-R BT.601 luma, Y = 0.299 R + 0.587 G + 0.114 B; affine in the value, so exact in [-1, 1] too
+        return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    raise DataError(f"cannot convert {c}-channel images to data.channels={channels}; use 1 or 3")
+
+
+def fit_square(x: torch.Tensor, resolution: int | None, mode: str) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, R, R]: centre-crop to a square if mode is "center-crop", then resize to R.
+
+    R is ``resolution``, or the side of the (cropped) image, or its longer side for a squash; no-op when the
+    images are already R x R.
+    """
+    h, w = x.shape[-2:]
+    if mode == "center-crop" and h != w:
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        x = x[..., top : top + s, left : left + s]
+        h = w = s
+    size = resolution if resolution is not None else max(h, w)
+    if (h, w) == (size, size):
+        return x
+    out = [
+        F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        for chunk in x.split(RESIZE_CHUNK)
+    ]
+    return torch.cat(out).clamp_(-1.0, 1.0)  # bilinear stays in range, but antialiasing can overshoot slightly
+
+
+__all__ = ["DATASETS", "Dataset", "Split", "load_dataset", "select_classes", "convert_channels", "fit_square"]

@@ -1,0 +1,139 @@
+"""``ganforge compare RUN_DIR...``: the sweep table, from runs that already exist.
+
+Runs are grouped by their resolved config minus the seed (and minus keys that cannot change a
+result: device, snapshot interval, TensorBoard), so three seeds of one configuration make one row.
+Metrics come from each run's ``eval.json``; the table never puts figures computed under different
+protocols in one column (see ``ganforge.reporting.tables``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganforge.errors import RunDirError
+from ganforge.reporting.tables import RunValues, Table, build_table, write_tables
+
+# Keys that differ between seeds of one configuration, or that cannot change the numbers.
+IGNORED_KEYS = ("train.seed", "train.device", "train.snapshot_ticks", "train.tensorboard", "eval.every_ticks")
+EVAL_FILE = "eval.json"
+
+
+@dataclass
+class RunInfo:
+    run_dir: Path
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    metrics: list[dict[str, Any]]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("train", {}).get("seed", 0))
+
+    def values(self) -> RunValues:
+        final = {k: float(v) for k, v in (self.summary.get("final") or {}).items() if isinstance(v, (int, float))}
+        return RunValues(str(self.run_dir), self.seed, self.metrics, final)
+
+
+def read_eval(run_dir: Path) -> list[dict[str, Any]]:
+    """Metric records of ``eval.json`` ([] when the run was not evaluated)."""
+    path = Path(run_dir) / EVAL_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RunDirError(f"{str(path)!r} is not valid JSON ({e}); evaluate the run again.") from None
+    records = data.get("metrics", data) if isinstance(data, dict) else data
+    if isinstance(records, dict):  # {name: record}
+        records = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "value": v} for k, v in records.items()]
+    out = []
+    for rec in records if isinstance(records, list) else []:
+        if isinstance(rec, dict) and "name" in rec and isinstance(rec.get("value"), (int, float)):
+            out.append(rec)
+    return out
+
+
+def read_run(run_dir: Path | str) -> RunInfo:
+    run_dir = Path(run_dir)
+    cfg_path, summary_path = run_dir / "config.yaml", run_dir / "summary.json"
+    if not cfg_path.is_file():
+        raise RunDirError(f"{str(run_dir)!r} is not a ganforge run directory (no config.yaml). Check the path.")
+    if not summary_path.is_file():
+        raise RunDirError(
+            f"{str(run_dir)!r} has no summary.json: it never finished a tick. Train or resume it first "
+            f"(`ganforge train --resume {run_dir}`), or leave it out."
+        )
+    config = yaml.safe_load(cfg_path.read_text()) or {}
+    summary = json.loads(summary_path.read_text())
+    return RunInfo(run_dir, config, summary, read_eval(run_dir))
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A canonical text of the config without seed-like keys: equal keys -> same row."""
+    flat = {k: v for k, v in flatten(config).items() if k not in IGNORED_KEYS}
+    return json.dumps(flat, sort_keys=True, default=str)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def group_runs(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
+    """label -> runs of one configuration. Labels: the config name, plus the keys that tell apart
+    configurations sharing a name (``mnist-dcgan [model.g_extra_layers=2]``)."""
+    by_key: dict[str, list[RunInfo]] = {}
+    for run in runs:
+        by_key.setdefault(config_key(run.config), []).append(run)
+    flats = {k: {kk: vv for kk, vv in flatten(v[0].config).items() if kk not in IGNORED_KEYS}
+             for k, v in by_key.items()}
+    labels: dict[str, str] = {}
+    for key, group in by_key.items():
+        name = str(group[0].config.get("name") or group[0].run_dir.name)
+        same_name = [k for k in by_key if str(by_key[k][0].config.get("name") or by_key[k][0].run_dir.name) == name]
+        if len(same_name) == 1:
+            labels[key] = name
+            continue
+        differing = sorted({kk for k in same_name for kk in flats[k] if any(flats[k].get(kk) != flats[o].get(kk)
+                                                                                for o in same_name)})
+        labels[key] = name + " [" + ", ".join(f"{kk}={flats[key].get(kk)}" for kk in differing) + "]"
+    out: dict[str, list[RunInfo]] = {}
+    for key, group in by_key.items():
+        seeds = [r.seed for r in group]
+        if len(set(seeds)) != len(seeds):
+            dup = sorted(str(r.run_dir) for r in group)
+            raise RunDirError(
+                f"runs {', '.join(dup)} have the same config AND the same seed (train.seed); they are the same "
+                "experiment twice and would count double. Pass one of them."
+            )
+        out[labels[key]] = group
+    return out
+
+
+def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None) -> tuple[Table, dict[str, list[RunInfo]]]:
+    """Build (and with ``out``, write table.csv + table.md) the comparison table of existing runs."""
+    if not run_dirs:
+        raise RunDirError("name at least one run directory, e.g. `ganforge compare runs/a runs/b`.")
+    seen, runs = set(), []
+    for d in run_dirs:
+        p = Path(d).resolve()
+        if p in seen:
+            continue
+        seen.add(p)
+        runs.append(read_run(d))
+    groups = group_runs(runs)
+    table = build_table({label: [r.values() for r in group] for label, group in groups.items()})
+    if out is not None:
+        write_tables(table, Path(out), title="ganforge compare")
+    return table, groups

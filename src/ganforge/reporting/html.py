@@ -1,0 +1,398 @@
+"""``ganforge report``: one self-contained static HTML file per run or sweep.
+
+Everything is inside the file: images as base64 ``data:`` URIs, CSS inline, no script, no external
+URL, so it opens offline and can be mailed or archived as it is. Every string that comes from a user
+(config values, names, labels, class names, paths, metric protocols) goes through ``html.escape``.
+
+A run report shows: summary and config, loss curves, mean D(x) and D(G(z)), the metric table with
+confidence intervals and the real-vs-real floor, sample grids over training and an animated
+progression, class-wise grids (conditional runs), real beside synthetic samples, and the
+memorisation audit's closest pairs. A sweep report shows the comparison table, one interval plot per
+metric, and a short section per configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import ganforge
+from ganforge.errors import GanforgeError, RunDirError
+from ganforge.reporting.figures import (
+    d_scores_plot,
+    evenly_spaced,
+    interval_plot,
+    png_bytes,
+    progression_gif,
+    scatter_plot,
+)
+from ganforge.reporting.tables import Table, cell_text, fmt
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+main{max-width:1150px;margin:0 auto;padding:24px}
+h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.25em;border-bottom:1px solid #d6dae1;padding-bottom:4px;margin-top:2em}
+h3{font-size:1.05em;margin:1.2em 0 .4em}
+section{background:#fff;border:1px solid #e1e4ea;border-radius:6px;padding:12px 18px;margin:14px 0}
+table{border-collapse:collapse;font-size:.9em;margin:6px 0}
+td,th{border:1px solid #d6dae1;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#eef0f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+pre{background:#f1f3f6;padding:10px;overflow:auto;font-size:.82em;max-height:480px}
+figure{display:inline-block;margin:6px 10px 6px 0;vertical-align:top}
+figcaption{font-size:.8em;color:#555;text-align:center}
+img{max-width:100%;image-rendering:pixelated}img.plot{image-rendering:auto}
+.note{color:#555;font-size:.88em}.warn{color:#8a4b00}.muted{color:#777}
+.pair{display:flex;gap:18px;flex-wrap:wrap}.pair figure{flex:1 1 300px}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def img_tag(data: bytes, alt: str, mime: str = "image/png", css: str = "", width: int | None = None) -> str:
+    b64 = base64.b64encode(data).decode("ascii")
+    attrs = f' class="{css}"' if css else ""
+    attrs += f' width="{width}"' if width else ""
+    return f'<img src="data:{mime};base64,{b64}" alt="{esc(alt)}"{attrs}>'
+
+
+def figure(data: bytes | None, caption: str, mime: str = "image/png", css: str = "", width: int | None = None) -> str:
+    if not data:
+        return ""
+    return f"<figure>{img_tag(data, caption, mime, css, width)}<figcaption>{esc(caption)}</figcaption></figure>"
+
+
+def page(title: str, body: str) -> str:
+    made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>\n{body}\n"
+        f"<p class=\"muted\">made by ganforge {esc(ganforge.__version__)} on {esc(made)}; "
+        "self-contained: every picture is embedded in this file.</p></main></body></html>\n"
+    )
+
+
+def kv_table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows if v not in (None, ""))
+    return f"<table>{cells}</table>"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _records(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    out = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# run report
+
+
+def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) -> str:
+    """The body of a run report (used whole for a run, in short form for each sweep configuration)."""
+    from ganforge.experiments.compare import read_eval
+
+    h = f"h{heading_level}"
+    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    summary = _read_json(run_dir / "summary.json") or {}
+    records = _records(run_dir)
+    train_records = [r for r in records if r.get("type") != "eval"]
+    parts: list[str] = []
+
+    last = train_records[-1] if train_records else {}
+    facts = [("run directory", str(run_dir)), ("name", config.get("name")),
+             ("description", config.get("description")), ("variant", config.get("variant")),
+             ("dataset", summary.get("dataset") or config.get("data", {}).get("name")),
+             ("architecture", config.get("model", {}).get("arch")), ("loss", config.get("objective", {}).get("loss")),
+             ("seed", config.get("train", {}).get("seed")),
+             ("trained", f"{summary['kimg']:.2f} kimg ({summary['images_seen']:,} images, {summary['ticks']} ticks)"
+              if summary.get("images_seen") is not None else "no summary.json: the run never finished a tick"),
+             ("wall time", f"{summary['wall_time_s']:.1f} s on {summary.get('device', '?')}"
+              if summary.get("wall_time_s") is not None else None),
+             ("generator", f"sha256 {summary.get('generator_sha256')}" + (" (EMA)" if summary.get("ema") else "")),
+             ("versions", f"ganforge {summary.get('ganforge_version', '?')}, "
+                          f"torch {summary.get('torch_version', '?')}")]
+    parts.append(f"<section><{h}>Summary</{h}>{kv_table(facts)}")
+    if last:
+        final = [(k, fmt(last[k])) for k in ("loss_D", "loss_G", "D_real", "D_fake", "D_acc") if k in last]
+        parts.append("<p class=\"note\">last tick: " + ", ".join(f"{esc(k)} {esc(v)}" for k, v in final)
+                     + ". D accuracy is no measure of sample quality.</p>")
+    parts.append("</section>")
+
+    parts.append(f"<section><{h}>Training curves</{h}>")
+    losses = run_dir / "losses.png"
+    parts.append(figure(losses.read_bytes() if losses.is_file() else None, "losses, D scores and D accuracy per tick",
+                        css="plot"))
+    parts.append(figure(d_scores_plot(train_records, "mean D(x) and mean D(G(z))"),
+                        "mean D(x) (real) and mean D(G(z)) (generated): near 0.5 and close together, D is unsure",
+                        css="plot"))
+    parts.append("</section>")
+
+    evals = read_eval(run_dir)
+    parts.append(f"<section><{h}>Metrics</{h}>{metric_table(evals) if evals else _no_eval(run_dir)}</section>")
+
+    parts.append(f"<section><{h}>Samples over training</{h}>{_progression(run_dir, train_records, full)}</section>")
+
+    gen_part = _generator_sections(run_dir, config, h, full)
+    if gen_part:
+        parts.append(gen_part)
+
+    audit = _audit(run_dir, evals, h)
+    if audit:
+        parts.append(audit)
+
+    if full:
+        parts.append(f"<section><{h}>Config</{h}><details open><summary>resolved config.yaml</summary>"
+                     f"<pre>{esc(yaml.safe_dump(config, sort_keys=False))}</pre></details></section>")
+    return "\n".join(p for p in parts if p)
+
+
+def metric_table(evals: list[dict[str, Any]]) -> str:
+    head = ("<tr><th>metric</th><th>value</th><th>confidence interval</th><th>real-vs-real floor</th>"
+            "<th>protocol</th></tr>")
+    rows = []
+    for rec in evals:
+        ci = rec.get("ci") or {}
+        ci_text = (f"[{fmt(ci['low'])}, {fmt(ci['high'])}] ({ci.get('method', '')})"
+                   if isinstance(ci, dict) and ci.get("low") is not None else "—")
+        floor = rec.get("floor")
+        protocol = rec.get("protocol") or {}
+        ptext = ", ".join(f"{k}={v}" for k, v in protocol.items()) if isinstance(protocol, dict) else str(protocol)
+        pid = str(rec.get("protocol_id", ""))[:12]
+        rows.append(f"<tr><td>{esc(rec['name'])}</td><td class=\"num\">{esc(fmt(rec['value']))}</td>"
+                    f"<td>{esc(ci_text)}</td><td class=\"num\">{esc(fmt(floor) if floor is not None else '—')}</td>"
+                    f"<td><code>{esc(pid)}</code> <span class=\"note\">{esc(ptext)}</span></td></tr>")
+    return (f"<table>{head}{''.join(rows)}</table><p class=\"note\">The floor is the value two real samples of the "
+            "same size reach: no generator can be expected to beat it. Compare numbers only under the same protocol."
+            "</p>")
+
+
+def _no_eval(run_dir: Path) -> str:
+    return (f"<p class=\"note\">not evaluated yet: run <code>ganforge evaluate {esc(run_dir)}</code> "
+            "and make the report again.</p>")
+
+
+def _progression(run_dir: Path, records: list[dict[str, Any]], full: bool) -> str:
+    grids = sorted((run_dir / "grids").glob("tick-*.png"))
+    if not grids:
+        samples = run_dir / "samples.png"
+        return figure(samples.read_bytes() if samples.is_file() else None, "samples") or "<p>no sample grids.</p>"
+    kimg_at = {r["tick"]: r["kimg"] for r in records if "tick" in r}
+    out = []
+    for path in evenly_spaced(grids, 6 if full else 3):
+        tick = int(path.stem.split("-")[1])
+        cap = f"tick {tick}" + (f", {kimg_at[tick]:.1f} kimg" if tick in kimg_at else "")
+        out.append(figure(path.read_bytes(), cap, width=300 if full else 220))
+    gif = progression_gif(grids) if full else None
+    if gif:
+        out.append("<h3>Progression</h3>" + figure(gif, f"all {len(grids)} ticks, fixed latents", mime="image/gif"))
+    return "".join(out)
+
+
+def _generator_sections(run_dir: Path, config: dict[str, Any], h: str, full: bool) -> str:
+    """Class-wise grids and real beside synthetic, both from the exported generator."""
+    if not full or not (run_dir / "generator.json").is_file():
+        return ""
+    import torch
+
+    from ganforge.reporting.grids import image_grid
+    from ganforge.training.export import load_generator
+
+    parts = []
+    try:
+        gen = load_generator(run_dir)
+    except GanforgeError as e:
+        return f"<section><{h}>Generator</{h}><p class=\"warn\">{esc(e)}</p></section>"
+    if gen.conditional and gen.kind == "image":
+        rows = []
+        per = 10
+        for k in range(gen.num_classes):
+            x, _ = gen.sample(per, seed=1000 + k, labels=torch.full((per,), k, dtype=torch.long))
+            name = gen.class_names[k] if k < len(gen.class_names) else str(k)
+            rows.append(f"<tr><th>{esc(k)}: {esc(name)}</th><td>"
+                        f"{img_tag(png_bytes(image_grid(x, nrow=per, scale=2)), f'class {name}')}</td></tr>")
+        parts.append(f"<section><{h}>Samples per class</{h}><table>{''.join(rows)}</table>"
+                     "<p class=\"note\">10 samples of each class from the exported generator"
+                     + (" (EMA)" if gen.spec.get("ema") else "") + ".</p></section>")
+
+    real_html = ""
+    try:
+        from ganforge.config import config_from_dict
+        from ganforge.data import load_dataset
+
+        data = load_dataset(config_from_dict(config).data, "train")
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+        if gen.kind == "image":
+            n = 64
+            labels = (torch.arange(n) % gen.num_classes) if gen.conditional else None
+            fake, _ = gen.sample(n, seed=0, labels=labels)
+            real = data.x[idx[:n]]
+            real_html = ("<div class=\"pair\">" + figure(png_bytes(image_grid(real, nrow=8)), f"real ({data.name})")
+                         + figure(png_bytes(image_grid(fake, nrow=8)), "synthetic") + "</div>")
+        else:
+            fake, _ = gen.sample(len(data), seed=0)
+            real_html = figure(scatter_plot(data.x.numpy(), fake.numpy()), f"real ({data.name}) and generated points",
+                               css="plot")
+    except (GanforgeError, OSError) as e:
+        real_html = f"<p class=\"warn\">real samples are not available here: {esc(e)}</p>"
+    parts.append(f"<section><{h}>Real beside synthetic</{h}>{real_html}</section>")
+    return "\n".join(parts)
+
+
+def _audit(run_dir: Path, evals: list[dict[str, Any]], h: str) -> str:
+    eval_dir = run_dir / "eval"
+    pictures = sorted(eval_dir.glob("*.png")) if eval_dir.is_dir() else []
+    if not pictures:
+        return ""
+    closest = [p for p in pictures if p.name == "closest_pairs.png"]
+    other = [p for p in pictures if p.name != "closest_pairs.png"]
+    parts = []
+    if closest:
+        parts.append(f"<section><{h}>Memorisation audit</{h}>"
+                     + figure(closest[0].read_bytes(), "each generated sample beside its nearest training image")
+                     + "<p class=\"note\">Near-identical pairs would mean the generator copies training data.</p>"
+                     "</section>")
+    if other:
+        parts.append(f"<section><{h}>Evaluation figures</{h}>"
+                     + "".join(figure(p.read_bytes(), p.stem.replace("_", " ")) for p in other) + "</section>")
+    return "\n".join(parts)
+
+
+def run_report(run_dir: Path | str) -> str:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise RunDirError(f"{str(run_dir)!r} is neither a ganforge run (no config.yaml) nor a sweep folder "
+                          "(no plan.json). Point `ganforge report` at one of them.")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    title = f"ganforge run: {config.get('name') or run_dir.name}"
+    return page(title, f"<h1>{esc(title)}</h1>\n" + run_sections(run_dir))
+
+
+# ----------------------------------------------------------------------------------------------
+# sweep report
+
+
+def table_html(table: Table) -> str:
+    head = "<tr><th>configuration</th><th>seeds</th>" + "".join(f"<th>{esc(c.title)}</th>" for c in table.columns)
+    head += "</tr>"
+    rows = []
+    for row in table.rows:
+        cells = "".join(f"<td class=\"num\">{esc(cell_text(row.cells.get(c.key)))}</td>" for c in table.columns)
+        rows.append(f"<tr><td>{esc(row.label)}</td><td class=\"num\">{esc(len(row.seeds))}</td>{cells}</tr>")
+    floors = {c.key: r.floors[c.key] for r in table.rows for c in table.columns if c.key in r.floors}
+    if floors:
+        cells = "".join(f"<td class=\"num\">{esc(fmt(floors[c.key])) if c.key in floors else ''}</td>"
+                        for c in table.columns)
+        rows.append(f"<tr><td><em>real-vs-real floor</em></td><td></td>{cells}</tr>")
+    notes = "".join(f"<p class=\"warn\">{esc(n)}</p>" for n in table.notes)
+    return (f"<table>{head}{''.join(rows)}</table><p class=\"note\">mean ± sample std over seeds "
+            f"[95% t-interval over seeds]; final X: training statistic at the last tick.</p>{notes}")
+
+
+def _interval_plots(table: Table) -> str:
+    out = []
+    for col in table.columns:
+        if col.kind != "metric":
+            continue
+        rows = [r for r in table.rows if col.key in r.cells and r.cells[col.key].n > 0]
+        if not rows:
+            continue
+        stats = [r.cells[col.key] for r in rows]
+        floors = [r.floors[col.key] for r in rows if col.key in r.floors]
+        data = interval_plot([r.label for r in rows], [s.mean for s in stats], [s.ci_low for s in stats],
+                             [s.ci_high for s in stats], col.title, floors[0] if floors else None)
+        out.append(figure(data, f"{col.title} by configuration", css="plot"))
+    return "".join(out)
+
+
+def sweep_report(sweep_dir: Path | str) -> str:
+    from ganforge.experiments.compare import read_run
+    from ganforge.experiments.sweep import load_sweep_dir
+    from ganforge.reporting.tables import build_table
+
+    sweep_dir = Path(sweep_dir)
+    plan, groups = load_sweep_dir(sweep_dir)
+    table = build_table({label: [read_run(d).values() for d in dirs] for label, dirs in groups.items() if dirs})
+    title = f"ganforge sweep: {plan.get('name', sweep_dir.name)}"
+    planned = len(plan.get("runs", []))
+    done = sum(len(v) for v in groups.values())
+    body = [f"<h1>{esc(title)}</h1>"]
+    if plan.get("description"):
+        body.append(f"<p>{esc(plan['description'])}</p>")
+    ev = plan.get("evaluate")
+    body.append(kv_table([("sweep folder", str(sweep_dir)), ("runs", f"{done} of {planned} planned runs have results"),
+                          ("configurations", len(groups)),
+                          ("evaluation", json.dumps(ev) if ev else "none (training statistics only)")]))
+    body.append(f"<section><h2>Comparison</h2>{table_html(table)}{_interval_plots(table)}</section>")
+    overrides = {(r["label"], r["seed"]): r.get("overrides", []) for r in plan.get("runs", [])}
+    for label, dirs in groups.items():
+        body.append(f"<section><h2>{esc(label)}</h2>")
+        if not dirs:
+            body.append("<p class=\"warn\">no finished run yet.</p></section>")
+            continue
+        first = dirs[0]
+        seed_overrides = next((v for (lab, _), v in overrides.items() if lab == label), [])
+        shown = [o for o in seed_overrides if not o.startswith("train.seed=")]
+        body.append(f"<p class=\"note\">overrides: <code>{esc(' '.join(shown) or '(none)')}</code>; "
+                    f"runs: {esc(', '.join(str(d.relative_to(sweep_dir)) for d in dirs))}</p>")
+        figs = []
+        for d in dirs:
+            seed = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("train", {}).get("seed")
+            samples = d / "samples.png"
+            summ = _read_json(d / "summary.json") or {}
+            final = summ.get("final") or {}
+            cap = f"seed {seed}: " + ", ".join(f"{k} {fmt(final[k])}" for k in ("loss_D", "loss_G") if k in final)
+            figs.append(figure(samples.read_bytes() if samples.is_file() else None, cap, width=260))
+        body.append("".join(figs))
+        losses = first / "losses.png"
+        body.append(figure(losses.read_bytes() if losses.is_file() else None, f"training curves, {first.name}",
+                           css="plot"))
+        body.append("</section>")
+    return page(title, "\n".join(body))
+
+
+def write_report(path: Path | str, out: Path | str | None = None) -> Path:
+    """Report for a run directory or a sweep folder; default file: PATH/report.html."""
+    from ganforge.experiments.sweep import PLAN
+    from ganforge.training.checkpoint import atomic_write_text
+
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"{str(path)!r} does not exist or is not a folder; give a run directory or a sweep folder.")
+    text = sweep_report(path) if (path / PLAN).is_file() else run_report(path)
+    target = Path(out) if out is not None else path / "report.html"
+    atomic_write_text(target, text)
+    return target
+
+
+def data_uri_images(text: str) -> list[tuple[str, bytes]]:
+    """(mime, bytes) of every embedded image: for checks that every picture decodes."""
+    import re
+
+    out = []
+    for m in re.finditer(r'src="data:(image/[a-z+]+);base64,([A-Za-z0-9+/=]+)"', text):
+        out.append((m.group(1), base64.b64decode(m.group(2))))
+    return out
+
+
+__all__ = ["data_uri_images", "esc", "run_report", "sweep_report", "write_report"]

@@ -1,0 +1,169 @@
+"""The fast path changes speed, not results.
+
+- CPU: for a fixed seed, the study-style loop (``benchmarks/plain_loop.py``) and ganforge's step give
+  the same losses, step by step, for the MNIST MLP and the PathMNIST DCGAN.
+- CUDA (skipped without a GPU; CI has none, run it on a GPU machine): ``GraphedStep`` gives the losses
+  and weights of ``EagerStep`` across objectives (BCE, WGAN-GP with 5 critic steps, lazy R1 with two
+  captured phase patterns, conditional G/D, EMA, bf16 + channels_last), falls back to eager when the
+  iteration cannot be captured, and neither step synchronises with the host.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+
+from benchmarks.plain_loop import plain_train
+from benchmarks.train_speed import build_trainer, synthetic_images
+from ganforge.config import load_config
+from ganforge.models import build_models
+from ganforge.training.fast import GraphedStep
+from ganforge.training.step import EagerStep
+from ganforge.variants import VARIANTS
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _models(cfg, shape, num_classes=1):
+    torch.manual_seed(123)
+    return build_models(cfg.model, shape, num_classes, VARIANTS.get(cfg.variant).conditioning)
+
+
+def _ganforge_losses(trainer, steps):
+    out = []
+    for i in range(steps):
+        trainer.step(i)
+        values = trainer.stats.read_and_reset()
+        out.append((values["loss_D"], values["loss_G"]))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    ("preset", "shape", "batch", "n"),
+    [("mnist-mlp", (1, 28, 28), 64, 320), ("pathmnist-dcgan", (3, 28, 28), 32, 160)],
+)
+def test_plain_loop_and_ganforge_step_agree_on_cpu(preset, shape, batch, n):
+    cfg = load_config(preset, [f"train.batch_size={batch}", "train.seed=3", "train.device=cpu"])
+    x = synthetic_images(n, shape, seed=1)  # n / batch / 2 iterations per epoch: several epochs
+    steps = 12
+    models = _models(cfg, shape)
+    plain_models = copy.deepcopy(models)
+
+    trainer = build_trainer(cfg, x, None, 0, torch.device("cpu"), models)  # seeds the global RNG with train.seed
+    assert isinstance(trainer.step, EagerStep)
+    ours = _ganforge_losses(trainer, steps)
+
+    torch.manual_seed(cfg.train.seed)
+    r = plain_train(*plain_models, x, batch_size=batch, iterations=steps, lr_g=cfg.optim.lr_g, lr_d=cfg.optim.lr_d,
+                    betas=(cfg.optim.beta1, cfg.optim.beta2), seed=cfg.train.seed)
+    theirs = torch.tensor(list(zip(r.loss_D, r.loss_G)), dtype=torch.float64)
+
+    assert torch.isfinite(ours).all() and ours.std(0).min() > 0  # losses move: a real comparison
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    for p, q in zip(trainer.G.parameters(), plain_models[0].parameters()):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-3, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CUDA: GraphedStep == EagerStep
+
+GPU_CASES = {
+    "dcgan-bce-ema": ("pathmnist-dcgan", (3, 28, 28), 0, ["train.ema_kimg=0.5"]),
+    "mlp-dropout": ("mnist-mlp", (1, 28, 28), 0, []),
+    "dcgan-lazy-r1": ("pathmnist-dcgan", (3, 28, 28), 0, ["objective.r1_gamma=1.0", "objective.r1_interval=4"]),
+    "dcgan-wgan-gp": ("pathmnist-dcgan", (3, 28, 28), 0, [
+        "objective.loss=wasserstein", "objective.gp_weight=10", "objective.n_critic=5", "model.d_batchnorm=[false]"]),
+    "dcgan-cgan": ("pathmnist-dcgan", (3, 28, 28), 9, ["variant=cgan"]),
+    "mlp-acgan": ("mnist-mlp", (1, 28, 28), 10, ["variant=acgan", "model.g_batchnorm=[true]"]),
+    "dcgan-bf16-channels-last": ("pathmnist-dcgan", (3, 28, 28), 0, ["train.amp=bf16", "train.channels_last=true"]),
+}
+
+
+def _pair(case, batch=64, n=640, seed=5):
+    preset, shape, k, overrides = GPU_CASES[case]
+    base = [f"train.batch_size={batch}", f"train.seed={seed}", *overrides]
+    x = synthetic_images(n, shape, seed=2)
+    y = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(0)) if k else None
+    cfgs = [load_config(preset, base), load_config(preset, base + ["train.cuda_graphs=true"])]
+    models = _models(cfgs[0], shape, max(k, 1))
+    dev = torch.device("cuda")
+    return [build_trainer(cfg, x, y, k, dev, copy.deepcopy(models)) for cfg in cfgs]
+
+
+def _run(trainer, steps):
+    torch.manual_seed(0)  # build_trainer seeded already; this only guards against anything in between
+    return _ganforge_losses(trainer, steps)
+
+
+@cuda
+@pytest.mark.parametrize("case", list(GPU_CASES))
+def test_graphed_step_matches_eager_step(case):
+    steps = 24
+    eager, graphed = _pair(case)
+    assert isinstance(eager.step, EagerStep) and isinstance(graphed.step, GraphedStep)
+    seed = torch.initial_seed()
+    torch.manual_seed(seed)
+    ref = _ganforge_losses(eager, steps)
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a capture failure would be a RuntimeWarning
+        got = _ganforge_losses(graphed, steps)
+    assert graphed.step.graphs, "nothing was captured"
+    assert graphed.step.failed is None
+    bf16 = "bf16" in case
+    tol = {"rtol": 3e-2, "atol": 3e-2} if bf16 else {"rtol": 2e-3, "atol": 2e-4}
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, ref, **tol)
+    for a, b in zip(graphed.G.parameters(), eager.G.parameters()):
+        torch.testing.assert_close(a, b, rtol=5e-2 if bf16 else 1e-2, atol=1e-3 if bf16 else 1e-4)
+    if eager.G_ema is not None:
+        for a, b in zip(graphed.G_ema.parameters(), eager.G_ema.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-4)
+
+
+@cuda
+def test_lazy_regularisation_captures_one_graph_per_phase_pattern():
+    _, graphed = _pair("dcgan-lazy-r1")
+    for i in range(20):
+        graphed.step(i)
+    assert len(graphed.step.graphs) == 2  # iterations with and without the R1 phase
+
+
+@cuda
+def test_capture_failure_falls_back_to_eager_with_the_same_results(monkeypatch):
+    original = EagerStep.run_phase
+
+    def with_host_sync(self, phase, idx):
+        stats = original(self, phase, idx)
+        torch.cuda.synchronize()  # not allowed while capturing
+        return stats
+
+    monkeypatch.setattr(EagerStep, "run_phase", with_host_sync)
+    eager, graphed = _pair("mlp-dropout")
+    torch.manual_seed(1)
+    ref = _ganforge_losses(eager, 10)
+    torch.manual_seed(1)
+    with pytest.warns(RuntimeWarning, match="could not be captured"):
+        got = _ganforge_losses(graphed, 10)
+    assert graphed.step.failed is not None and not graphed.step.graphs
+    torch.testing.assert_close(got, ref, rtol=2e-3, atol=2e-4)
+
+
+@cuda
+@pytest.mark.parametrize("graphs", [False, True])
+def test_no_host_device_sync_inside_the_step(graphs):
+    eager, graphed = _pair("dcgan-bce-ema", batch=128, n=1000)  # an epoch every ~4 iterations
+    trainer = graphed if graphs else eager
+    for i in range(6):  # warm-up and capture synchronise on purpose
+        trainer.step(i)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i in range(6, 30):
+            trainer.step(i)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(torch.tensor(list(trainer.stats.read_and_reset().values()))))

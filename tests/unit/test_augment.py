@@ -1,0 +1,148 @@
+"""DiffAugment: differentiable, and the same augmentation for real and generated images.
+Classic augmentation: keeps shape and range."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ganforge.config import AugmentConfig, load_config
+from ganforge.errors import ConfigError
+from ganforge.models.layers import Conditioning, DOut
+from ganforge.objectives import GANObjective
+from ganforge.objectives.augment import POLICIES, classic_augment, diff_augment, parse_policy
+
+
+@pytest.mark.parametrize("policy", [(p,) for p in POLICIES] + [POLICIES])
+def test_diffaugment_keeps_shape_and_passes_gradients_to_g(policy):
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Tanh(), nn.Unflatten(1, (3, 8, 8)))
+    x = G(torch.randn(16, 4))
+    out = diff_augment(x, policy)
+    assert out.shape == x.shape
+    out.square().sum().backward()
+    grads = [p.grad for p in G.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_translation_moves_whole_pixels_within_an_eighth_of_the_size():
+    torch.manual_seed(0)
+    x = torch.arange(16.0).view(1, 1, 4, 4).expand(64, 1, 4, 4) + 1  # distinct nonzero values 1..16 per pixel
+    x = x.repeat(1, 1, 4, 4)[:, :, :16, :16]  # 16x16 -> max shift round(16 / 8) = 2 px
+    out = diff_augment(x, ("translation",))
+    values = set(out.unique().tolist())
+    assert values <= set(x.unique().tolist()) | {0.0}  # nearest sampling: no interpolated values
+    zero_cols = (out[:, 0] == 0).all(1).sum(1)  # columns shifted in from outside
+    zero_rows = (out[:, 0] == 0).all(2).sum(1)
+    assert zero_cols.max() <= 2 and zero_rows.max() <= 2 and (zero_cols + zero_rows).max() > 0
+
+
+def test_cutout_zeroes_at_most_a_quarter_of_each_image():
+    torch.manual_seed(0)
+    x = torch.ones(256, 1, 16, 16)
+    out = diff_augment(x, ("cutout",))
+    frac = (out == 0).float().mean((1, 2, 3))
+    assert frac.max().item() == pytest.approx(0.25)  # an 8x8 square fully inside: exactly 64 of 256 pixels
+    assert frac.min() > 0  # some part of the square always lands in the image
+
+
+class Recorder(nn.Module):
+    """D that remembers what it was shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+        self.p = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, c=None):
+        self.seen.append(x.detach().clone())
+        return DOut(x.flatten(1).sum(1) * self.p, None, x.flatten(1))
+
+
+class ZeroG(nn.Module):
+    z_dim = 2
+
+    def __init__(self, shape) -> None:
+        super().__init__()
+        self.shape = shape
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def forward(self, z, c=None):
+        return torch.zeros(len(z), *self.shape) + self.b
+
+
+def seen_by_d(policy: str, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(what D saw of the real batch, what it saw of the generated batch) in one D step."""
+    cfg = load_config(None, ["train.kimg=1"] + ([f"augment.diffaugment={policy}"] if policy else []))
+    D = Recorder()
+    obj = GANObjective(ZeroG(real.shape[1:]), D, cfg, Conditioning(), 0)
+    obj.accumulate_gradients("D", real, None, torch.zeros(len(real), 2), None)
+    assert len(D.seen) == 2
+    return D.seen[0], D.seen[1]
+
+
+def test_real_and_generated_batches_get_the_same_augmentation_distribution():
+    torch.manual_seed(0)
+    n = 4096
+    real_seen, gen_seen = seen_by_d("color", torch.zeros(n, 1, 4, 4))
+    # A constant image keeps one value under colour jitter: its brightness shift, U(-0.5, 0.5).
+    real_shift, gen_shift = real_seen[:, 0, 0, 0], gen_seen[:, 0, 0, 0]
+    for shift in (real_shift, gen_shift):
+        assert shift.mean().abs() < 0.02 and shift.std().item() == pytest.approx(12**-0.5, abs=0.01)
+    assert (real_shift.mean() - gen_shift.mean()).abs() < 0.02
+    assert (real_shift.std() - gen_shift.std()).abs() < 0.01
+    assert not torch.equal(real_shift, gen_shift)  # independent draws, not one shared draw
+
+
+class OnesG(ZeroG):
+    def forward(self, z, c=None):
+        return torch.ones(len(z), *self.shape) + self.b
+
+
+def test_real_and_generated_both_get_translation_and_cutout():
+    torch.manual_seed(0)
+    n = 2048
+    cfg = load_config(None, ["train.kimg=1", "augment.diffaugment=translation,cutout"])
+    D = Recorder()
+    obj = GANObjective(OnesG((1, 16, 16)), D, cfg, Conditioning(), 0)
+    obj.accumulate_gradients("D", torch.ones(n, 1, 16, 16), None, torch.zeros(n, 2), None)
+    # Both batches are all ones: the share of pixels kept is the statistic of the two augmentations.
+    real_kept, gen_kept = (seen.mean((1, 2, 3)) for seen in D.seen)
+    assert real_kept.mean().item() == pytest.approx(gen_kept.mean().item(), abs=0.01)
+    assert real_kept.std().item() == pytest.approx(gen_kept.std().item(), abs=0.01)
+    assert real_kept.mean() < 0.8  # something was cut
+
+
+def test_no_policy_means_d_sees_the_images_untouched():
+    real = torch.randn(8, 1, 4, 4)
+    real_seen, gen_seen = seen_by_d("", real)
+    assert torch.equal(real_seen, real) and torch.equal(gen_seen, torch.zeros_like(real))
+
+
+def test_unknown_policy_is_refused():
+    with pytest.raises(ConfigError, match="colour"):
+        parse_policy("colour")
+    assert parse_policy(" color, cutout ") == ("color", "cutout")
+
+
+def test_classic_augment_keeps_shape_and_range():
+    torch.manual_seed(0)
+    x = torch.rand(32, 3, 28, 28) * 2 - 1
+    out = classic_augment(x, AugmentConfig(rotation=15, shift=0.1, zoom=0.1))
+    assert out.shape == x.shape
+    assert out.min() >= -1 and out.max() <= 1
+    assert not torch.allclose(out, x)
+
+
+def test_classic_augment_with_nothing_enabled_is_the_identity():
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    assert torch.allclose(classic_augment(x, AugmentConfig()), x, atol=1e-5)
+
+
+def test_classic_augment_rotation_by_90_degrees_at_most_is_a_rotation():
+    # Rotation only: the image's mean stays put (border padding of a constant border) for a centred blob.
+    x = -torch.ones(16, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = 1
+    out = classic_augment(x, AugmentConfig(rotation=30))
+    assert out.mean().item() == pytest.approx(x.mean().item(), abs=0.02)
