@@ -10,9 +10,10 @@ Two concessions so that, for a fixed seed, its losses can be compared with ganfo
 
 - the same order of randomness as ``ganforge.training.step.EagerStep``: per iteration the D step takes
   a real batch, then latents; the G step also takes a real batch (ganforge's G phase draws one, for
-  feature matching) and fresh latents. The shuffle comes from a generator seeded like ganforge's
-  ``BatchSampler`` (an explicit ``RandomSampler``, plus a separate generator for the loader's own
-  seed, so neither touches the global RNG), and the last incomplete batch is dropped, as ganforge does;
+  feature matching) and fresh latents. The shuffle is one ``torch.randperm`` per epoch from a generator
+  seeded like ganforge's ``BatchSampler`` (``EpochShuffle`` below: ``shuffle=True``'s RandomSampler draws
+  a second, unused permutation at the end of each epoch), the loader's own seed comes from a separate
+  generator (so the global RNG is untouched), and the last incomplete batch is dropped, as ganforge does;
 - it trains ganforge's G and D modules (D returns logits), so both loops train the same networks.
 """
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 
 @dataclass
@@ -37,6 +38,19 @@ class PlainResult:
     @property
     def img_per_s(self) -> float:
         return self.images / max(self.seconds, 1e-9)
+
+
+class EpochShuffle(Sampler[int]):
+    """A fresh permutation of range(n) per epoch: ``shuffle=True`` with exactly one randperm per epoch."""
+
+    def __init__(self, n: int, generator: torch.Generator) -> None:
+        self.n, self.generator = n, generator
+
+    def __iter__(self) -> Iterator[int]:
+        yield from torch.randperm(self.n, generator=self.generator).tolist()
+
+    def __len__(self) -> int:
+        return self.n
 
 
 def _batches(loader: DataLoader) -> Iterator[torch.Tensor]:
@@ -60,7 +74,7 @@ def plain_train(
     D.to(device).train()
     dataset = TensorDataset(x)
     loader = DataLoader(dataset, batch_size=batch_size, drop_last=True,
-                        sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)),
+                        sampler=EpochShuffle(len(dataset), torch.Generator().manual_seed(seed)),
                         generator=torch.Generator().manual_seed(seed + 1))
     criterion = nn.BCEWithLogitsLoss()
     opt_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)

@@ -13,10 +13,14 @@ format             files
 ``imagefolder``    one subfolder per class, named after the generator's class names (prefixed with the
                    zero-padded label when the names would not sort in label order, so torchvision's
                    ``ImageFolder`` and ganforge's ``folder`` dataset assign the original label indices).
-``medmnist-npz``   ``synthetic.npz`` in MedMNIST's layout: ``train_images`` uint8 [N, H, W] (grayscale) or
-                   [N, H, W, 3], ``train_labels`` int64 [N, 1]. The synthetic set is the TRAIN split only:
-                   there are no ``val_*`` / ``test_*`` arrays, on purpose. Synthetic data is for training;
-                   evaluate on the real dataset's test split (a synthetic "test" set would flatter any model).
+``medmnist-npz``   one ``.npz`` in MedMNIST's layout, a drop-in replacement for the real file in which only the
+                   training split is synthetic: ``train_images`` uint8 [N, H, W] (gray) or [N, H, W, 3] and
+                   ``train_labels`` int64 [N, 1] are the generated set; ``test_*`` is the REAL test split of the
+                   data the generator was trained on (so "train on synthetic, test on real" runs as it is, and
+                   no synthetic test set can flatter a model); ``val_*`` is empty ([0, ...]). The file is named
+                   after the MedMNIST set when the run trained on one (``pathmnist.npz``: the loader then
+                   restores the class names), else ``synthetic.npz``. Without the real data at hand, ``test_*``
+                   is empty and the manifest says so.
 =================  ================================================================================
 
 Determinism: the same generator, seed, n/labels and format give the same data files byte for byte
@@ -153,9 +157,13 @@ def generate_dataset(
             for i, img in enumerate(imgs):
                 files[f"{folders[lab[i]]}/{i:0{width}d}.png"] = png_bytes(img)
         else:  # medmnist-npz
-            images = imgs[:, :, :, 0] if imgs.shape[3] == 1 else imgs  # MedMNIST: [N, H, W] gray, [N, H, W, 3] RGB
-            files[MEDMNIST_FILE] = npz_bytes({"train_images": images, "train_labels": lab.reshape(-1, 1)})
-            extra["splits"] = "train only (train_images, train_labels); evaluate on the real test split"
+            test_x, test_y, test_note = _real_test_split(gen, imgs.shape[1:])
+            name, arrays = _medmnist_name(gen), {}
+            for split, xs, ys in (("train", imgs, lab), ("val", imgs[:0], lab[:0]), ("test", test_x, test_y)):
+                arrays[f"{split}_images"] = xs[..., 0] if xs.shape[3] == 1 else xs  # MedMNIST: [N, H, W] gray
+                arrays[f"{split}_labels"] = ys.reshape(-1, 1)
+            files[name] = npz_bytes(arrays)
+            extra["splits"] = {"train": f"synthetic ({n_total})", "val": "empty", "test": test_note}
 
     content = hashlib.sha256()
     for rel in sorted(files):
@@ -202,6 +210,29 @@ def generate_dataset(
 def generate_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> GenerateResult:
     """Backwards-compatible entry: PNG files for images, samples.npz for points."""
     return generate_dataset(run_dir, out, n=n, seed=seed)
+
+
+def _medmnist_name(gen: LoadedGenerator) -> str:
+    from ganforge.data.medmnist import medmnist_set_name
+
+    path = (gen.spec.get("config") or {}).get("data", {}).get("path")
+    known = medmnist_set_name(Path(path)) if path else None
+    return f"{known}.npz" if known else MEDMNIST_FILE
+
+
+def _real_test_split(gen: LoadedGenerator, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, str]:
+    """The real test split the generator's training data comes with, as uint8 [N, H, W, C] + int64 labels."""
+    from ganforge.config import config_from_dict
+    from ganforge.data import load_dataset
+
+    empty = np.zeros((0, *shape), np.uint8), np.zeros((0,), np.int64)
+    try:
+        data = load_dataset(config_from_dict(gen.spec["config"]).data, "test")
+    except GanforgeError as e:
+        return *empty, f"empty: the real test split could not be loaded ({e})"
+    if data.y is None or tuple(data.shape[1:]) != tuple(shape[:2]) or data.shape[0] != shape[2]:
+        return *empty, f"empty: the real test split does not match the generated images ({data.shape})"
+    return to_uint8(data.x), data.y.numpy().astype(np.int64), f"real: {len(data)} images of {data.name} ({data.source})"
 
 
 def _class_names(gen: LoadedGenerator) -> list[str]:

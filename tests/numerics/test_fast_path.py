@@ -32,6 +32,16 @@ def _models(cfg, shape, num_classes=1):
     return build_models(cfg.model, shape, num_classes, VARIANTS.get(cfg.variant).conditioning)
 
 
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b||."""
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return float((a - b).norm() / b.norm().clamp_min(1e-12))
+
+
+def _flat(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
 def _ganforge_losses(trainer, steps):
     out = []
     for i in range(steps):
@@ -63,8 +73,9 @@ def test_plain_loop_and_ganforge_step_agree_on_cpu(preset, shape, batch, n):
 
     assert torch.isfinite(ours).all() and ours.std(0).min() > 0  # losses move: a real comparison
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
-    for p, q in zip(trainer.G.parameters(), plain_models[0].parameters()):
-        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-3, atol=1e-5)
+    # Weights: Adam turns gradients near 0 (e.g. of a bias before batch norm) into +-lr steps, so compare
+    # all of G's weights as one vector, not element by element.
+    assert _rel(_flat(trainer.G), _flat(plain_models[0])) < 1e-4
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -93,11 +104,6 @@ def _pair(case, batch=64, n=640, seed=5):
     return [build_trainer(cfg, x, y, k, dev, copy.deepcopy(models)) for cfg in cfgs]
 
 
-def _run(trainer, steps):
-    torch.manual_seed(0)  # build_trainer seeded already; this only guards against anything in between
-    return _ganforge_losses(trainer, steps)
-
-
 @cuda
 @pytest.mark.parametrize("case", list(GPU_CASES))
 def test_graphed_step_matches_eager_step(case):
@@ -117,11 +123,9 @@ def test_graphed_step_matches_eager_step(case):
     tol = {"rtol": 3e-2, "atol": 3e-2} if bf16 else {"rtol": 2e-3, "atol": 2e-4}
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got, ref, **tol)
-    for a, b in zip(graphed.G.parameters(), eager.G.parameters()):
-        torch.testing.assert_close(a, b, rtol=5e-2 if bf16 else 1e-2, atol=1e-3 if bf16 else 1e-4)
-    if eager.G_ema is not None:
-        for a, b in zip(graphed.G_ema.parameters(), eager.G_ema.parameters()):
-            torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-4)
+    for a, b in ((graphed.G, eager.G), (graphed.D, eager.D), (graphed.G_ema, eager.G_ema)):
+        if b is not None:
+            assert _rel(_flat(a), _flat(b)) < (2e-2 if bf16 else 1e-3)
 
 
 @cuda

@@ -85,7 +85,9 @@ def test_kid_is_unbiased_for_same_distribution():
     for _ in range(400):  # each trial: two fresh samples of 40; one subset = the full sets
         x, y = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
         unbiased.append(kid(x, y, subsets=1, subset_size=40, rng=0).mean)
-        biased.append(polynomial_kernel(x, x).mean() + polynomial_kernel(y, y).mean() - 2 * polynomial_kernel(x, y).mean())
+        biased.append(
+            polynomial_kernel(x, x).mean() + polynomial_kernel(y, y).mean() - 2 * polynomial_kernel(x, y).mean()
+        )
     unbiased, biased = np.array(unbiased), np.array(biased)
     stderr = unbiased.std() / np.sqrt(len(unbiased))
     assert abs(unbiased.mean()) < 4 * stderr
@@ -186,6 +188,15 @@ def test_memorization_does_not_flag_an_independent_sample():
     assert audit.test_near_copy_fraction == pytest.approx(0.01, abs=0.005)
 
 
+def test_memorization_flags_a_partial_copier():
+    rng = np.random.default_rng(19)
+    train, test = rng.normal(size=(1000, 16)), rng.normal(size=(400, 16))
+    gen = np.concatenate([train[:40], rng.normal(size=(360, 16))])  # 10% copies
+    audit = memorization_audit(train, test, gen)
+    assert audit.flagged and audit.near_copy_fraction == pytest.approx(0.1 + 0.9 * 0.01, abs=0.015)
+    assert set(audit.closest_pairs[:16, 0]) <= set(range(40))  # the copies are the closest pairs
+
+
 # ------------------------------------------------------------------------------------------ SSIM
 
 
@@ -194,6 +205,13 @@ def test_ssim_diversity_of_identical_images_is_one():
     d = ssim_diversity(img.repeat(16, 1, 1, 1), n_pairs=64, rng=0)
     assert d.mean == pytest.approx(1.0, abs=1e-5)
     assert (d.kind, d.win_size) == ("ssim", 7)
+
+
+def test_ssim_of_two_constant_images_matches_hand_value():
+    # Constant images: sigma = 0, so SSIM = (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1), C1 = (0.01 * 2)^2.
+    imgs = torch.stack([torch.full((1, 8, 8), 0.1), torch.zeros(1, 8, 8)])
+    c1 = (0.01 * 2.0) ** 2
+    assert ssim_diversity(imgs, n_pairs=8, rng=0).mean == pytest.approx(c1 / (0.1**2 + c1), rel=1e-4)
 
 
 def test_ssim_diversity_of_independent_noise_is_near_zero():
@@ -269,6 +287,9 @@ def test_inception_score_limits():
     assert inception_score(np.zeros((50, k))).splits == 1  # small N: one split
     # Hand value: two equiprobable confident classes in one split -> exp(log 2) = 2.
     assert inception_score(np.array([[30.0, 0.0], [0.0, 30.0]]), splits=1).mean == pytest.approx(2.0, rel=1e-9)
+    # Two confident + two uniform samples: KLs log 2, log 2, 0, 0 -> exp(mean) = sqrt(2).
+    mixed = np.array([[30.0, 0.0], [0.0, 30.0], [0.0, 0.0], [0.0, 0.0]])
+    assert inception_score(mixed, splits=1).mean == pytest.approx(np.sqrt(2.0), rel=1e-9)
 
 
 # ------------------------------------------------------------------------------------- bootstrap

@@ -85,7 +85,7 @@ class DomainSpec:
     in_channels: int
     resolution: int
     num_classes: int  # 0: autoencoder (unlabelled data)
-    widths: tuple[int, ...] = (16, 32, 64)  # stem, then each stride-2 stage (the last repeats)
+    widths: tuple[int, ...] = (32, 64)  # channels of each stride-2 stage (the last one repeats)
     feature_dim: int = 128
     pool: int = 4  # spatial size before the feature layer
 
@@ -111,7 +111,7 @@ def n_downsamples(resolution: int) -> int:
 
 
 class DomainNet(nn.Module):
-    """conv3x3 stem -> stride-2 conv3x3 stages (ReLU) -> adaptive avg-pool to 4x4 -> linear feature layer.
+    """stride-2 conv3x3 stages (ReLU) -> adaptive avg-pool to 4x4 -> linear feature layer.
 
     Classifier: logits = head(relu(feature)). Autoencoder: an MLP decoder reconstructs the image
     from the feature. No normalisation layers and no dropout, so eval-mode outputs do not depend on
@@ -122,10 +122,10 @@ class DomainNet(nn.Module):
         super().__init__()
         self.spec = spec
         w = spec.widths
-        layers: list[nn.Module] = [nn.Conv2d(spec.in_channels, w[0], 3, padding=1), nn.ReLU()]
-        c = w[0]
-        for i in range(n_downsamples(spec.resolution)):
-            c_out = w[min(i + 1, len(w) - 1)]
+        layers: list[nn.Module] = []
+        c = spec.in_channels
+        for i in range(n_downsamples(spec.resolution)):  # no full-resolution stem: 3x cheaper on a CPU
+            c_out = w[min(i, len(w) - 1)]
             layers += [nn.Conv2d(c, c_out, 3, stride=2, padding=1), nn.ReLU()]
             c = c_out
         layers += [nn.AdaptiveAvgPool2d(spec.pool), nn.Flatten(), nn.Linear(c * spec.pool**2, spec.feature_dim)]
@@ -231,7 +231,7 @@ def _fit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         net = DomainNet(spec)
-    net.to(device).train()
+    net.to(device, memory_format=torch.channels_last).train()  # channels_last: ~1.5x faster convs on a CPU
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     batch = min(recipe.batch_size, n)
     total = int(min(recipe.epochs * n, recipe.max_kimg * 1000))
@@ -247,7 +247,7 @@ def _fit(
             order, pos = torch.randperm(n, generator=gen), 0
         idx = order[pos : pos + batch].to(device)
         pos += batch
-        _, out = net(x_dev[idx])
+        _, out = net(x_dev[idx].contiguous(memory_format=torch.channels_last))
         if y_dev is not None and spec.num_classes > 0:
             loss = F.cross_entropy(out, y_dev[idx])  # logits in, log-softmax inside
         else:
@@ -270,10 +270,10 @@ def _fit(
 @torch.no_grad()
 def run_net(net: DomainNet, x: torch.Tensor, device: torch.device, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """(features [N, D], head output [N, ...]) on CPU, in batches, eval mode."""
-    net.to(device).eval()
+    net.to(device, memory_format=torch.channels_last).eval()
     feats, outs = [], []
     for i in range(0, len(x), batch):
-        f, o = net(x[i : i + batch].to(device, torch.float32))
+        f, o = net(x[i : i + batch].to(device, torch.float32).contiguous(memory_format=torch.channels_last))
         feats.append(f.float().cpu())
         outs.append(o.float().cpu())
     if not feats:

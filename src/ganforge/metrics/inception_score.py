@@ -34,9 +34,7 @@ class InceptionScore:
     n_classes: int
 
 
-def inception_score(
-    logits: ArrayLike | torch.Tensor, splits: int = 10, min_split_size: int = 100
-) -> InceptionScore:
+def inception_score(logits: ArrayLike | torch.Tensor, splits: int = 10, min_split_size: int = 100) -> InceptionScore:
     """IS from class logits [N, K] (pass log-probabilities if you have probabilities)."""
     z = logits.detach().cpu() if isinstance(logits, torch.Tensor) else torch.from_numpy(np.asarray(logits))
     z = z.to(torch.float64)

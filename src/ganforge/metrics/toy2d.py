@@ -63,9 +63,7 @@ def energy_distance(x: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor) ->
     x, y = _as_float64(x), _as_float64(y)
     ident = lambda d: d  # noqa: E731
     return (
-        2 * _mean_pairwise(x, y, ident, False)
-        - _mean_pairwise(x, x, ident, True)
-        - _mean_pairwise(y, y, ident, True)
+        2 * _mean_pairwise(x, y, ident, False) - _mean_pairwise(x, x, ident, True) - _mean_pairwise(y, y, ident, True)
     )
 
 

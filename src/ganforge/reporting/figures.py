@@ -35,11 +35,14 @@ def progression_gif(paths: list[Path], frame_ms: int = 250) -> bytes | None:
     frames = []
     for p in paths:
         with Image.open(p) as im:
-            im = im.convert("RGB")
-            scale = min(1.0, MAX_GIF_SIDE / max(im.size))
-            if scale < 1:
-                im = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))), Image.LANCZOS)
-            frames.append(im.quantize(colors=256, method=Image.Quantize.MEDIANCUT))
+            gray = im.mode in ("L", "LA", "I", "I;16")
+            im = im.convert("L" if gray else "RGB")
+            # Grids are upscaled by whole factors with nearest neighbour: shrinking by a whole factor the
+            # same way keeps them sharp and costs the GIF nothing in detail.
+            factor = math.ceil(max(im.size) / MAX_GIF_SIDE)
+            if factor > 1:
+                im = im.resize((max(1, im.width // factor), max(1, im.height // factor)), Image.NEAREST)
+            frames.append(im.convert("P") if gray else im.quantize(colors=128, method=Image.Quantize.MEDIANCUT))
     durations = [frame_ms] * (len(frames) - 1) + [frame_ms * 8]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,

@@ -98,7 +98,7 @@ def training_loop(
     batch = cfg.train.batch_size
     sampler = BatchSampler(len(data), batch, device, seed=cfg.train.seed)
     total_images = int(round(total_kimg(cfg, len(data)) * 1000))
-    tick_images = int(round((cfg.train.tick_kimg or total_images / 20_000) * 1000)) or batch
+    tick_images = max(int(round((cfg.train.tick_kimg or total_images / 20_000) * 1000)), batch)
 
     # Fixed latents (and labels: one row per class) for comparable grids across ticks and runs.
     grid_gen = torch.Generator().manual_seed(cfg.train.seed + 12345)
@@ -134,6 +134,11 @@ def training_loop(
                dynamic_ncols=True, smoothing=0.1)
     last_plot = 0.0
     summary: dict[str, Any] = {}
+    tb = None
+    if cfg.train.tensorboard:
+        from ganforge.reporting.tensorboard import TensorBoardSink  # lazy: optional dependency
+
+        tb = TensorBoardSink(run_dir, warn=log)
     while images_seen < total_images:
         shown = train_step(step)
         images_seen += shown
@@ -159,6 +164,8 @@ def training_loop(
             )
         history.append(record)
         _append_jsonl(run_dir / "metrics.jsonl", record)
+        if tb is not None:
+            tb.log(record, step=images_seen)
         bar.write(_log_line(record, total_images))
         _log_file(run_dir, _log_line(record, total_images))
         G_sample = G_ema if G_ema is not None else G
@@ -195,6 +202,8 @@ def training_loop(
         atomic_write_json(run_dir / "summary.json", summary)
         tick_start, tick_images_start = time.perf_counter(), images_seen
     bar.close()
+    if tb is not None:
+        tb.close()
     return TrainResult(run_dir, summary)
 
 

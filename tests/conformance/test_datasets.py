@@ -1,0 +1,105 @@
+"""Every registered dataset honours the Dataset contract (looped over DATASETS, so a new loader is covered).
+
+Datasets that read a file get a tiny one built in tmp_path by ``FIXTURES``; a new file-backed loader must add
+its fixture here, or the test says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganforge.config import DataConfig
+from ganforge.data import DATASETS, Dataset, load_dataset
+from ganforge.errors import DataError
+
+
+def _npz(tmp_path: Path) -> dict:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "pathmnist.npz"
+    arrays = {}
+    for split, n in (("train", 40), ("val", 10), ("test", 20)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=(n, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 9, size=(n, 1)).astype(np.uint8)
+    np.savez(path, **arrays)
+    return {"path": str(path)}
+
+
+def _folder(tmp_path: Path) -> dict:
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        folder = tmp_path / "imgs" / cls
+        folder.mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return {"path": str(tmp_path / "imgs")}
+
+
+# name -> builder of the files it needs (returns DataConfig fields); datasets absent here need no file
+FIXTURES: dict[str, Callable[[Path], dict]] = {"medmnist": _npz, "pathmnist": _npz, "folder": _folder}
+OPTIONAL = {"mnist"}  # needs torchvision and downloaded files: checked when available, else skipped
+
+
+def _config(name: str, tmp_path: Path) -> DataConfig:
+    fields = FIXTURES[name](tmp_path) if name in FIXTURES else {}
+    return DataConfig(name=name, n_points=256, **fields)
+
+
+def _load(name: str, cfg: DataConfig, split: str) -> Dataset:
+    try:
+        return load_dataset(cfg, split)
+    except DataError as e:
+        if name in OPTIONAL:
+            pytest.skip(f"{name} unavailable here: {e}")
+        raise AssertionError(f"{name} failed with its default/fixture config ({e}); add a fixture in FIXTURES") from e
+
+
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {r.numpy().tobytes() for r in x}
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_dataset_contract(name, tmp_path):
+    cfg = _config(name, tmp_path)
+    train = _load(name, cfg, "train")
+    test = _load(name, cfg, "test")
+    for data in (train, test):
+        assert isinstance(data, Dataset) and len(data) > 0
+        assert data.x.dtype == torch.float32 and torch.isfinite(data.x).all()
+        if data.kind == "image":
+            assert data.x.ndim == 4 and data.x.shape[1] in (1, 3), data.x.shape
+            assert data.x.min() >= -1 and data.x.max() <= 1
+        else:
+            assert data.kind == "points" and data.x.ndim == 2 and data.x.shape[1] == 2
+        if data.y is not None:
+            assert data.y.dtype == torch.int64 and data.y.shape == (len(data),)
+            assert data.num_classes > 0 and len(data.class_names) == data.num_classes
+            assert 0 <= int(data.y.min()) and int(data.y.max()) < data.num_classes
+        else:
+            assert data.num_classes == 0
+        assert data.source
+    assert train.shape == test.shape and train.kind == test.kind and train.num_classes == test.num_classes
+    assert train.class_names == test.class_names
+    # deterministic: a second load gives the same bytes
+    assert load_dataset(cfg, "train").fingerprint() == train.fingerprint()
+    assert load_dataset(cfg, "test").fingerprint() == test.fingerprint()
+    # disjoint: no example of the test split also sits in the train split
+    assert not (_rows(train.x) & _rows(test.x))
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_dataset_post_processing(name, tmp_path):
+    plain = _config(name, tmp_path)
+    cfg = dataclasses.replace(plain, limit=7, resolution=16, channels=3)
+    data = _load(name, cfg, "train")
+    assert len(data) == 7
+    if data.kind == "image":
+        assert data.shape == (3, 16, 16)
+        assert data.x.min() >= -1 and data.x.max() <= 1 and data.x.is_contiguous()
+    assert len(_load(name, cfg, "test")) == len(_load(name, plain, "test"))  # the limit applies to train only

@@ -1,0 +1,118 @@
+"""Sweeps end to end on CPU: 2 configurations x 2 seeds in 2 parallel processes, the table, a rerun that
+retrains only the run that lost its results, and sweep files that fail before anything runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from ganforge.errors import ConfigError
+from ganforge.experiments.sweep import load_sweep
+from tests.conftest import REPO, run_cli
+
+TINY = """
+name: tiny
+base: sine
+set: {train.kimg: 0.5, train.tick_kimg: 0.25}
+seeds: [0, 1]
+list:
+  - {label: plain}
+  - {label: wide, model.g_hidden: [32, 32]}
+"""
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "tiny.yaml").write_text(TINY)
+    out = root / "out"
+    result = run_cli("sweep", str(root / "tiny.yaml"), "--out", str(out), "--jobs", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root, out, result
+
+
+def test_sweep_runs_every_config_and_seed_and_writes_the_table(swept):
+    _, out, result = swept
+    for label in ("plain", "wide"):
+        for seed in (0, 1):
+            run = out / label / f"seed-{seed}"
+            summary = json.loads((run / "summary.json").read_text())
+            assert summary["images_seen"] >= 500
+            assert f"seed: {seed}" in (run / "config.yaml").read_text()
+    wide_cfg = (out / "wide" / "seed-0" / "config.yaml").read_text()
+    assert "- 32\n  - 32" in wide_cfg or "[32, 32]" in wide_cfg
+    rows = list(csv.DictReader(open(out / "table.csv")))
+    assert [r["configuration"] for r in rows] == ["plain", "wide"]
+    assert all(r["seeds"] == "0 1" and r["final_loss_D_n"] == "2" for r in rows)
+    assert float(rows[0]["final_loss_D_ci_low"]) <= float(rows[0]["final_loss_D_mean"])
+    md = (out / "table.md").read_text()
+    assert "| plain | 2 |" in md and "±" in md
+    assert "2 job(s) x 1 thread(s)" in result.stdout and "[4/4]" in result.stdout
+    plan = json.loads((out / "plan.json").read_text())
+    assert len(plan["runs"]) == 4 and plan["runs"][0]["seed"] == 0 and plan["runs"][1]["seed"] == 0  # seed-major
+
+
+def test_rerun_skips_complete_runs_and_retrains_only_the_broken_one(swept):
+    root, out, _ = swept
+    untouched = (out / "plain" / "seed-1" / "generator.safetensors").stat().st_mtime_ns
+    (out / "wide" / "seed-1" / "summary.json").unlink()  # as if killed before its results were written
+    result = run_cli("sweep", str(root / "tiny.yaml"), "--out", str(out), "--jobs", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 complete, 1 to run" in result.stdout
+    assert "wide seed 1: restarted" in result.stdout and "plain seed 0:" not in result.stdout
+    assert (out / "wide" / "seed-1" / "summary.json").is_file()
+    assert (out / "plain" / "seed-1" / "generator.safetensors").stat().st_mtime_ns == untouched
+
+
+def test_a_changed_sweep_never_reuses_runs_of_another_config(swept):
+    root, out, _ = swept
+    result = run_cli("sweep", str(root / "tiny.yaml"), "--out", str(out), "--set", "model.z_dim=3", "--dry-run")
+    assert result.returncode == 0  # dry run: checks configs only
+    result = run_cli("sweep", str(root / "tiny.yaml"), "--out", str(out), "--set", "model.z_dim=3")
+    assert result.returncode == 2 and "different config" in result.stderr
+
+
+@pytest.mark.parametrize("text, match", [
+    ("base: sine\nseeds: [0]\nlsit: []\n", "Did you mean 'list'"),
+    ("base: sine\nlist:\n  - {label: a, preset: sine, sett: {}}\n", "Did you mean 'set'"),
+    ("base: sine\nset: {train.kimgg: 1}\n", "train.kimg"),
+    ("base: sine\nset: {train.kimg: 1}\nlist:\n  - {label: a}\n  - {label: b, model.z_dimm: 3}\n", "model.z_dim"),
+    ("base: sine\nset: {train.kimg: 1}\ngrid: {model.g_act: [relu, tanhh]}\n", "g_act"),
+    ("base: sinee\nset: {train.kimg: 1}\n", "Did you mean 'sine'"),
+    ("base: sine\nset: {train.kimg: 1, train.seed: 3}\n", "seeds"),
+    ("base: sine\nset: {train.kimg: 1}\nlist:\n  - {label: a}\n  - {label: a}\n", "repeat"),
+    ("base: sine\nset: {train.kimg: 1}\nevaluate: {metrics: [fid], nn: 5}\n", "Did you mean 'n'"),
+])
+def test_bad_sweep_files_fail_before_any_run(tmp_path, text, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_sweep(path)
+
+
+def test_bad_sweep_on_the_command_line_creates_nothing(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("base: sine\nset: {train.kimg: 1}\nlist:\n  - {label: a}\n  - {label: b, model.z_dimm: 3}\n")
+    result = run_cli("sweep", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "model.z_dim" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_grid_crossed_with_list_and_cli_overrides_win(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("base: sine\nset: {train.kimg: 5}\nseeds: 2\nlist:\n  - {label: a}\n  - {label: b, "
+                    "preset: parametric-curve}\ngrid: {model.z_dim: [2, 3]}\n")
+    sweep = load_sweep(path, ("train.kimg=0.25",))
+    assert sweep.labels == ["a z_dim=2", "a z_dim=3", "b z_dim=2", "b z_dim=3"]
+    assert len(sweep.runs) == 8 and {r.seed for r in sweep.runs} == {0, 1}
+    assert all(r.config["train"]["kimg"] == 0.25 for r in sweep.runs)
+    assert [r.config["data"]["name"] for r in sweep.runs if r.label.startswith("b")][0] == "parametric-curve"
+
+
+@pytest.mark.parametrize("name", ["mnist-depth", "mnist-augment", "curve-ladder"])
+def test_shipped_sweeps_are_valid(name):
+    sweep = load_sweep(Path(REPO) / "sweeps" / f"{name}.yaml", validate_data=False)
+    assert len({r.seed for r in sweep.runs}) == 3 and len(sweep.labels) >= 2

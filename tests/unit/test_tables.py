@@ -1,0 +1,101 @@
+"""Comparison tables: t-interval numbers, protocol-separated columns, grouping by config minus seed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import pytest
+import yaml
+
+from ganforge.errors import RunDirError
+from ganforge.experiments.compare import compare_runs
+from ganforge.reporting.tables import RunValues, build_table, cell_text, summarize, to_csv, to_markdown
+
+
+def test_summarize_matches_the_t_interval_by_hand():
+    s = summarize([1.0, 2.0, 3.0])
+    assert s.n == 3 and s.mean == pytest.approx(2.0) and s.std == pytest.approx(1.0)
+    half = 4.302652729911275 / math.sqrt(3)  # t_{0.975, 2} = 4.3027 (tables), s = 1
+    assert (s.ci_low, s.ci_high) == pytest.approx((2.0 - half, 2.0 + half))
+
+
+def test_summarize_one_seed_has_no_interval_and_drops_non_finite():
+    one = summarize([5.0])
+    assert one.n == 1 and one.mean == 5.0 and math.isnan(one.std) and math.isnan(one.ci_low)
+    assert cell_text(one) == "5 (1 seed)"
+    s = summarize([1.0, float("nan"), 3.0, float("inf")])
+    assert s.n == 2 and s.mean == pytest.approx(2.0)
+    assert summarize([]).n == 0 and cell_text(summarize([])) == "—"
+
+
+def _rec(name, value, pid="p1", floor=None):
+    return {"name": name, "value": value, "protocol_id": pid, "protocol": {"n": 1000}, "floor": floor,
+            "ci": {"low": value - 1, "high": value + 1, "method": "bootstrap"}}
+
+
+def test_metrics_under_different_protocols_never_share_a_column():
+    groups = {
+        "a": [RunValues("r/a0", 0, [_rec("fid", 10.0, "aaaa1111")], {"loss_D": 1.0}),
+              RunValues("r/a1", 1, [_rec("fid", 12.0, "aaaa1111")], {"loss_D": 1.2})],
+        "b": [RunValues("r/b0", 0, [_rec("fid", 30.0, "bbbb2222")], {"loss_D": 0.5})],
+    }
+    table = build_table(groups)
+    keys = [c.key for c in table.columns]
+    assert "fid@aaaa1111" in keys and "fid@bbbb2222" in keys and "fid" not in keys
+    row_a = table.rows[0]
+    assert row_a.cells["fid@aaaa1111"].mean == pytest.approx(11.0) and "fid@bbbb2222" not in row_a.cells
+    notes = "\n".join(table.notes)
+    assert "r/b0" in notes and "r/a0" in notes  # the notes name which runs used which protocol
+
+
+def test_one_protocol_one_column_with_floor_and_final_losses():
+    groups = {"x": [RunValues(f"r{s}", s, [_rec("kid", 0.1 * (s + 1), floor=0.01)], {"loss_D": 1.0, "loss_G": 2.0})
+                    for s in range(3)]}
+    table = build_table(groups)
+    assert [c.key for c in table.columns] == ["kid", "final_loss_D", "final_loss_G"]
+    assert table.rows[0].cells["kid"].mean == pytest.approx(0.2)
+    assert table.rows[0].floors["kid"] == pytest.approx(0.01)
+    md = to_markdown(table, "t")
+    assert "| x | 3 |" in md and "floor" in md and "kid 0.01" in md
+    rows = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert rows[0]["configuration"] == "x" and float(rows[0]["kid_mean"]) == pytest.approx(0.2)
+    assert rows[0]["kid_n"] == "3" and float(rows[0]["kid_floor"]) == pytest.approx(0.01)
+    assert float(rows[0]["kid_ci_low"]) < 0.2 < float(rows[0]["kid_ci_high"])
+
+
+def test_markdown_escapes_pipes_in_labels():
+    table = build_table({"a|b": [RunValues("r", 0, [], {"loss_D": 1.0})]})
+    assert "| a\\|b |" in to_markdown(table)
+
+
+def _fake_run(path, seed, z_dim=2, fid=None, pid="p1", name="toy"):
+    path.mkdir(parents=True)
+    cfg = {"name": name, "model": {"z_dim": z_dim}, "train": {"seed": seed, "kimg": 1.0, "device": "auto"}}
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (path / "summary.json").write_text(json.dumps({"final": {"loss_D": 1.0 + seed, "loss_G": 0.5}}))
+    if fid is not None:
+        (path / "eval.json").write_text(json.dumps({"metrics": [_rec("fid", fid, pid)]}))
+    return path
+
+
+def test_compare_groups_by_config_minus_seed_and_labels_the_difference(tmp_path):
+    runs = [_fake_run(tmp_path / f"z2s{s}", s, 2, fid=10 + s) for s in range(3)]
+    runs += [_fake_run(tmp_path / f"z3s{s}", s, 3, fid=20 + s) for s in range(2)]
+    table, groups = compare_runs(runs, out=tmp_path / "cmp")
+    labels = {row.label: row for row in table.rows}
+    assert set(labels) == {"toy [model.z_dim=2]", "toy [model.z_dim=3]"}
+    assert labels["toy [model.z_dim=2]"].cells["fid"].mean == pytest.approx(11.0)
+    assert labels["toy [model.z_dim=3]"].seeds == [0, 1]
+    assert (tmp_path / "cmp" / "table.csv").is_file() and (tmp_path / "cmp" / "table.md").is_file()
+
+
+def test_compare_refuses_the_same_seed_twice_and_non_runs(tmp_path):
+    a = _fake_run(tmp_path / "a", 0)
+    b = _fake_run(tmp_path / "b", 0)
+    with pytest.raises(RunDirError, match="same seed"):
+        compare_runs([a, b])
+    with pytest.raises(RunDirError, match="not a ganforge run"):
+        compare_runs([tmp_path / "nothing"])
