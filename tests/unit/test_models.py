@@ -148,6 +148,8 @@ def test_ema_of_g_lags_g_with_the_configured_half_life():
     class Jump:
         """An objective with one G phase that does nothing: G's weights stay where the test puts them."""
 
+        D = torch.nn.Linear(2, 1)  # the step freezes D's weights during G phases
+
         def phases(self):
             from ganforge.objectives import Phase
 
