@@ -95,9 +95,28 @@ def test_points_run_and_sweep_folder(tmp_path):
                 (dst / name).write_bytes((run / name).read_bytes())
             cfg = (dst / "config.yaml").read_text().replace("seed: 0", f"seed: {seed}")
             (dst / "config.yaml").write_text(cfg)
-            plan["runs"].append({"label": label, "seed": seed, "run_dir": f"{slug}/seed-{seed}", "overrides": []})
+            plan["runs"].append({"label": label, "seed": seed, "run_dir": f"{slug}/seed-{seed}", "overrides": [],
+                                 "target_images": 256})
     (sweep / "plan.json").write_text(json.dumps(plan))
     text = write_report(sweep).read_text()
     check_self_contained(text)
     assert "Comparison" in text and "fid" in text and "a&lt;i&gt;" in text and "<i>" not in text
     assert "fid by configuration" in text  # the interval plot
+
+
+def test_tensorboard_sink_logs_scalars_or_warns_once_when_absent(tmp_path):
+    from ganforge.reporting.tensorboard import TensorBoardSink
+
+    warnings: list[str] = []
+    sink = TensorBoardSink(tmp_path, warn=warnings.append)
+    sink.log({"tick": 1, "kimg": 0.5, "loss_D": 0.7, "D_real": float("nan"), "note": "x"}, step=500)
+    sink.log({"type": "eval", "fid": 12.0}, step=500)
+    sink.close()
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert not sink.active and len(warnings) == 1 and "training continues" in warnings[0]
+        assert not (tmp_path / "tensorboard").exists()
+    else:
+        assert sink.active is False and not warnings  # closed
+        assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

@@ -486,6 +486,8 @@ def run_sweep(
 
     jobs = max(1, jobs)
     threads = max(1, _cores() // jobs)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a lower limit set by the user is kept
+        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     env = _child_env(threads)
     states = {run.name: run_state(run, out, sweep.evaluate) for run in sweep.runs}
     todo = [r for r in sweep.runs if states[r.name] != "done"]
@@ -580,7 +582,8 @@ def load_sweep_dir(out: Path | str) -> tuple[dict[str, Any], dict[str, list[Path
     groups: dict[str, list[Path]] = {label: [] for label in plan.get("labels", [])}
     for r in plan["runs"]:
         run_dir = out / r["run_dir"]
-        if (run_dir / "summary.json").is_file():
+        summary = (run_dir / "summary.json").read_text() if (run_dir / "summary.json").is_file() else "{}"
+        if json.loads(summary).get("images_seen", -1) >= r.get("target_images", 0):  # finished runs only
             groups.setdefault(r["label"], []).append(run_dir)
     return plan, groups
 

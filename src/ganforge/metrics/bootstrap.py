@@ -6,10 +6,13 @@
   alpha/2 and 1 - alpha/2 quantiles of the replicates; ``method="basic"`` reflects them around the
   point value (2 * value - q_hi, 2 * value - q_lo), which corrects a constant bias of the
   replicates. Bias matters for FID: a resample with duplicated rows has a noisier covariance, so
-  bootstrap FIDs sit above the full-sample FID; prefer "basic" when the percentile interval does
-  not contain the point value.
-  For FID on 10k x 10k features of 64-256 dims, 20-50 replicates take about a second (one
+  bootstrap FIDs sit above the full-sample FID by about FID's own finite-sample bias. Use "basic"
+  for FID: on 10k x 10k Gaussian features of 128 dims (true FID 1.60, point estimate 2.48) the
+  percentile interval was [3.35, 3.47], entirely above the estimate, and the basic one [1.49, 1.62].
+  For FID on 10k x 10k features of 64-256 dims, 20-50 replicates take a few seconds (one
   covariance matmul and one sqrtm each); on 2048-d Inception features each sqrtm takes seconds.
+  Do not bootstrap k-NN metrics (precision/recall/density/coverage, memorisation): duplicated rows
+  are at distance 0 from each other, which shrinks the k-NN radii. Use ``subset_ci`` for those.
 - ``subset_ci``: the cheaper "repeated subsets" interval used for KID (Bińkowski et al. 2018):
   evaluate the statistic on ``n_subsets`` random subsets of ``subset_size`` rows drawn without
   replacement; value = mean over subsets, interval = quantiles of the subset values. It describes

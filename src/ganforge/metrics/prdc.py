@@ -64,13 +64,13 @@ def kth_neighbour_distances(
     n, k_max = x.shape[0], max(ks)
     if min(ks) < 1 or k_max >= n:
         raise ValueError(f"k must be in [1, N - 1] = [1, {n - 1}], got {list(ks)}; use more samples or a smaller k.")
-    kth = torch.empty(n, k_max + 1)
+    kth = torch.empty(n, k_max + 1, device=x.device)
     with torch.no_grad():
         for rows in _row_chunks(n, n, max_elements):
             d = torch.cdist(x[rows], x, compute_mode="use_mm_for_euclid_dist")  # [c, N]
             # Self is the nearest (distance ~0), so the k-th neighbour is the (k+1)-th smallest.
             kth[rows] = d.topk(k_max + 1, dim=1, largest=False).values
-    return {k: kth[:, k].double().numpy() for k in ks}
+    return {k: kth[:, k].double().cpu().numpy() for k in ks}
 
 
 def nearest_neighbours(
@@ -84,12 +84,13 @@ def nearest_neighbours(
     q, r = _as_tensor(query), _as_tensor(ref)
     if q.shape[1] != r.shape[1]:
         raise ValueError(f"query and ref must have the same dimension, got {tuple(q.shape)} and {tuple(r.shape)}.")
-    index = torch.empty(q.shape[0], dtype=torch.int64)
+    r = r.to(q.device)
+    index = torch.empty(q.shape[0], dtype=torch.int64, device=q.device)
     with torch.no_grad():
         for rows in _row_chunks(q.shape[0], r.shape[0], max_elements):
             index[rows] = torch.cdist(q[rows], r, compute_mode="use_mm_for_euclid_dist").argmin(dim=1)
         dist = (q.double() - r[index].double()).norm(dim=1)
-    return dist.numpy(), index.numpy()
+    return dist.cpu().numpy(), index.cpu().numpy()
 
 
 def prdc(
@@ -101,18 +102,20 @@ def prdc(
 ) -> PRDC:
     """Precision and recall (k_pr) and density and coverage (k_dc) of features [N_real, D] vs [N_gen, D]."""
     real, gen = _as_tensor(feats_real), _as_tensor(feats_gen)
+    gen = gen.to(real.device)  # computed on real's device: pass CUDA tensors to use a GPU
     if real.shape[1] != gen.shape[1]:
         raise ValueError(f"real and generated features differ in dimension: {tuple(real.shape)} vs {tuple(gen.shape)}.")
     real_radii = kth_neighbour_distances(real, sorted({k_pr, k_dc}), max_elements)
-    gen_radius_pr = torch.from_numpy(kth_neighbour_distances(gen, [k_pr], max_elements)[k_pr]).float()
-    real_radius_pr = torch.from_numpy(real_radii[k_pr]).float()
-    real_radius_dc = torch.from_numpy(real_radii[k_dc]).float()
+    dev = real.device
+    gen_radius_pr = torch.from_numpy(kth_neighbour_distances(gen, [k_pr], max_elements)[k_pr]).float().to(dev)
+    real_radius_pr = torch.from_numpy(real_radii[k_pr]).float().to(dev)
+    real_radius_dc = torch.from_numpy(real_radii[k_dc]).float().to(dev)
 
     n_real, n_gen = real.shape[0], gen.shape[0]
-    gen_in_real_ball = torch.zeros(n_gen, dtype=torch.bool)  # precision
-    real_in_gen_ball = torch.zeros(n_real, dtype=torch.bool)  # recall
-    real_balls_per_gen = torch.zeros(n_gen, dtype=torch.int64)  # density
-    real_ball_covered = torch.zeros(n_real, dtype=torch.bool)  # coverage
+    gen_in_real_ball = torch.zeros(n_gen, dtype=torch.bool, device=dev)  # precision
+    real_in_gen_ball = torch.zeros(n_real, dtype=torch.bool, device=dev)  # recall
+    real_balls_per_gen = torch.zeros(n_gen, dtype=torch.int64, device=dev)  # density
+    real_ball_covered = torch.zeros(n_real, dtype=torch.bool, device=dev)  # coverage
     with torch.no_grad():
         for rows in _row_chunks(n_real, n_gen, max_elements):
             d = torch.cdist(real[rows], gen, compute_mode="use_mm_for_euclid_dist")  # [c, N_gen]

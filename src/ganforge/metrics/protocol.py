@@ -35,7 +35,7 @@ from ganforge.registry import Registry
 PROTOCOL_VERSION = "ganforge-eval/1"
 NOT_IN_ID = ("seed", "ganforge_version", "extractor_test_accuracy")
 
-Requirement = Literal["conditional", "labels", "logits"]
+Requirement = Literal["conditional", "labels", "logits", "curve", "modes"]
 
 
 @dataclass(frozen=True)
@@ -113,11 +113,13 @@ class EvalContext:
     num_classes: int
     n: int
     seed: int
-    n_boot: int = 20
-    run_dir: Path | None = None
+    n_boot: int = 20  # bootstrap replicates for intervals (0: skip the bootstrap intervals, e.g. during training)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    run_dir: Path | None = None  # where pictures go (None: no pictures)
     feature_batch: int = 500
     log: Callable[[str], None] = print
-    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    shared: dict[str, Any] = field(default_factory=dict, repr=False)  # real-data results, reusable across evals
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)  # generated-data results of this eval
 
     @property
     def kind(self) -> str:
@@ -144,9 +146,17 @@ class EvalContext:
         return self.split(self.floor_split)
 
     def memo(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Compute once per evaluation (anything that depends on the generated samples)."""
         if key not in self._memo:
             self._memo[key] = fn()
         return self._memo[key]
+
+    def real_memo(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Compute once per data + extractor (real-vs-real floors, real features): kept across evaluations."""
+        key = f"{self.extractor.identity}|{key}"
+        if key not in self.shared:
+            self.shared[key] = fn()
+        return self.shared[key]
 
     def fake(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The n generated samples. Conditional runs: balanced labels (n/K of each class, shuffled by seed)."""
@@ -164,7 +174,7 @@ class EvalContext:
         return self.memo("fake_features", lambda: extract(self.extractor, self.fake()[0], self.feature_batch))
 
     def real_features(self, split: str) -> FeatureSet:
-        return self.memo(f"real_features:{split}",
+        return self.real_memo(f"features:{split}",
                          lambda: split_features(self.extractor, self.split(split), self.feature_batch))
 
     def base_protocol(self, metric: str) -> dict[str, Any]:
@@ -205,6 +215,10 @@ class MetricSpec:
             return "it needs labelled data, and this dataset has no labels"
         if "logits" in self.requires and not ctx.extractor.has_logits:
             return f"it needs an extractor with a class head, and {ctx.extractor.name!r} has none here"
+        if "curve" in self.requires and "curve" not in ctx.train.meta:
+            return f"it is for the curve datasets (sine, parametric-curve), not {ctx.train.name!r}"
+        if "modes" in self.requires and "modes" not in ctx.train.meta:
+            return f"it is for the Gaussian-mixture datasets (ring8, grid25), not {ctx.train.name!r}"
         return None
 
     def run(self, ctx: EvalContext) -> MetricValue:

@@ -64,6 +64,7 @@ class Column:
     metric: str = ""  # the metric name, or the summary "final" key for kind "final"
     protocol_id: str = ""
     protocol: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    higher_is_better: bool | None = None
 
 
 @dataclass
@@ -101,12 +102,14 @@ def build_table(groups: dict[str, list[RunValues]]) -> Table:
     # Which protocols does each metric appear under, and in which runs?
     protocols: dict[str, dict[str, dict[str, Any]]] = {}  # metric -> protocol_id -> protocol
     used_by: dict[tuple[str, str], list[str]] = {}
+    direction: dict[str, bool | None] = {}
     for runs in groups.values():
         for run in runs:
             for rec in run.metrics:
                 pid = str(rec.get("protocol_id", ""))
                 protocols.setdefault(rec["name"], {}).setdefault(pid, rec.get("protocol") or {})
                 used_by.setdefault((rec["name"], pid), []).append(run.run_dir)
+                direction.setdefault(rec["name"], rec.get("higher_is_better"))
     columns: list[Column] = []
     notes: list[str] = []
     for name in sorted(protocols):
@@ -118,7 +121,8 @@ def build_table(groups: dict[str, list[RunValues]]) -> Table:
             )
         for pid, protocol in protocols[name].items():
             key = metric_column_key(name, pid, split)
-            columns.append(Column(key, key, "metric", name, pid, protocol))
+            arrow = {True: " ↑", False: " ↓"}.get(direction.get(name), "")  # ↑: higher is better
+            columns.append(Column(key, key + arrow, "metric", name, pid, protocol, direction.get(name)))
             if split:
                 runs = used_by[(name, pid)]
                 notes.append(f"  {key}: protocol {pid or '(none)'} {_protocol_text(protocol)}; runs: {', '.join(runs)}")
@@ -185,7 +189,7 @@ def to_markdown(table: Table, title: str = "") -> str:
         cells = [_md_escape(row.label), str(len(row.seeds))] + [cell_text(row.cells.get(c.key)) for c in table.columns]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("Cells: mean ± sample std over seeds [95% t-interval over seeds]. "
+    lines.append("Cells: mean ± sample std over seeds [95% t-interval over seeds]; ↑/↓: higher/lower is better. "
                  "`final X`: the training statistic at the last tick (losses, mean D(x), mean D(G(z))).")
     floors = [(c, r.floors[c.key]) for c in table.columns for r in table.rows if c.key in r.floors]
     seen: dict[str, float] = {}
