@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], help="extra config override for ganforge's arm")
     ap.add_argument("--n", type=int, default=None, help="training-set size (default: the dataset's; 10,000 on CPU)")
     ap.add_argument("--pathmnist", default=None, help="pathmnist.npz to use instead of synthetic PathMNIST pixels")
-    ap.add_argument("--quick", action="store_true", help="short cells (CPU: 1 s, 1 warm-up iteration)")
+    ap.add_argument("--quick", action="store_true", help="CPU: 1 s cells, 1 warm-up + >= 1 timed iteration, 2 rounds")
     ap.add_argument("--eval", action="store_true", help="also time a 50,000-sample evaluation")
     ap.add_argument("--out", default=None, help="write the table as markdown here")
     args = ap.parse_args(argv)
@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
                           ("cpu" if args.device == "auto" else args.device))
     cuda = device.type == "cuda"
     args.seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else (3.0 if cuda else 2.0))
-    args.repeats = args.repeats or (1 if cuda else 3)
+    args.repeats = args.repeats or (1 if cuda else (2 if args.quick else 3))
+    args.min_iters = 1 if args.quick and not cuda else args.min_iters
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick and not cuda else (10 if cuda else 1))
     print(f"device: {device_text(device)}; torch {torch.__version__}", flush=True)
     rows = run_cells(args, device)

@@ -169,3 +169,5 @@ from ganforge.reporting.command import report  # noqa: E402
 main.add_command(sweep)
 main.add_command(compare)
 main.add_command(report)
+from ganforge.metrics.command import evaluate  # noqa: E402
+main.add_command(evaluate)

@@ -93,39 +93,52 @@ GPU_CASES = {
 }
 
 
-def _pair(case, batch=64, n=640, seed=5):
+def _trainers(case, copies=2, batch=64, n=640, seed=5):
+    """``copies`` eager trainers and one graphed trainer of ``case``, all from the same initial weights."""
     preset, shape, k, overrides = GPU_CASES[case]
     base = [f"train.batch_size={batch}", f"train.seed={seed}", *overrides]
     x = synthetic_images(n, shape, seed=2)
     y = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(0)) if k else None
-    cfgs = [load_config(preset, base), load_config(preset, base + ["train.cuda_graphs=true"])]
+    cfgs = [load_config(preset, base)] * copies + [load_config(preset, base + ["train.cuda_graphs=true"])]
     models = _models(cfgs[0], shape, max(k, 1))
     dev = torch.device("cuda")
     return [build_trainer(cfg, x, y, k, dev, copy.deepcopy(models)) for cfg in cfgs]
+
+
+def _pair(case, **kw):
+    return _trainers(case, copies=1, **kw)
 
 
 @cuda
 @pytest.mark.parametrize("case", list(GPU_CASES))
 def test_graphed_step_matches_eager_step(case):
     steps = 24
-    eager, graphed = _pair(case)
+    eager, eager_again, graphed = _trainers(case)
     assert isinstance(eager.step, EagerStep) and isinstance(graphed.step, GraphedStep)
     seed = torch.initial_seed()
-    torch.manual_seed(seed)
-    ref = _ganforge_losses(eager, steps)
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # a capture failure would be a RuntimeWarning
-        got = _ganforge_losses(graphed, steps)
-    assert graphed.step.graphs, "nothing was captured"
-    assert graphed.step.failed is None
-    bf16 = "bf16" in case
-    tol = {"rtol": 3e-2, "atol": 3e-2} if bf16 else {"rtol": 2e-3, "atol": 2e-4}
+    runs = []
+    for trainer in (eager, eager_again, graphed):
+        torch.manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a capture failure would be a RuntimeWarning
+            runs.append(_ganforge_losses(trainer, steps))
+    ref, ref_again, got = runs
+    assert graphed.step.graphs and graphed.step.failed is None
     assert torch.isfinite(got).all()
-    torch.testing.assert_close(got, ref, **tol)
-    for a, b in ((graphed.G, eager.G), (graphed.D, eager.D), (graphed.G_ema, eager.G_ema)):
+    bf16 = "bf16" in case
+    # The first replays follow eager warm-up iterations: same weights and, if the graph draws the random
+    # numbers eager would, the same losses up to kernel rounding. Other latents or data would move them by ~1e-2.
+    first = graphed.step.warmup + 2
+    torch.testing.assert_close(got[:first], ref[:first], rtol=1e-3 if bf16 else 1e-4, atol=1e-4 if bf16 else 1e-5)
+    # Later, GAN training amplifies rounding. The graph may differ from eager by about as much as eager
+    # differs from itself (cuDNN's nondeterministic kernels), plus a small floor.
+    noise = (ref_again - ref).abs().max().item()
+    assert (got - ref).abs().max().item() <= 3 * noise + (2e-2 if bf16 else 2e-3)
+    for a, b, c in ((graphed.G, eager.G, eager_again.G), (graphed.D, eager.D, eager_again.D),
+                    (graphed.G_ema, eager.G_ema, eager_again.G_ema)):
         if b is not None:
-            assert _rel(_flat(a), _flat(b)) < (2e-2 if bf16 else 1e-3)
+            noise = _rel(_flat(c), _flat(b))
+            assert _rel(_flat(a), _flat(b)) <= 3 * noise + (1e-2 if bf16 else 1e-3)
 
 
 @cuda

@@ -140,7 +140,7 @@ def test_classic_augment_with_nothing_enabled_is_the_identity():
     assert torch.allclose(classic_augment(x, AugmentConfig()), x, atol=1e-5)
 
 
-def test_classic_augment_rotation_by_90_degrees_at_most_is_a_rotation():
+def test_classic_augment_rotation_keeps_a_centred_blobs_mass():
     # Rotation only: the image's mean stays put (border padding of a constant border) for a centred blob.
     x = -torch.ones(16, 1, 28, 28)
     x[:, :, 10:18, 10:18] = 1

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.config import config_from_layers, load_config, preset_names
+from ganforge.config import ModelConfig, config_from_layers, load_config, preset_names
 from ganforge.errors import ConfigError
 from ganforge.models import ARCHS, build_models
 from ganforge.models.layers import CondBatchNorm, Conditioning
@@ -59,14 +59,24 @@ def test_every_preset_builds_models_with_the_right_shapes(name):
         assert out.aux_logits.shape == (n, classes)
 
 
-def small(arch: str, **model) -> object:
-    base = {"arch": arch, "z_dim": 8, "embed_dim": 4, "g_hidden": [16], "d_hidden": [16], "g_channels": 16,
-            "d_channels": 8, "g_batchnorm": [True]}
+def small(arch: str, **model) -> ModelConfig:
+    base = {
+        "arch": arch,
+        "z_dim": 8,
+        "embed_dim": 4,
+        "g_hidden": [16],
+        "d_hidden": [16],
+        "g_channels": 16,
+        "d_channels": 8,
+        "g_batchnorm": [True],
+    }
     return config_from_layers([{"model": {**base, **model}, "train": {"kimg": 1}}]).model
 
 
 SHAPES = {"mlp": (1, 8, 8), "dcgan": (1, 8, 8)}
-ALL_CONDITIONINGS = [Conditioning(g, d) for g in ("none", "concat", "cbn") for d in ("none", "concat", "aux", "projection")]
+ALL_CONDITIONINGS = [
+    Conditioning(g, d) for g in ("none", "concat", "cbn") for d in ("none", "concat", "aux", "projection")
+]
 
 
 @pytest.mark.parametrize("arch", ARCHS.names())
@@ -168,8 +178,18 @@ def test_ema_of_g_lags_g_with_the_configured_half_life():
     with torch.no_grad():
         G.weight.fill_(1.0), G.bias.fill_(1.0)  # G jumps from 0 to 1; G_ema must follow with half-life 10 steps
     opt = torch.optim.SGD(G.parameters(), lr=0.0)
-    step = EagerStep(cfg, Jump(), {"G": opt}, G, G_ema, BatchSampler(64, batch, torch.device("cpu"), seed=0),
-                     torch.zeros(64, 2), None, StatsAccumulator(), torch.device("cpu"))
+    step = EagerStep(
+        cfg,
+        Jump(),
+        {"G": opt},
+        G,
+        G_ema,
+        BatchSampler(64, batch, torch.device("cpu"), seed=0),
+        torch.zeros(64, 2),
+        None,
+        StatsAccumulator(),
+        torch.device("cpu"),
+    )
     for i in range(10):
         step(i)
     assert G_ema.weight.mean().item() == pytest.approx(0.5, abs=1e-5)  # halfway after one half-life

@@ -268,7 +268,9 @@ def _fit(
 
 
 @torch.no_grad()
-def run_net(net: DomainNet, x: torch.Tensor, device: torch.device, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def run_net(
+    net: DomainNet, x: torch.Tensor, device: torch.device, batch: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(features [N, D], head output [N, ...]) on CPU, in batches, eval mode."""
     net.to(device, memory_format=torch.channels_last).eval()
     feats, outs = [], []

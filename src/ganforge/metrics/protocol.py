@@ -204,6 +204,7 @@ class MetricSpec:
     default: bool = True  # part of `ganforge evaluate`'s default set (when applicable)
     higher_is_better: bool | None = None
     help: str = ""
+    order: int = 0  # registration order: the order of tables and eval.json
 
     def missing(self, ctx: EvalContext) -> str | None:
         """Why this metric cannot run on this evaluation (None when it can)."""
@@ -241,7 +242,8 @@ def register_metric(
     default: bool = True, higher_is_better: bool | None = None,
 ) -> Callable[[Callable[[EvalContext], Outcome]], Callable[[EvalContext], Outcome]]:
     def decorator(fn: Callable[[EvalContext], Outcome]) -> Callable[[EvalContext], Outcome]:
-        METRICS.add(name, MetricSpec(name, fn, kinds, requires, cheap, default, higher_is_better, help), help=help)
+        spec = MetricSpec(name, fn, kinds, requires, cheap, default, higher_is_better, help, order=len(METRICS))
+        METRICS.add(name, spec, help=help)
         return fn
 
     return decorator

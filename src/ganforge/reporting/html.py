@@ -264,13 +264,26 @@ def _audit(run_dir: Path, evals: list[dict[str, Any]], h: str) -> str:
     pictures = sorted(eval_dir.glob("*.png")) if eval_dir.is_dir() else []
     if not pictures:
         return ""
-    closest = [p for p in pictures if p.name == "closest_pairs.png"]
-    other = [p for p in pictures if p.name != "closest_pairs.png"]
+    pairs = [p for p in pictures if p.name.startswith("closest_pairs")]
+    other = [p for p in pictures if p not in pairs]
     parts = []
-    if closest:
-        parts.append(f"<section><{h}>Memorisation audit</{h}>"
-                     + figure(closest[0].read_bytes(), "each generated sample beside its nearest training image")
-                     + "<p class=\"note\">Near-identical pairs would mean the generator copies training data.</p>"
+    if pairs:
+        memo = next((r for r in evals if r["name"] == "memorization"), None)
+        verdict = ""
+        if memo is not None:
+            d = memo.get("details") or {}
+            fs, px = d.get("feature_space") or {}, d.get("pixel_space") or {}
+            flagged = "FLAGGED: the generator reproduces training images" if memo.get("flagged") else "not flagged"
+            verdict = (f"<p><strong>{esc(flagged)}</strong>: memorization score {esc(fmt(memo['value']))}"
+                       + (f"; near-copies {fs.get('near_copy_fraction', 0):.1%} in feature space, "
+                          f"{px.get('near_copy_fraction', 0):.1%} in pixel space (chance level "
+                          f"{fs.get('test_near_copy_fraction', 0):.1%})" if fs else "") + ".</p>")
+        captions = {"closest_pairs.png": "closest pairs in feature space: generated (top) over nearest training image",
+                    "closest_pairs_pixel.png": "closest pairs in pixel space: generated (top) over nearest training "
+                                               "image"}
+        parts.append(f"<section><{h}>Memorisation audit</{h}>{verdict}"
+                     + "".join(figure(p.read_bytes(), captions.get(p.name, p.stem.replace("_", " "))) for p in pairs)
+                     + "<p class=\"note\">Near-identical pairs would mean the generator copies its training data.</p>"
                      "</section>")
     if other:
         parts.append(f"<section><{h}>Evaluation figures</{h}>"

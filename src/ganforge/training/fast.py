@@ -119,6 +119,9 @@ class GraphedStep:
         idx = torch.zeros(len(draws), self.eager.batch, dtype=torch.long, device=self.device)
         graph = torch.cuda.CUDAGraph()
         main = torch.cuda.current_stream(self.device)
+        index = torch.cuda.current_device() if self.device.index is None else self.device.index
+        rng = torch.cuda.default_generators[index]
+        before = rng.clone_state()  # seed and offset now; capture itself does not advance them
         self._drop_grads()  # backward allocates the gradients inside the graph's pool
         try:
             # Captured on the warm-up stream, whose cuBLAS workspace already exists.
@@ -128,6 +131,11 @@ class GraphedStep:
         except Exception as e:  # any op that cannot be captured: keep training, eagerly
             torch.cuda.set_stream(main)  # a failed capture_end leaves the capture stream current
             del graph
+            # A failed capture leaves the generator in capture mode (every later random op raises "Offset
+            # increment outside graph capture"): continue from a copy of its state taken before the capture.
+            # Graphs captured earlier replay the abandoned state, so they go too.
+            rng.graphsafe_set_state(before)
+            self.graphs.clear()
             self._drop_grads()
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             self.failed = f"{type(e).__name__}: {reason}"

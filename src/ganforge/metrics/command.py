@@ -1,0 +1,93 @@
+"""``ganforge evaluate RUN_DIR``: metrics of a trained run, each beside its interval, floor and protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ganforge.metrics.evaluate import EvalResult, evaluate_run, parse_metric_list
+
+EVALUATE_EXAMPLES = """
+\b
+Examples:
+  ganforge evaluate runs/dcgan
+  ganforge evaluate runs/dcgan --n 10000 --metrics fid,kid,precision,recall
+  ganforge evaluate runs/cgan --metrics cas,aug_gain,fid_per_class
+  ganforge evaluate runs/dcgan --extractor inception --extractor-weights ~/weights-inception.pth
+  ganforge evaluate runs/sine            (2D points: energy, mmd, curve distance)
+  ganforge list metrics                  (what each metric is)
+"""
+
+
+@click.command(epilog=EVALUATE_EXAMPLES)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--n", "n", type=click.IntRange(min=2), default=None,
+              help="Generated samples (default: the run's eval.n, 2000).")
+@click.option("--metrics", "--metric", "metrics", multiple=True, metavar="NAMES",
+              help="Comma-separated metric names, repeatable (default: every metric that applies).")
+@click.option("--extractor", default=None, help="Feature extractor: domain (default), inception or raw.")
+@click.option("--extractor-weights", "extractor_weights", default=None, metavar="PATH",
+              help="Inception weights file (torch-fidelity's weights-inception-2015-12-05-6726825d.pth).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples and intervals.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--n-boot", "n_boot", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Bootstrap replicates for FID-style intervals (0: none).")
+def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: str | None,
+             extractor_weights: str | None, seed: int, device: str, n_boot: int) -> None:
+    """Evaluate a trained run against real data; writes RUN_DIR/eval.json."""
+    result = evaluate_run(run_dir, n=n, metrics=parse_metric_list(metrics), extractor=extractor, seed=seed,
+                          extractor_weights=extractor_weights, device=device, n_boot=n_boot,
+                          log=lambda m: click.echo(m, err=True))
+    click.echo(format_result(result))
+
+
+def _fmt(x: float | None) -> str:
+    from ganforge.reporting.tables import fmt
+
+    return "—" if x is None else fmt(x)
+
+
+def format_result(result: EvalResult) -> str:
+    """The readable table: metric, value, 95% CI, real-vs-real floor, protocol short id."""
+    rows = [("metric", "value", "95% CI", "real-vs-real", "protocol")]
+    for v in result.values.values():
+        ci = f"[{_fmt(v.ci.low)}, {_fmt(v.ci.high)}]" if v.ci else "—"
+        value = _fmt(v.value) + ("  FLAGGED" if v.flagged else "")
+        rows.append((v.name, value, ci, _fmt(v.floor), v.protocol_id[:8]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+
+    ex = result.extractor
+    acc = ex.get("test_accuracy")
+    about = (f"{result.dataset}: {result.n_generated} generated samples (seed {result.seed}) of generator "
+             f"{result.generator_sha256[:12]}" + (f" at {result.kimg:.1f} kimg" if result.kimg is not None else ""))
+    lines = [about, f"extractor {ex.get('name')} ({ex.get('hash')})" + (f", test accuracy {acc:.1%}" if acc else "")
+             + f"; preprocessing: {ex.get('preprocessing')}", ""] + lines
+    notes = []
+    for v in result.values.values():
+        d = v.details
+        if "value_at_floor_n" in d:
+            n_floor = v.protocol.get("n_floor")
+            notes.append(f"{v.name} at the floor's sample count ({n_floor}): {_fmt(d['value_at_floor_n'])}")
+        if v.name == "cas":
+            notes.append(f"cas: synthetic-trained {_fmt(v.value)} vs real-trained {_fmt(d.get('real_accuracy'))} "
+                         f"accuracy on the real test split ({v.protocol.get('n_train_per_set')} training images each)")
+        if v.name == "memorization":
+            fs, px = d.get("feature_space", {}), d.get("pixel_space", {})
+            verdict = "FLAGGED: the generator reproduces training images" if v.flagged else "not flagged"
+            notes.append(f"memorization: {verdict} (near-copies: {fs.get('near_copy_fraction', 0):.1%} in feature "
+                         f"space, {px.get('near_copy_fraction', 0):.1%} in pixel space; chance level "
+                         f"{fs.get('test_near_copy_fraction', 0):.1%})")
+            for p in d.get("pictures", [])[:1]:
+                notes.append(f"  closest pairs: {p}")
+    if notes:
+        lines += [""] + notes
+    if result.skipped:
+        lines += [""] + [f"skipped {k}: {r}" for k, r in result.skipped.items()]
+    lines += ["", "real-vs-real: the same metric between the real test and training splits (no generator should "
+                  "beat it by much); compare values only under the same protocol id."]
+    if result.path is not None:
+        lines.append(f"written: {result.path}")
+    return "\n".join(lines)

@@ -1,0 +1,313 @@
+"""Evaluate a trained run: generated samples against real data, every number with its protocol.
+
+``evaluate_run(run_dir)`` loads the exported generator (the EMA generator when the run kept one),
+reloads the real train/test splits from the run's own data config, builds the feature extractor
+(``domain`` by default: trained on the run's training split, cached), computes the requested
+metrics (default: every registered metric that applies to this data and generator), and writes
+
+- ``RUN_DIR/eval.json``: one record per metric: value, 95% interval, real-vs-real floor,
+  protocol and protocol id (atomically, replacing the previous evaluation);
+- one ``{"type": "eval", ...}`` line appended to ``RUN_DIR/metrics.jsonl`` (the run's history);
+- ``RUN_DIR/eval/closest_pairs*.png``: the memorisation audit's closest generated/training pairs.
+
+``periodic_eval_hook(cfg)`` is the training-time variant (``eval.every_ticks``): a cheap metric set,
+no bootstrap, the extractor and real features kept between ticks, a history line per evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import ganforge
+from ganforge.config import Config, config_from_dict
+from ganforge.data import load_dataset
+from ganforge.errors import ConfigError, GanforgeError, RunDirError
+from ganforge.metrics.extractors import EXTRACTORS, FeatureExtractor, build_extractor, pick_device
+from ganforge.metrics.protocol import METRICS, EvalContext, MetricValue
+from ganforge.training.checkpoint import atomic_write_json
+from ganforge.training.export import load_generator
+
+EVAL_FILE = "eval.json"
+EVAL_FORMAT = "ganforge-eval/1"
+HISTORY_FILE = "metrics.jsonl"
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class EvalResult:
+    run_dir: Path | None
+    values: dict[str, MetricValue]  # metric name -> value with interval, floor and protocol
+    skipped: dict[str, str]  # metric name -> why it did not apply
+    extractor: dict[str, Any]
+    dataset: str
+    n_generated: int
+    seed: int
+    kimg: float | None
+    generator_sha256: str
+    seconds: float
+    device: str
+    path: Path | None = None  # the eval.json written (None when not written)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> MetricValue:
+        return self.values[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    @property
+    def flagged(self) -> list[str]:
+        return [v.name for v in self.values.values() if v.flagged]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": EVAL_FORMAT, "run_dir": str(self.run_dir) if self.run_dir else None, "dataset": self.dataset,
+            "generator_sha256": self.generator_sha256, "kimg": self.kimg, "n_generated": self.n_generated,
+            "seed": self.seed, "extractor": self.extractor, "seconds": round(self.seconds, 2), "device": self.device,
+            "ganforge_version": ganforge.__version__, "torch_version": torch.__version__,
+            "python": platform.python_version(), **self.meta,
+            "metrics": [v.to_record() for v in self.values.values()], "skipped": self.skipped,
+        }
+
+    def history_record(self, source: str = "evaluate", tick: int | None = None) -> dict[str, Any]:
+        """One flat line for metrics.jsonl (and TensorBoard): values and floors, with what they were measured on."""
+        rec: dict[str, Any] = {"type": "eval", "source": source}
+        if tick is not None:
+            rec["tick"] = tick
+        rec.update({"kimg": self.kimg if self.kimg is not None else 0.0, "n_generated": self.n_generated,
+                    "extractor": self.extractor.get("name"), "extractor_hash": self.extractor.get("hash"),
+                    "seed": self.seed, "eval_seconds": round(self.seconds, 2)})
+        for v in self.values.values():
+            rec[v.name] = v.value
+            if v.floor is not None:
+                rec[f"{v.name}_floor"] = v.floor
+            if v.flagged is not None:
+                rec[f"{v.name}_flagged"] = v.flagged
+        rec["protocol_ids"] = {v.name: v.protocol_id for v in self.values.values()}
+        return rec
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class Evaluator:
+    """Real data and extractor for one data config; evaluates any number of generators against them.
+
+    Real features and real-vs-real floors are computed once and kept (``shared``), so periodic
+    evaluation during training pays for them only at the first evaluation.
+    """
+
+    def __init__(self, cfg: Config, extractor: str = "domain", *, extractor_weights: str | None = None,
+                 device: str | torch.device | None = None, log: Log = print) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.device = pick_device(device)
+        self.train = load_dataset(cfg.data, "train")
+        self.test = load_dataset(cfg.data, "test")
+        if self.train.kind == "points":
+            EXTRACTORS.get(extractor)  # a typo still fails with the valid names
+            if extractor not in ("domain", "raw"):
+                raise GanforgeError(f"2D point data is evaluated on raw coordinates; --extractor {extractor} does not "
+                                    "apply. Drop --extractor.")
+            extractor = "raw"
+        if len(self.test) < 2:
+            raise GanforgeError(f"the test split of {self.train.name!r} has {len(self.test)} samples; evaluation needs "
+                                "held-out real data (raise data.test_fraction).")
+        self.extractor: FeatureExtractor = build_extractor(extractor, self.train, self.test, device=self.device,
+                                                           weights=extractor_weights, log=log)
+        self.shared: dict[str, Any] = {}
+
+    def context(self, sample: Callable, *, conditional: bool, num_classes: int, n: int, seed: int, n_boot: int,
+                run_dir: Path | None) -> EvalContext:
+        return EvalContext(self.train, self.test, self.extractor, sample, conditional, num_classes, n, seed,
+                           n_boot=n_boot, device=self.device, run_dir=run_dir, log=self.log, shared=self.shared)
+
+    def evaluate(self, gen: Any, *, n: int, metrics: Sequence[str] | None = None, seed: int = 0, n_boot: int = 20,
+                 cheap: bool = False, run_dir: Path | None = None) -> EvalResult:
+        """Evaluate ``gen`` (a LoadedGenerator or anything with its ``sample`` and facts)."""
+        t0 = time.perf_counter()
+        if n < 2:
+            raise GanforgeError(f"--n must be at least 2 (got {n}); use a few thousand for stable numbers.")
+        if tuple(gen.shape) != tuple(self.train.shape):
+            raise GanforgeError(f"the generator makes samples of shape {tuple(gen.shape)} but the run's data "
+                                f"{self.train.name!r} has {tuple(self.train.shape)}; the data config changed.")
+
+        def sample(count: int, s: int, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return gen.sample(count, seed=s, labels=labels, device=self.device)
+
+        ctx = self.context(sample, conditional=bool(gen.conditional), num_classes=int(gen.num_classes), n=n,
+                           seed=seed, n_boot=n_boot, run_dir=run_dir)
+        names, skipped = resolve_metrics(metrics, ctx, cheap=cheap)
+        values: dict[str, MetricValue] = {}
+        for name in names:
+            t = time.perf_counter()
+            values[name] = METRICS.get(name).run(ctx)
+            self.log(f"  {name}: {values[name].value:.6g} ({time.perf_counter() - t:.1f} s)")
+        ex = self.extractor
+        spec = getattr(gen, "spec", {}) or {}
+        return EvalResult(
+            run_dir=run_dir, values=values, skipped=skipped,
+            extractor={"name": ex.name, "hash": ex.short_hash, "identity": ex.identity,
+                       "preprocessing": ex.preprocessing, **ex.info},
+            dataset=self.train.name, n_generated=n, seed=seed, kimg=spec.get("kimg"),
+            generator_sha256=str(getattr(gen, "sha256", "")), seconds=time.perf_counter() - t0,
+            device=str(self.device), meta={"ema": spec.get("ema"), "variant": spec.get("variant")},
+        )
+
+
+def resolve_metrics(requested: Sequence[str] | None, ctx: EvalContext, cheap: bool = False) -> tuple[list[str], dict]:
+    """Names to compute, and {name: reason} for default metrics that do not apply here.
+
+    Asked-for metrics that cannot run are an error (with the reason); the default set quietly
+    leaves them out but lists them in ``skipped``.
+    """
+    skipped: dict[str, str] = {}
+    if requested:
+        names = []
+        for name in requested:
+            spec = METRICS.get(name)  # ConfigError with the nearest valid name
+            reason = spec.missing(ctx)
+            if reason:
+                raise GanforgeError(f"metric {name!r} cannot run on this run: {reason}. Drop it from --metrics.")
+            if name not in names:
+                names.append(name)
+        return names, skipped  # as asked
+    names = []
+    for entry in METRICS:
+        spec = entry.obj
+        if not (spec.cheap if cheap else spec.default):
+            continue
+        reason = spec.missing(ctx)
+        if reason is None:
+            names.append(spec.name)
+        elif ctx.kind in spec.kinds:
+            skipped[spec.name] = reason
+    return sorted(names, key=lambda m: METRICS.get(m).order), skipped
+
+
+def parse_metric_list(values: Sequence[str] | str | None) -> list[str] | None:
+    """``["fid,kid", "precision"]`` or ``"fid,kid"`` -> ``["fid", "kid", "precision"]``; empty -> None."""
+    if values is None:
+        return None
+    items = [values] if isinstance(values, str) else list(values)
+    out = [m.strip() for item in items for m in str(item).split(",") if m.strip()]
+    return out or None
+
+
+def evaluate_run(
+    run_dir: Path | str, n: int | None = None, metrics: Sequence[str] | str | None = None, extractor: str | None = None,
+    seed: int = 0, *, extractor_weights: str | None = None, device: str | None = None, n_boot: int = 20,
+    write: bool = True, log: Log = print,
+) -> EvalResult:
+    """Evaluate the run's exported generator; write eval.json and a metrics.jsonl line (``write=True``).
+
+    n: generated samples (default: the run's eval.n). metrics: names (default: all that apply).
+    extractor: a registered extractor (default: the run's eval.extractor, normally ``domain``).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {str(run_dir)!r} does not exist; check the path.")
+    gen = load_generator(run_dir)
+    cfg: Config = gen.config
+    names = parse_metric_list(metrics)
+    for name in names or ():
+        METRICS.get(name)  # fail on a typo before any work
+    evaluator = Evaluator(cfg, extractor or cfg.eval.extractor, extractor_weights=extractor_weights, device=device,
+                          log=log)
+    ex = evaluator.extractor
+    acc = ex.info.get("test_accuracy")
+    log(f"extractor {ex.name} ({ex.short_hash})" + (f", test accuracy {acc:.2%}" if acc is not None else "")
+        + (" [cached]" if ex.info.get("cache_hit") else ""))
+    result = evaluator.evaluate(gen, n=n or cfg.eval.n, metrics=names, seed=seed, n_boot=n_boot, run_dir=run_dir)
+    if write:
+        result.path = run_dir / EVAL_FILE
+        atomic_write_json(result.path, result.to_dict())
+        append_history(run_dir, result.history_record("evaluate"))
+    return result
+
+
+def append_history(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(Path(run_dir) / HISTORY_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# during training
+
+
+def periodic_eval_hook(cfg: Config | None) -> Callable[[int, Path], None] | None:
+    """``on_tick`` hook for ``eval.every_ticks``: None when it is 0; cfg None (resume): read config.yaml."""
+    if cfg is not None:
+        if cfg.eval.every_ticks == 0:
+            return None
+        _check_eval_config(cfg)
+    state: dict[str, Any] = {"cfg": cfg}
+
+    def hook(tick: int, run_dir: Path) -> None:
+        if state["cfg"] is None:
+            state["cfg"] = _run_config(run_dir)
+            _check_eval_config(state["cfg"])
+        c: Config = state["cfg"]
+        if c.eval.every_ticks == 0 or tick % c.eval.every_ticks:
+            return
+        from tqdm import tqdm
+
+        if "evaluator" not in state:
+            state["evaluator"] = Evaluator(c, c.eval.extractor, log=_quiet)
+        gen = load_generator(run_dir)
+        result = state["evaluator"].evaluate(gen, n=c.eval.n, metrics=list(c.eval.metrics) or None, seed=0, n_boot=0,
+                                             cheap=True, run_dir=None)
+        append_history(run_dir, result.history_record("periodic", tick=tick))
+        parts = [f"{v.name} {v.value:.4g}" + (f" (floor {v.floor:.3g})" if v.floor is not None else "")
+                 for v in result.values.values()]
+        tqdm.write(f"eval   tick {tick:<4d} kimg {result.kimg or 0:.1f}  " + "  ".join(parts)
+                   + f"  [{result.seconds:.1f} s]")
+
+    return hook
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _run_config(run_dir: Path) -> Config:
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunDirError(f"{str(run_dir)!r} has no config.yaml; is it a ganforge run directory?")
+    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+
+
+def _check_eval_config(cfg: Config) -> None:
+    for name in cfg.eval.metrics:
+        METRICS.get(name)
+    EXTRACTORS.get(cfg.eval.extractor)
+    if cfg.eval.n < 2:
+        raise ConfigError("eval.n must be >= 2")
+
+
+# ----------------------------------------------------------------------------------------------
+# `ganforge demo`
+
+
+def demo_evaluation(run_dir: Path | str, log: Log = print) -> EvalResult:
+    """The demo's evaluation: the default metric set, printed as a table."""
+    from ganforge.metrics.command import format_result
+
+    log("evaluating (domain extractor, default metrics) ...")
+    result = evaluate_run(run_dir, log=_quiet)
+    log(format_result(result))
+    return result
+
+
+__all__ = ["EVAL_FILE", "EvalResult", "Evaluator", "demo_evaluation", "evaluate_run", "periodic_eval_hook"]
