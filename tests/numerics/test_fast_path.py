@@ -126,14 +126,17 @@ def test_graphed_step_matches_eager_step(case):
     assert graphed.step.graphs and graphed.step.failed is None
     assert torch.isfinite(got).all()
     bf16 = "bf16" in case
-    # The first replays follow eager warm-up iterations: same weights and, if the graph draws the random
-    # numbers eager would, the same losses up to kernel rounding. Other latents or data would move them by ~1e-2.
-    first = graphed.step.warmup + 2
-    torch.testing.assert_close(got[:first], ref[:first], rtol=1e-3 if bf16 else 1e-4, atol=1e-4 if bf16 else 1e-5)
-    # Later, GAN training amplifies rounding. The graph may differ from eager by about as much as eager
-    # differs from itself (cuDNN's nondeterministic kernels), plus a small floor.
-    noise = (ref_again - ref).abs().max().item()
-    assert (got - ref).abs().max().item() <= 3 * noise + (2e-2 if bf16 else 2e-3)
+    # The graph may differ from eager by about as much as eager differs from itself (cuDNN's nondeterministic
+    # kernels; WGAN-GP's double backward differs by ~1e-3 from the second step on), plus a small floor.
+    def within_noise(rows: slice, floor: float) -> None:
+        noise = (ref_again[rows] - ref[rows]).abs().max().item()
+        assert (got[rows] - ref[rows]).abs().max().item() <= 3 * noise + floor * ref[rows].abs().max().item()
+
+    # The first replays follow the eager warm-up iterations: same weights and, if the graph draws the random
+    # numbers eager would, the same losses up to rounding. Other latents or data would move them by ~1e-2.
+    within_noise(slice(0, graphed.step.warmup + 2), 1e-3 if bf16 else 1e-4)
+    # Later, GAN training amplifies rounding.
+    within_noise(slice(0, steps), 2e-2 if bf16 else 2e-3)
     for a, b, c in ((graphed.G, eager.G, eager_again.G), (graphed.D, eager.D, eager_again.D),
                     (graphed.G_ema, eager.G_ema, eager_again.G_ema)):
         if b is not None:

@@ -17,19 +17,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganforge.metrics.bootstrap import bootstrap_ci, ci_from_replicates, subset_ci
+from ganforge.metrics.bootstrap import bootstrap_ci, ci_from_replicates
 from ganforge.metrics.diversity import ssim_diversity
 from ganforge.metrics.fid import fid_from_features
 from ganforge.metrics.inception_score import inception_score
 from ganforge.metrics.kid import kid
 from ganforge.metrics.memorization import MemorizationAudit, memorization_audit
-from ganforge.metrics.prdc import PRDC, prdc
+from ganforge.metrics.prdc import PRDC, kth_neighbour_distances, prdc
 from ganforge.metrics.protocol import EvalContext, Interval, Outcome, from_ci, normal_mean, register_metric, wilson
 
 IMAGE = ("image",)
 K_PR, K_DC = 3, 5  # Kynkäänniemi et al. 2019 (precision/recall); Naeem et al. 2020 (density/coverage)
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
-DENSITY_SUBSETS = 5  # half-size subsets for density's interval
+DENSITY_BOOT = 200
 IS_SPLITS = 10
 SSIM_PAIRS = 1000
 PER_CLASS_BOOT = 10
@@ -120,14 +120,29 @@ def density_metric(ctx: EvalContext) -> Outcome:
     value, floor = _prdc(ctx)
     ci = None
     if ctx.n_boot >= 2:
-        ref, _, gen = _features(ctx)
-        half = min(len(ref), len(gen)) // 2
-        if half > K_DC + 1:
-            sub = subset_ci(lambda r, g: prdc(r, g, k_pr=K_PR, k_dc=K_DC).density, ref, gen, subset_size=half,
-                            n_subsets=DENSITY_SUBSETS, rng=ctx.seed)
-            # The spread at half the sample size: wider (conservative) than the full-sample error.
-            ci = Interval(sub.low, sub.high, f"subset-range(m={half}, subsets={DENSITY_SUBSETS})")
+        per_sample = _balls_per_generated_sample(ctx) / K_DC
+        if not np.isclose(per_sample.mean(), value.density, rtol=1e-4, atol=1e-6):  # same radii, same rule as prdc
+            raise AssertionError(f"density per sample {per_sample.mean()} != prdc density {value.density}")
+        ci = from_ci(bootstrap_ci(np.mean, per_sample, n_boot=DENSITY_BOOT, rng=ctx.seed),
+                     label=f"bootstrap-percentile(n={DENSITY_BOOT}, generated samples; balls fixed)")
     return Outcome(value.density, ci, floor.density, params={"k": value.k_dc})
+
+
+def _balls_per_generated_sample(ctx: EvalContext) -> np.ndarray:
+    """[n_gen] number of real k_dc-balls holding each generated sample (density's summands, for its interval).
+
+    ``prdc`` returns only the mean; the interval needs the per-sample terms, recomputed here with
+    the same radii (``kth_neighbour_distances``) and the same strict rule; checked equal above.
+    """
+    ref, _, gen = _features(ctx)
+    radii = ctx.real_memo(f"radii:{K_DC}", lambda: torch.from_numpy(kth_neighbour_distances(ref, [K_DC])[K_DC]))
+    radii = radii.float()
+    counts = []
+    with torch.no_grad():
+        for chunk in gen.float().split(max(1, 2**24 // max(len(ref), 1))):
+            d = torch.cdist(chunk, ref.float(), compute_mode="use_mm_for_euclid_dist")  # [c, N_ref]
+            counts.append((d < radii[None, :]).sum(dim=1))
+    return torch.cat(counts).double().numpy()
 
 
 # ------------------------------------------------------------------------------ Inception-style score

@@ -261,7 +261,9 @@ def wilson(successes: float, n: int, z: float = 1.959964) -> Interval:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(max(0.0, centre - half), min(1.0, centre + half), "wilson")
+    low, high = centre - half, centre + half
+    low, high = (0.0 if low < 1e-12 else low), (1.0 if high > 1 - 1e-12 else high)  # round-off at p = 0 or 1
+    return Interval(low, high, "wilson")
 
 
 def normal_mean(mean: float, std: float, n: int, label: str, z: float = 1.959964) -> Interval:

@@ -167,6 +167,9 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
     return "\n".join(p for p in parts if p)
 
 
+PROTOCOL_SHORT = ("extractor", "n_generated", "n_reference", "reference_split")
+
+
 def metric_table(evals: list[dict[str, Any]]) -> str:
     head = ("<tr><th>metric</th><th>value</th><th>confidence interval</th><th>real-vs-real floor</th>"
             "<th>protocol</th></tr>")
@@ -177,14 +180,20 @@ def metric_table(evals: list[dict[str, Any]]) -> str:
                    if isinstance(ci, dict) and ci.get("low") is not None else "—")
         floor = rec.get("floor")
         protocol = rec.get("protocol") or {}
-        ptext = ", ".join(f"{k}={v}" for k, v in protocol.items()) if isinstance(protocol, dict) else str(protocol)
+        if not isinstance(protocol, dict):
+            protocol = {"protocol": protocol}
+        short = ", ".join(f"{k}={protocol[k]}" for k in PROTOCOL_SHORT if k in protocol)
+        full = ", ".join(f"{k}={v}" for k, v in protocol.items())
         pid = str(rec.get("protocol_id", ""))[:12]
-        rows.append(f"<tr><td>{esc(rec['name'])}</td><td class=\"num\">{esc(fmt(rec['value']))}</td>"
+        arrow = {True: " ↑", False: " ↓"}.get(rec.get("higher_is_better"), "")
+        flag = " <strong class=\"warn\">FLAGGED</strong>" if rec.get("flagged") else ""
+        rows.append(f"<tr><td>{esc(rec['name'])}{arrow}</td><td class=\"num\">{esc(fmt(rec['value']))}{flag}</td>"
                     f"<td>{esc(ci_text)}</td><td class=\"num\">{esc(fmt(floor) if floor is not None else '—')}</td>"
-                    f"<td><code>{esc(pid)}</code> <span class=\"note\">{esc(ptext)}</span></td></tr>")
-    return (f"<table>{head}{''.join(rows)}</table><p class=\"note\">The floor is the value two real samples of the "
-            "same size reach: no generator can be expected to beat it. Compare numbers only under the same protocol."
-            "</p>")
+                    f"<td><details><summary><code>{esc(pid)}</code> <span class=\"note\">{esc(short)}</span>"
+                    f"</summary><span class=\"note\">{esc(full)}</span></details></td></tr>")
+    return (f"<table>{head}{''.join(rows)}</table><p class=\"note\">↑/↓: higher/lower is better. The real-vs-real "
+            "floor is the value real data reaches against real data (test vs train split): a generator is not expected "
+            "to do better. Compare numbers only under the same protocol id (click one for the full protocol).</p>")
 
 
 def _no_eval(run_dir: Path) -> str:
