@@ -34,6 +34,7 @@ class PlainResult:
     loss_G: list[float] = field(default_factory=list)
     images: int = 0  # real images shown to D in the timed iterations
     seconds: float = 0.0  # wall time of the timed iterations (the losses' .item() synchronise every step)
+    cpu_seconds: float = 0.0  # CPU time of this process (all threads) in the timed iterations
 
     @property
     def img_per_s(self) -> float:
@@ -81,12 +82,12 @@ def plain_train(
     opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
     batches = _batches(loader)
     result = PlainResult()
-    start = 0.0
+    start = cpu_start = 0.0
     for it in range(warmup + iterations):
         if it == warmup:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
         # ---- D: real batch, then latents
         real = next(batches).to(device)
         z = torch.randn(batch_size, G.z_dim, device=device)
@@ -115,4 +116,5 @@ def plain_train(
             if done and max_seconds is not None and time.perf_counter() - start >= max_seconds:
                 break
     result.seconds = time.perf_counter() - start
+    result.cpu_seconds = time.process_time() - cpu_start
     return result

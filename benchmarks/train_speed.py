@@ -103,8 +103,8 @@ def _sync(device: torch.device) -> None:
 
 
 def time_ganforge(cfg: Config, x: torch.Tensor, device: torch.device, models, *, seconds: float, warmup: int,
-                  min_iters: int, cudnn_benchmark: bool = False) -> tuple[float, float]:
-    """(images/s, the mean loss_D of the timed iterations) of ganforge's step."""
+                  min_iters: int, cudnn_benchmark: bool = False) -> tuple[float, float, float]:
+    """(images/s, images per CPU-second of this process, mean loss_D of the timed iterations) of ganforge's step."""
     torch.backends.cudnn.benchmark = cudnn_benchmark
     t = build_trainer(cfg, x, None, 0, device, models)
     it = 0
@@ -113,21 +113,21 @@ def time_ganforge(cfg: Config, x: torch.Tensor, device: torch.device, models, *,
         it += 1
     t.stats.read_and_reset()
     _sync(device)
-    images, start = 0, time.perf_counter()
+    images, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while True:
         images += t.step(it)
         it += 1
         if it - warmup >= min_iters and time.perf_counter() - start >= seconds:
             break
     _sync(device)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     loss_d = t.stats.read_and_reset()["loss_D"]  # the once-per-tick read, outside the timing
     torch.backends.cudnn.benchmark = False
-    return images / elapsed, loss_d
+    return images / elapsed, images / max(cpu, 1e-9), loss_d
 
 
 def time_plain(cfg: Config, x: torch.Tensor, device: torch.device, models, *, seconds: float, warmup: int,
-               min_iters: int) -> tuple[float, float]:
+               min_iters: int) -> tuple[float, float, float]:
     if device.type == "cuda":  # the studies' defaults: fp32 matmuls, cuDNN's default TF32 convolutions
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = True
@@ -136,7 +136,7 @@ def time_plain(cfg: Config, x: torch.Tensor, device: torch.device, models, *, se
     r = plain_train(G, D, x, batch_size=cfg.train.batch_size, iterations=10**9, lr_g=cfg.optim.lr_g,
                     lr_d=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2), seed=cfg.train.seed,
                     device=device, warmup=warmup, max_seconds=seconds, min_iterations=min_iters)
-    return r.img_per_s, float(np.mean(r.loss_D))
+    return r.img_per_s, r.images / max(r.cpu_seconds, 1e-9), float(np.mean(r.loss_D))
 
 
 def fast_overrides(device: torch.device, model: str) -> list[str]:
@@ -161,22 +161,25 @@ def run_cells(args: argparse.Namespace, device: torch.device) -> list[dict]:
             cfg_fast = load_config(preset, base + fast_overrides(device, model) + args.set)
             torch.manual_seed(0)
             models = build_models(cfg_plain.model, shape, 1, VARIANTS.get(cfg_plain.variant).conditioning)
-            plain = fast = 0.0
+            plain = fast = plain_cpu = fast_cpu = 0.0
             losses = (0.0, 0.0)
             for _ in range(args.repeats):
-                p, p_loss = time_plain(cfg_plain, x, device, copy.deepcopy(models), seconds=args.seconds,
-                                       warmup=args.warmup, min_iters=args.min_iters)
-                f, f_loss = time_ganforge(cfg_fast, x, device, copy.deepcopy(models), seconds=args.seconds,
-                                          warmup=args.warmup + 5 * (device.type == "cuda"), min_iters=args.min_iters,
-                                          cudnn_benchmark=args.cudnn_benchmark)
+                p, p_cpu, p_loss = time_plain(cfg_plain, x, device, copy.deepcopy(models), seconds=args.seconds,
+                                              warmup=args.warmup, min_iters=args.min_iters)
+                f, f_cpu, f_loss = time_ganforge(cfg_fast, x, device, copy.deepcopy(models), seconds=args.seconds,
+                                                 warmup=args.warmup + 5 * (device.type == "cuda"),
+                                                 min_iters=args.min_iters, cudnn_benchmark=args.cudnn_benchmark)
                 plain, fast, losses = max(plain, p), max(fast, f), (p_loss, f_loss)
+                plain_cpu, fast_cpu = max(plain_cpu, p_cpu), max(fast_cpu, f_cpu)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             row = {"model": f"{model} ({preset}, {'x'.join(map(str, shape))})", "batch": batch, "n": len(x),
-                   "plain": plain, "ganforge": fast, "ratio": fast / plain, "settings": settings_text(cfg_fast, device)}
+                   "plain": plain, "ganforge": fast, "ratio": fast / plain, "settings": settings_text(cfg_fast, device),
+                   "plain_cpu": plain_cpu, "ganforge_cpu": fast_cpu}
             rows.append(row)
             print(f"{row['model']:<34} batch {batch:>5}: plain {plain:>11,.0f} img/s  ganforge {fast:>11,.0f} img/s"
-                  f"  x{fast / plain:.2f}  (mean loss_D {losses[0]:.3f} / {losses[1]:.3f})", flush=True)
+                  f"  x{fast / plain:.2f}  | per CPU-s: {plain_cpu:,.0f} / {fast_cpu:,.0f} x{fast_cpu / plain_cpu:.2f}"
+                  f"  (mean loss_D {losses[0]:.3f} / {losses[1]:.3f})", flush=True)
     return rows
 
 
@@ -261,13 +264,17 @@ def to_markdown(rows: list[dict], device: torch.device, args: argparse.Namespace
         "- plain: DataLoader(TensorDataset, shuffle) on CPU data, .item() per step, separate optimiser calls, fp32",
         f"- ganforge: device-resident data, {rows[0]['settings'] if rows else ''}",
         "",
-        "| device | torch | model | batch | plain img/s | ganforge img/s | ratio b/a |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
+    cpu = device.type != "cuda"  # a shared CPU: also images per CPU-second of this process, which contention moves less
+    lines.append("| device | torch | model | batch | plain img/s | ganforge img/s | ratio b/a |"
+                 + (" plain img/CPU-s | ganforge img/CPU-s | ratio |" if cpu else ""))
+    lines.append("| --- | --- | --- | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if cpu else ""))
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
     for r in rows:
+        extra = (f" {r['plain_cpu']:,.0f} | {r['ganforge_cpu']:,.0f} | {r['ganforge_cpu'] / r['plain_cpu']:.2f} |"
+                 if cpu else "")
         lines.append(f"| {dev} | {torch.__version__} | {r['model']} | {r['batch']:,} | {r['plain']:,.0f} | "
-                     f"{r['ganforge']:,.0f} | {r['ratio']:.2f} |")
+                     f"{r['ganforge']:,.0f} | {r['ratio']:.2f} |" + extra)
     if eval_rows:
         lines += ["", "## Evaluation", "", "| stage | seconds |", "| --- | ---: |"]
         lines += [f"| {name} | {sec:.2f} |" for name, sec in eval_rows]

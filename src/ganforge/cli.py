@@ -164,10 +164,10 @@ def list_(what: str) -> None:
 
 
 from ganforge.experiments.command import compare, sweep  # noqa: E402
+from ganforge.metrics.command import evaluate  # noqa: E402
 from ganforge.reporting.command import report  # noqa: E402
 
+main.add_command(evaluate)
 main.add_command(sweep)
 main.add_command(compare)
 main.add_command(report)
-from ganforge.metrics.command import evaluate  # noqa: E402
-main.add_command(evaluate)

@@ -171,8 +171,8 @@ def resolve_metrics(requested: Sequence[str] | None, ctx: EvalContext, cheap: bo
     leaves them out but lists them in ``skipped``.
     """
     skipped: dict[str, str] = {}
+    names: list[str] = []
     if requested:
-        names = []
         for name in requested:
             spec = METRICS.get(name)  # ConfigError with the nearest valid name
             reason = spec.missing(ctx)
@@ -180,17 +180,16 @@ def resolve_metrics(requested: Sequence[str] | None, ctx: EvalContext, cheap: bo
                 raise GanforgeError(f"metric {name!r} cannot run on this run: {reason}. Drop it from --metrics.")
             if name not in names:
                 names.append(name)
-        return names, skipped  # as asked
-    names = []
-    for entry in METRICS:
-        spec = entry.obj
-        if not (spec.cheap if cheap else spec.default):
-            continue
-        reason = spec.missing(ctx)
-        if reason is None:
-            names.append(spec.name)
-        elif ctx.kind in spec.kinds:
-            skipped[spec.name] = reason
+    else:
+        for entry in METRICS:
+            spec = entry.obj
+            if not (spec.cheap if cheap else spec.default):
+                continue
+            reason = spec.missing(ctx)
+            if reason is None:
+                names.append(spec.name)
+            elif ctx.kind in spec.kinds:
+                skipped[spec.name] = reason
     return sorted(names, key=lambda m: METRICS.get(m).order), skipped
 
 

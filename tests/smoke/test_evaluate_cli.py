@@ -1,0 +1,45 @@
+"""`ganforge evaluate` end to end in subprocesses: train a tiny MNIST run, evaluate it, read the table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from tests.conftest import run_cli
+
+    out = tmp_path_factory.mktemp("evalcli") / "run"
+    r = run_cli("train", "mnist-dcgan", "--set", "train.kimg=0.5", "--set", "data.limit=1000",
+                "--set", "model.g_channels=32", "--set", "model.d_channels=16", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_evaluate_prints_a_table_and_writes_eval_json(cli, tiny_run):
+    r = cli("evaluate", str(tiny_run), "--n", "500", "--metrics", "fid,kid", "--metric", "precision",
+            "--metric", "memorization", "--n-boot", "5")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("metric"))
+    assert all(col in header for col in ("value", "95% CI", "real-vs-real", "protocol"))
+    assert [line.split()[0] for line in lines if line.split() and line.split()[0] in
+            ("fid", "kid", "precision", "memorization")] == ["fid", "kid", "precision", "memorization"]
+    assert "test accuracy" in r.stdout and "memorization: not flagged" in r.stdout
+    data = json.loads((tiny_run / "eval.json").read_text())
+    fid = next(m for m in data["metrics"] if m["name"] == "fid")
+    assert fid["value"] > fid["floor"] > 0 and fid["ci"]["low"] <= fid["value"] <= fid["ci"]["high"]
+    assert fid["protocol"]["n_generated"] == 500 and fid["protocol_id"][:8] in r.stdout
+
+
+def test_evaluate_user_errors_exit_2_with_the_fix(cli, tiny_run, tmp_path):
+    r = cli("evaluate", str(tiny_run), "--metrics", "fidd")
+    assert r.returncode == 2 and "Did you mean 'fid'" in r.stderr and "Traceback" not in r.stderr
+    r = cli("evaluate", str(tiny_run), "--metrics", "cas")
+    assert r.returncode == 2 and "conditional" in r.stderr
+    r = cli("evaluate", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = cli("evaluate", str(tiny_run), "--extractor", "inception", "--metrics", "fid")
+    assert r.returncode == 2 and ("pip install" in r.stderr or "--extractor-weights" in r.stderr), r.stderr
