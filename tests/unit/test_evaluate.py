@@ -5,19 +5,17 @@ eval.json carries protocols and intervals, and the periodic hook writes history 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
-from ganforge.config import Config, load_config
+from ganforge.config import load_config
 from ganforge.data import load_dataset
-from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.metrics import METRICS
 from ganforge.metrics import evaluate as evaluate_module
+from ganforge.metrics.baselines import ReplayGenerator
 from ganforge.metrics.evaluate import evaluate_run, periodic_eval_hook
 from ganforge.training.checkpoint import atomic_write_text
 from ganforge.training.export import export_generator
@@ -43,43 +41,6 @@ def make_untrained_run(run_dir: Path, preset: str, overrides: list[str]) -> Path
     return run_dir
 
 
-@dataclass
-class CopyGenerator:
-    """Stands in for a LoadedGenerator that returns training samples (drawn with replacement)."""
-
-    data: Dataset
-    config: Config
-    conditional: bool = False
-    sha256: str = "copy-of-the-training-set"
-    spec: dict[str, Any] = field(default_factory=lambda: {"kimg": 1.0, "ema": False})
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
-
-    @property
-    def num_classes(self) -> int:
-        return self.data.num_classes
-
-    @property
-    def kind(self) -> str:
-        return self.data.kind
-
-    def sample(self, n, seed=0, labels=None, batch=1024, device="cpu"):
-        gen = torch.Generator().manual_seed(seed)
-        if labels is None:
-            idx = torch.randint(0, len(self.data), (n,), generator=gen)
-        else:
-            assert self.data.y is not None
-            idx = torch.empty(n, dtype=torch.long)
-            for k in labels.unique():
-                pool = (self.data.y == k).nonzero().flatten()
-                where = (labels == k).nonzero().flatten()
-                idx[where] = pool[torch.randint(0, len(pool), (len(where),), generator=gen)]
-        y = self.data.y[idx] if self.conditional and self.data.y is not None else None
-        return self.data.x[idx].clone(), (labels if labels is not None else y)
-
-
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
     return make_untrained_run(tmp_path_factory.mktemp("eval") / "untrained", *MNIST)
@@ -94,7 +55,7 @@ def untrained_result(untrained):
 def _copy_run(tmp_path: Path, monkeypatch, conditional: bool = False) -> Path:
     run_dir = make_untrained_run(tmp_path / "copy", *MNIST)  # config + files; sampling is replaced below
     cfg = load_config(*MNIST)
-    stub = CopyGenerator(load_dataset(cfg.data, "train"), cfg, conditional=conditional)
+    stub = ReplayGenerator(load_dataset(cfg.data, "train"), cfg, conditional=conditional)
     monkeypatch.setattr(evaluate_module, "load_generator", lambda _: stub)
     return run_dir
 
@@ -184,7 +145,7 @@ def test_points_metrics_for_curves_and_mixtures(tmp_path, monkeypatch):
     assert bad["energy"].value > 10 * max(bad["energy"].floor, 1e-3)
     assert bad["energy"].protocol["extractor"] == "raw" and bad["energy"].protocol["reference_split"] == "test"
     cfg = load_config("sine", ["train.kimg=1"])
-    copy = CopyGenerator(load_dataset(cfg.data, "train"), cfg)
+    copy = ReplayGenerator(load_dataset(cfg.data, "train"), cfg)
     monkeypatch.setattr(evaluate_module, "load_generator", lambda _: copy)
     good = evaluate_run(sine, n=1000, device="cpu", n_boot=5, log=lambda _: None)
     assert good["curve_distance"].value < 1e-3 < bad["curve_distance"].value  # noiseless sine: on the curve
@@ -192,7 +153,7 @@ def test_points_metrics_for_curves_and_mixtures(tmp_path, monkeypatch):
 
     ring = make_untrained_run(tmp_path / "ring", "sine", ["data.name=ring8", "train.kimg=1"])
     rcfg = load_config("sine", ["data.name=ring8", "train.kimg=1"])
-    ring_copy = CopyGenerator(load_dataset(rcfg.data, "train"), rcfg)
+    ring_copy = ReplayGenerator(load_dataset(rcfg.data, "train"), rcfg)
     monkeypatch.setattr(evaluate_module, "load_generator", lambda _: ring_copy)
     modes = evaluate_run(ring, n=1000, metrics=["modes_covered", "high_quality"], device="cpu", log=lambda _: None)
     assert modes["modes_covered"].value == 8 and modes["high_quality"].value > 0.95
@@ -218,3 +179,20 @@ def test_periodic_hook(tmp_path):
 def test_every_metric_declares_what_it_applies_to():
     for entry in METRICS:
         assert entry.obj.kinds and set(entry.obj.kinds) <= {"image", "points"} and entry.help
+
+
+def test_baselines_from_the_command_api_check_the_metrics(untrained):
+    """`ganforge evaluate RUN --baseline NAME`: written beside eval.json, never over it."""
+    before = (untrained / "eval.json").read_bytes()
+    replay = evaluate_run(untrained, n=N, metrics=["fid", "memorization"], baseline="replay", device="cpu", n_boot=0,
+                          log=lambda _: None)
+    fresh = evaluate_run(untrained, n=N, metrics=["fid"], baseline="untrained", device="cpu", n_boot=0,
+                         log=lambda _: None)
+    assert replay["fid"].value < 2 * replay["fid"].floor < fresh["fid"].value / 10
+    assert replay["memorization"].flagged is True
+    assert (untrained / "eval.json").read_bytes() == before
+    saved = json.loads((untrained / "eval-baseline-replay.json").read_text())
+    assert saved["baseline"] == "replay" and saved["generator_sha256"] == "baseline:replay"
+    assert (untrained / "baseline-replay" / "eval" / "closest_pairs.png").is_file()
+    with pytest.raises(GanforgeError, match="choose one of: untrained, replay"):
+        evaluate_run(untrained, baseline="copy", log=lambda _: None)

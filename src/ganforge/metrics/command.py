@@ -16,6 +16,7 @@ Examples:
   ganforge evaluate runs/cgan --metrics cas,aug_gain,fid_per_class
   ganforge evaluate runs/dcgan --extractor inception --extractor-weights ~/weights-inception.pth
   ganforge evaluate runs/sine            (2D points: energy, mmd, curve distance)
+  ganforge evaluate runs/dcgan --baseline replay   (a generator that replays training images: must be flagged)
   ganforge list metrics                  (what each metric is)
 """
 
@@ -33,11 +34,14 @@ Examples:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--n-boot", "n_boot", type=click.IntRange(min=0), default=20, show_default=True,
               help="Bootstrap replicates for FID-style intervals (0: none).")
+@click.option("--baseline", type=click.Choice(["untrained", "replay"]), default=None,
+              help="Check the metrics: evaluate a fresh untrained G or a training-image replayer under this run's "
+                   "protocol (writes eval-baseline-NAME.json; eval.json is left alone).")
 def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: str | None,
-             extractor_weights: str | None, seed: int, device: str, n_boot: int) -> None:
+             extractor_weights: str | None, seed: int, device: str, n_boot: int, baseline: str | None) -> None:
     """Evaluate a trained run against real data; writes RUN_DIR/eval.json."""
     result = evaluate_run(run_dir, n=n, metrics=parse_metric_list(metrics), extractor=extractor, seed=seed,
-                          extractor_weights=extractor_weights, device=device, n_boot=n_boot,
+                          extractor_weights=extractor_weights, device=device, n_boot=n_boot, baseline=baseline,
                           log=lambda m: click.echo(m, err=True))
     click.echo(format_result(result))
 
@@ -63,6 +67,9 @@ def format_result(result: EvalResult) -> str:
     acc = ex.get("test_accuracy")
     about = (f"{result.dataset}: {result.n_generated} generated samples (seed {result.seed}) of generator "
              f"{result.generator_sha256[:12]}" + (f" at {result.kimg:.1f} kimg" if result.kimg is not None else ""))
+    if result.meta.get("baseline"):
+        about = (f"{result.dataset}: {result.n_generated} samples (seed {result.seed}) of the BASELINE "
+                 f"{result.meta['baseline']!r} generator, under this run's protocol")
     lines = [about, f"extractor {ex.get('name')} ({ex.get('hash')})" + (f", test accuracy {acc:.1%}" if acc else "")
              + f"; preprocessing: {ex.get('preprocessing')}", ""] + lines
     notes = []

@@ -205,16 +205,22 @@ def parse_metric_list(values: Sequence[str] | str | None) -> list[str] | None:
 def evaluate_run(
     run_dir: Path | str, n: int | None = None, metrics: Sequence[str] | str | None = None, extractor: str | None = None,
     seed: int = 0, *, extractor_weights: str | None = None, device: str | None = None, n_boot: int = 20,
-    write: bool = True, log: Log = print,
+    baseline: str | None = None, write: bool = True, log: Log = print,
 ) -> EvalResult:
     """Evaluate the run's exported generator; write eval.json and a metrics.jsonl line (``write=True``).
 
     n: generated samples (default: the run's eval.n). metrics: names (default: all that apply).
     extractor: a registered extractor (default: the run's eval.extractor, normally ``domain``).
+    baseline: evaluate a reference generator (``ganforge.metrics.baselines``) under the run's protocol
+    instead; written to ``eval-baseline-NAME.json`` and ``baseline-NAME/eval/``, never over eval.json.
     """
+    from ganforge.metrics.baselines import BASELINES, baseline_generator
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {str(run_dir)!r} does not exist; check the path.")
+    if baseline is not None and baseline not in BASELINES:
+        raise GanforgeError(f"unknown baseline {baseline!r}; choose one of: {', '.join(BASELINES)}.")
     gen = load_generator(run_dir)
     cfg: Config = gen.config
     names = parse_metric_list(metrics)
@@ -226,11 +232,18 @@ def evaluate_run(
     acc = ex.info.get("test_accuracy")
     log(f"extractor {ex.name} ({ex.short_hash})" + (f", test accuracy {acc:.2%}" if acc is not None else "")
         + (" [cached]" if ex.info.get("cache_hit") else ""))
-    result = evaluator.evaluate(gen, n=n or cfg.eval.n, metrics=names, seed=seed, n_boot=n_boot, run_dir=run_dir)
+    out_dir = run_dir
+    if baseline is not None:
+        gen = baseline_generator(baseline, gen, evaluator.train, seed=seed)
+        out_dir = run_dir / f"baseline-{baseline}"
+        log(f"baseline {baseline}: {BASELINES[baseline]}")
+    result = evaluator.evaluate(gen, n=n or cfg.eval.n, metrics=names, seed=seed, n_boot=n_boot, run_dir=out_dir)
+    if baseline is not None:
+        result.meta["baseline"] = baseline
     if write:
-        result.path = run_dir / EVAL_FILE
+        result.path = run_dir / (EVAL_FILE if baseline is None else f"eval-baseline-{baseline}.json")
         atomic_write_json(result.path, result.to_dict())
-        append_history(run_dir, result.history_record("evaluate"))
+        append_history(run_dir, result.history_record("evaluate" if baseline is None else f"baseline:{baseline}"))
     return result
 
 
