@@ -71,3 +71,27 @@ def test_ema_generator_is_exported_and_differs_from_raw(tmp_path):
     diffs = [(raw[k] - ema[k]).abs().max().item() for k in raw if raw[k].is_floating_point()]
     assert max(diffs) > 0 and result.summary["ema"] is True
     assert math.isfinite(result.summary["final"]["loss_G"])
+
+
+def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_text
+
+    path = tmp_path / "report.html"
+    atomic_write_text(path, "old")
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(path, "new")
+    finally:
+        os.umask(mask)
+    assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o644
+
+    def crash(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(path, crash)
+    assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["report.html"]

@@ -19,6 +19,12 @@ import torch
 from ganforge.errors import RunDirError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Write through a temporary file in the same folder, fsync, then rename over ``path``.
 
@@ -32,6 +38,7 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
