@@ -99,20 +99,23 @@ def _eval_hook(cfg=None):
 
 @main.command()
 @click.option("--out", "out", default=None, help="Run directory (default: runs/demo, runs/demo-2, ...).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a key of the demo preset (repeatable), e.g. --set train.kimg=20 for a shorter demo.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on in a terminal).")
-def demo(out: str | None, progress: bool | None) -> None:
-    """The default end-to-end job: train the `demo` preset on the offline MNIST digits, evaluate, show paths."""
+def demo(out: str | None, overrides: tuple[str, ...], progress: bool | None) -> None:
+    """The default end-to-end job: train the `demo` preset on the offline MNIST digits, evaluate it, write the
+    HTML report, and print where everything is."""
     from ganforge.config import load_config
     from ganforge.experiments.runner import start_run
+    from ganforge.metrics.evaluate import demo_evaluation
+    from ganforge.reporting.html import write_report
 
     show = sys.stderr.isatty() if progress is None else progress
-    result = start_run(load_config("demo"), out, progress=show)
+    result = start_run(load_config("demo", overrides), out, progress=show)
     _print_done(result)
-    try:
-        from ganforge.metrics.evaluate import demo_evaluation
-    except ImportError:
-        return
     demo_evaluation(result.run_dir)
+    report = write_report(result.run_dir)
+    click.echo(f"report: {report}  (one self-contained HTML file; open it in a browser)")
 
 
 GENERATE_EXAMPLES = """

@@ -43,3 +43,17 @@ def test_evaluate_user_errors_exit_2_with_the_fix(cli, tiny_run, tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
     r = cli("evaluate", str(tiny_run), "--extractor", "inception", "--metrics", "fid")
     assert r.returncode == 2 and ("pip install" in r.stderr or "--extractor-weights" in r.stderr), r.stderr
+
+
+def test_demo_trains_evaluates_and_writes_the_report(cli, tmp_path):
+    out = tmp_path / "demo"
+    r = cli("demo", "--out", str(out), "--set", "train.kimg=0.3", "--set", "train.tick_kimg=0.1",
+            "--set", "eval.n=300", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    for name in ("samples.png", "losses.png", "eval.json", "report.html", "generator.safetensors"):
+        assert (out / name).is_file(), name
+    assert "done:" in r.stdout and "cas" in r.stdout and "report.html" in r.stdout
+    names = [m["name"] for m in json.loads((out / "eval.json").read_text())["metrics"]]
+    assert {"fid", "cas", "memorization"} <= set(names)
+    r = cli("demo", "--out", str(out), "--set", "train.kimgg=1")
+    assert r.returncode == 2 and "Did you mean 'train.kimg'" in r.stderr
