@@ -318,3 +318,12 @@ def test_subset_ci_and_replicate_summary():
     assert ci.method == "subsets(m=500)" and ci.contains(5.0) and ci.value == pytest.approx(5.0, abs=0.05)
     basic = ci_from_replicates(1.0, np.linspace(0.0, 4.0, 101), alpha=0.5, method="basic")
     assert (basic.low, basic.high) == pytest.approx((2 - 3.0, 2 - 1.0))  # reflected quartiles
+
+
+def test_spread_interval_is_centred_on_the_value_and_fid_intervals_are_nonnegative():
+    spread = ci_from_replicates(1.0, np.linspace(2.0, 6.0, 101), alpha=0.5, method="spread")
+    assert (spread.low, spread.high) == pytest.approx((0.0, 2.0))  # quartiles 3, 5 around median 4, moved to 1
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 8))
+    fid = bootstrap_ci(fid_from_features, a, a.copy(), n_boot=10, rng=0, method="spread")
+    assert fid.low <= fid.value <= fid.high

@@ -73,11 +73,6 @@ def format_result(result: EvalResult) -> str:
     lines = [about, f"extractor {ex.get('name')} ({ex.get('hash')})" + (f", test accuracy {acc:.1%}" if acc else "")
              + f"; preprocessing: {ex.get('preprocessing')}", ""] + lines
     notes = []
-    outside = [v.name for v in result.values.values() if v.ci and "basic" in v.ci.method
-               and not v.ci.low <= v.value <= v.ci.high]
-    if outside:
-        notes.append(f"{', '.join(outside)}: the interval is bias-corrected (basic bootstrap) and targets the "
-                     "infinite-sample value, which finite-sample bias puts below the estimate; compare with the floor.")
     for v in result.values.values():
         d = v.details
         if "value_at_floor_n" in d:

@@ -35,6 +35,11 @@ SSIM_PAIRS = 1000
 PER_CLASS_BOOT = 10
 
 
+def nonnegative(ci: Interval) -> Interval:
+    """A distance cannot be negative: clip the interval's low end at 0."""
+    return Interval(max(ci.low, 0.0), max(ci.high, 0.0), ci.method, ci.level)
+
+
 def _features(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(reference [N_ref, D], floor [N_floor, D], generated [n, D]) features."""
     return ctx.real_features(ctx.reference_split).feats, ctx.real_features(ctx.floor_split).feats, \
@@ -51,8 +56,9 @@ def fid_metric(ctx: EvalContext) -> Outcome:
     value = fid_from_features(ref, gen)
     ci = None
     if ctx.n_boot >= 2:
-        # basic bootstrap: resampled sets have duplicated rows, which biases bootstrap FIDs upwards
-        ci = from_ci(bootstrap_ci(fid_from_features, ref, gen, n_boot=ctx.n_boot, rng=ctx.seed, method="basic"))
+        # spread, not percentile: resampled sets have duplicated rows, which biases bootstrap FIDs upwards
+        ci = nonnegative(from_ci(bootstrap_ci(fid_from_features, ref, gen, n_boot=ctx.n_boot, rng=ctx.seed,
+                                              method="spread")))
     floor = ctx.real_memo("fid:floor", lambda: fid_from_features(ref, floor_feats))
     details: dict[str, Any] = {}
     if len(gen) > len(floor_feats):
@@ -195,7 +201,7 @@ def fid_per_class_metric(ctx: EvalContext) -> Outcome:
         for _ in range(min(ctx.n_boot, PER_CLASS_BOOT)):  # resample within each class, average the FIDs
             reps.append(np.mean([fid_from_features(r[rng.integers(0, len(r), len(r))],
                                                    g[rng.integers(0, len(g), len(g))]) for _, r, _, g in groups]))
-        ci = from_ci(ci_from_replicates(value, np.asarray(reps), method="basic"))
+        ci = nonnegative(from_ci(ci_from_replicates(value, np.asarray(reps), method="spread")))
     details = {"per_class": per_class, "per_class_floor": floors, "classes_used": len(groups),
                "n_generated_per_class": int(round(len(gen) / ctx.num_classes))}
     return Outcome(value, ci, float(np.mean(list(floors.values()))), details=details)

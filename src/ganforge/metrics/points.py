@@ -30,7 +30,7 @@ def energy_metric(ctx: EvalContext) -> Outcome:
     value = energy_distance(ref, gen)
     ci = None
     if ctx.n_boot >= 2:
-        ci = from_ci(bootstrap_ci(energy_distance, ref, gen, n_boot=ctx.n_boot, rng=ctx.seed, method="basic"))
+        ci = from_ci(bootstrap_ci(energy_distance, ref, gen, n_boot=ctx.n_boot, rng=ctx.seed, method="spread"))
     floor = ctx.real_memo("energy:floor", lambda: energy_distance(ref, floor_pts))
     return Outcome(value, ci, floor)
 
@@ -45,7 +45,7 @@ def mmd_metric(ctx: EvalContext) -> Outcome:
     ci = None
     if ctx.n_boot >= 2:
         stat = lambda a, b: mmd2(a, b, bandwidth=sigma).mmd2  # noqa: E731
-        ci = from_ci(bootstrap_ci(stat, ref, gen, n_boot=ctx.n_boot, rng=ctx.seed, method="basic"))
+        ci = from_ci(bootstrap_ci(stat, ref, gen, n_boot=ctx.n_boot, rng=ctx.seed, method="spread"))
     floor = ctx.real_memo("mmd:floor", lambda: mmd2(ref, floor_pts, bandwidth=sigma).mmd2)
     return Outcome(value, ci, floor, params={"kernel": "gaussian", "bandwidth": round(sigma, 6)})
 
