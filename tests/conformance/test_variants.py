@@ -94,3 +94,9 @@ def test_list_shows_every_variant():
     listed = dict(catalog()["variants"])
     assert set(listed) == set(VARIANTS.names())
     assert all(listed.values())
+    for name in VARIANTS.names():  # the options each variant brings are shown
+        v = VARIANTS.get(name)
+        assert "defaults:" in listed[name] and ("unconditional" in listed[name]) != v.needs_labels
+        for section, values in v.defaults.items():
+            for key in values:
+                assert f"{section}.{key}=" in listed[name]
