@@ -1,21 +1,7 @@
 """Multi-seed sweeps: a grid (or list) of configurations x seeds, run in parallel, resumable, tabulated.
 
-A sweep file::
-
-    name: curve-ladder
-    description: the noisy-curve ablation ladder, 3 seeds
-    base: parametric-curve            # preset name or YAML path (relative to the sweep file)
-    set: {train.kimg: 20}             # overrides applied to every run
-    seeds: [0, 1, 2]                  # or a count: 3 -> 0, 1, 2
-    list:                             # one entry per configuration ...
-      - {label: plain}
-      - {label: leaky-dropout, preset: parametric-curve-leaky-dropout}
-      - {label: wide, set: {model.g_hidden: [64, 64]}}
-    grid: {objective.loss: [bce, hinge]}   # ... and/or a cartesian product (crossed with the list)
-    evaluate: {metrics: [fid], n: 1000}
-
-Every run's config is resolved and checked (``load_config`` plus a dry ``prepare``) before any run
-starts, so a typo anywhere fails at once with the nearest valid name. Layout of the output folder::
+The sweep file format and its checking (``load_sweep``) are in ``ganforge.experiments.sweep_spec``;
+this module runs a loaded sweep. Layout of the output folder::
 
     OUT/plan.json                 the planned runs (label, seed, overrides, target length)
     OUT/configs/LABEL-seedS.yaml  the resolved config each run is started from
@@ -31,10 +17,8 @@ last checkpoint, runs killed before their first tick start over. Runs are separa
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -43,272 +27,33 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ganforge.config import Config, config_from_layers, parse_override, read_layers, resolve_source, total_kimg
-from ganforge.errors import ConfigError, GanforgeError, RunDirError
+from ganforge.errors import RunDirError
 from ganforge.experiments.compare import config_key, read_eval, read_run
 from ganforge.experiments.runner import RESUME_KEYS
-from ganforge.registry import closest
+from ganforge.experiments.sweep_spec import (  # load_sweep & co. re-exported: `from ...sweep import load_sweep` works
+    ENTRY_KEYS,
+    EVAL_KEYS,
+    TOP_KEYS,
+    EvalSpec,
+    PlannedRun,
+    Sweep,
+    load_sweep,
+)
 from ganforge.reporting.tables import Table, build_table, to_markdown, write_tables
 from ganforge.training.checkpoint import atomic_write_json, atomic_write_text
 
-TOP_KEYS = ("name", "description", "base", "set", "seeds", "list", "grid", "evaluate")
-ENTRY_KEYS = ("label", "preset", "set")
-EVAL_KEYS = ("metrics", "n", "extractor")
+__all__ = [
+    "ENTRY_KEYS", "EVAL_KEYS", "PLAN", "TOP_KEYS", "EvalSpec", "JobOutcome", "PlannedRun", "Sweep", "SweepResult",
+    "format_result", "load_sweep", "load_sweep_dir", "run_state", "run_sweep", "sweep_table",
+]
+
 PLAN = "plan.json"
-
-
-# ----------------------------------------------------------------------------------------------
-# the sweep file
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    metrics: tuple[str, ...] = ()  # () : the dataset kind's default set
-    n: int | None = None  # generated samples per metric (None: the evaluator's default)
-    extractor: str | None = None
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    label: str  # the configuration's label (a table row)
-    seed: int
-    slug: str  # label made safe as a folder name
-    source: str  # preset name or YAML path the config is built from
-    overrides: tuple[str, ...]  # human-readable key=value list, for plan.json
-    config: dict[str, Any] = field(repr=False)  # the resolved config
-    target_images: int = 0  # the run is complete when summary.json reports this many images
-
-    @property
-    def name(self) -> str:
-        return f"{self.slug}-seed{self.seed}"
-
-    def run_dir(self, out: Path) -> Path:
-        return out / self.slug / f"seed-{self.seed}"
-
-
-@dataclass
-class Sweep:
-    name: str
-    description: str
-    runs: list[PlannedRun]
-    labels: list[str]  # configuration labels, in file order
-    evaluate: EvalSpec | None
-    source_text: str  # the sweep file as given
-
-
-def _check_keys(data: dict[str, Any], valid: tuple[str, ...], where: str) -> None:
-    for key in data:
-        if key not in valid:
-            near = closest(str(key), list(valid))
-            hint = f" Did you mean {near!r}?" if near else ""
-            raise ConfigError(f"unknown key {key!r} in {where}.{hint} Valid keys: {', '.join(valid)}.")
-
-
-def _deep_merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
-    """Plain nested merge (config._merge's kimg/epochs rule is applied later, when layers are resolved)."""
-    out = dict(base)
-    for key, value in layer.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def _layer(mapping: Any, where: str) -> dict[str, Any]:
-    """``{train.kimg: 20, model: {z_dim: 3}}`` -> a nested override layer (dotted keys expanded)."""
-    if mapping is None:
-        return {}
-    if isinstance(mapping, list):  # ["train.kimg=20", ...]
-        out: dict[str, Any] = {}
-        for text in mapping:
-            out = _deep_merge(out, parse_override(str(text)))
-        return out
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{where} must map config keys to values, e.g. {{train.kimg: 20}}; got {mapping!r}")
-    out = {}
-    for key, value in mapping.items():
-        node: dict[str, Any] = {}
-        parts = str(key).split(".")
-        cur = node
-        for part in parts[:-1]:
-            cur = cur.setdefault(part, {})
-        cur[parts[-1]] = value
-        out = _deep_merge(out, node)
-    return out
-
-
-def _describe(layer: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k, v in layer.items():
-        if isinstance(v, dict):
-            out += _describe(v, f"{prefix}{k}.")
-        else:
-            out.append(f"{prefix}{k}={json.dumps(v) if not isinstance(v, str) else v}")
-    return out
-
-
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "-", label).strip("-.") or "run"
-
-
-def _short(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
-
-def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_data: bool = True) -> Sweep:
-    """Parse and check a sweep file; resolve every run's config. Raises ConfigError before anything runs."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"sweep file {str(path)!r} does not exist. Shipped sweeps are in sweeps/.") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"sweep file {str(path)!r} must hold a mapping (name, base, set, seeds, list/grid, ...).")
-    _check_keys(data, TOP_KEYS, "the sweep file")
-    name = str(data.get("name") or path.stem)
-    base = data.get("base")
-
-    seeds_raw = data.get("seeds", [0])
-    if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
-        seeds_raw = list(range(seeds_raw))
-    if not isinstance(seeds_raw, list) or not seeds_raw or not all(isinstance(s, int) for s in seeds_raw):
-        raise ConfigError(f"seeds must be a list of integers (or a count), e.g. seeds: [0, 1, 2]; got {seeds_raw!r}")
-    if len(set(seeds_raw)) != len(seeds_raw):
-        raise ConfigError(f"seeds {seeds_raw} repeat a seed; each seed must appear once.")
-    seeds = [int(s) for s in seeds_raw]
-
-    common = _layer(data.get("set"), "set")
-    cli = {}
-    for text_override in cli_overrides:
-        cli = _deep_merge(cli, parse_override(text_override))
-
-    entries = data.get("list")
-    if entries is None:
-        entries = [{}]
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError("list must be a non-empty list of configurations, e.g. - {label: plain, preset: sine}")
-    grid = data.get("grid") or {}
-    if not isinstance(grid, dict):
-        raise ConfigError("grid must map config keys to lists of values, e.g. grid: {model.z_dim: [2, 3]}")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"grid key {key!r} must have a non-empty list of values, e.g. [1, 2, 3]")
-    grid_keys = list(grid)
-    combos = list(itertools.product(*(grid[k] for k in grid_keys))) if grid_keys else [()]
-
-    evaluate = _eval_spec(data.get("evaluate"))
-    if data.get("evaluate") is not None and validate_data:
-        _check_metrics(evaluate)
-
-    configs: list[tuple[str, str, dict[str, Any], list[str]]] = []  # label, source, layer, descr
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise ConfigError(f"list item {i + 1} must be a mapping like {{label: plain, preset: sine}}; got {entry!r}")
-        plain = {k: v for k, v in entry.items() if "." not in str(k)}
-        _check_keys(plain, ENTRY_KEYS, f"list item {i + 1}")
-        dotted = {k: v for k, v in entry.items() if "." in str(k)}  # shorthand: {label: x, model.z_dim: 3}
-        entry_layer = _deep_merge(_layer(entry.get("set"), f"list item {i + 1} set"),
-                                  _layer(dotted, f"list item {i + 1}"))
-        source = entry.get("preset") or base
-        if not source:
-            raise ConfigError(f"list item {i + 1} names no preset and the sweep has no base; add base: PRESET.")
-        source = _resolve_relative(str(source), path.parent)
-        for combo in combos:
-            grid_layer = _layer(dict(zip(grid_keys, combo)), "grid")
-            parts = [str(entry["label"])] if entry.get("label") is not None else []
-            parts += [f"{k.split('.')[-1]}={_short(v)}" for k, v in zip(grid_keys, combo)]
-            if not parts:
-                parts = [Path(source).stem if source.endswith((".yaml", ".yml")) else source]
-            layer = _deep_merge(entry_layer, grid_layer)
-            configs.append((" ".join(parts), source, layer, _describe(entry_layer) + _describe(grid_layer)))
-
-    labels = [c[0] for c in configs]
-    dup = sorted({label for label in labels if labels.count(label) > 1})
-    if dup:
-        raise ConfigError(f"configuration labels repeat: {', '.join(dup)}. Give each list item its own label.")
-    slugs = [_slug(label) for label in labels]
-    if len(set(slugs)) != len(slugs):
-        raise ConfigError(f"labels {labels} collide as folder names {slugs}; make them differ in letters or digits.")
-
-    runs: list[PlannedRun] = []
-    for (label, source, layer, descr), slug in zip(configs, slugs):
-        for where, lay in (("set", common), (label, layer), ("--set", cli)):
-            if isinstance(lay.get("train"), dict) and "seed" in lay["train"]:
-                raise ConfigError(f"train.seed is set in {where}; the sweep sets it from seeds: [...]. Remove it.")
-        n_train: int | None = None
-        for seed in seeds:
-            layers = read_layers(resolve_source(source)) + [common, layer, cli, {"train": {"seed": seed}}]
-            try:
-                cfg = config_from_layers(layers)
-            except ConfigError as e:
-                raise ConfigError(f"configuration {label!r} (seed {seed}): {e}") from None
-            if n_train is None:
-                n_train = _check_runnable(cfg, label) if validate_data else 0
-            target = int(round(total_kimg(cfg, n_train) * 1000)) if (cfg.train.kimg or n_train) else 0
-            overrides = tuple(_describe(common) + descr + _describe(cli) + [f"train.seed={seed}"])
-            runs.append(PlannedRun(label, seed, slug, source, overrides, cfg.to_dict(), target))
-    # Seed-major order: every configuration's first seed before any second seed, so an interrupted
-    # sweep already has a complete (one-seed) comparison.
-    runs.sort(key=lambda r: (seeds.index(r.seed), labels.index(r.label)))
-    return Sweep(name, str(data.get("description") or ""), runs, labels, evaluate, text)
-
-
-def _resolve_relative(source: str, folder: Path) -> str:
-    if source.endswith((".yaml", ".yml")) and not Path(source).is_absolute() and (folder / source).is_file():
-        return str(folder / source)
-    return source
-
-
-def _eval_spec(raw: Any) -> EvalSpec | None:
-    if raw is None or raw is False:
-        return None
-    if raw is True:
-        return EvalSpec()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"evaluate must be a mapping like {{metrics: [fid], n: 1000}}; got {raw!r}")
-    _check_keys(raw, EVAL_KEYS, "evaluate")
-    metrics = raw.get("metrics") or ()
-    if isinstance(metrics, str):
-        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    n = raw.get("n")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 2):
-        raise ConfigError(f"evaluate.n must be an integer >= 2; got {n!r}")
-    return EvalSpec(tuple(str(m) for m in metrics), n, raw.get("extractor"))
-
-
-def _check_metrics(spec: EvalSpec | None) -> None:
-    if spec is None:
-        return
-    try:
-        from ganforge.metrics import EXTRACTORS, METRICS
-    except ImportError:
-        raise ConfigError("this sweep asks for evaluation, but ganforge.metrics is not installed here.") from None
-    for m in spec.metrics:
-        METRICS.get(m)  # ConfigError naming the closest metric
-    if spec.extractor:
-        EXTRACTORS.get(spec.extractor)
-
-
-def _check_runnable(cfg: Config, label: str) -> int:
-    """Dataset, variant and model shapes, as `ganforge train` checks them; returns the training-set size."""
-    from ganforge.training.setup import prepare
-
-    try:
-        return len(prepare(cfg).train_set)
-    except GanforgeError as e:
-        raise type(e)(f"configuration {label!r}: {e}") from None
-
-
-# ----------------------------------------------------------------------------------------------
-# running
 
 
 @dataclass
