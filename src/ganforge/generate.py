@@ -7,7 +7,8 @@
 format             files
 =================  ================================================================================
 ``png``            ``000000.png`` ... (flat) and, for conditional generators, ``labels.csv``
-                   (file,label,class_name). Loadable as ganforge's ``folder`` dataset (unlabelled).
+                   (file,label,class_name), plus the same arrays as ``npz`` in ``samples.npz``.
+                   The PNGs load as ganforge's ``folder`` dataset (unlabelled).
 ``npz``            ``samples.npz``: ``images`` uint8 [N, H, W, C] (or ``points`` float32 [N, D] for 2D
                    data), ``labels`` int64 [N] and ``class_names`` when conditional.
 ``imagefolder``    one subfolder per class, named after the generator's class names (prefixed with the
@@ -146,17 +147,17 @@ def generate_dataset(
                 w.writerow(["file", "label", "class_name"])
                 w.writerows(rows)
                 files["labels.csv"] = buf.getvalue().encode()
-        elif fmt == "npz":
+        if fmt in ("png", "npz"):  # png: the same arrays in one file beside the PNGs
             arrays = {"images": imgs}
             if lab is not None:
                 arrays |= {"labels": lab, "class_names": np.array(class_names)}
             files["samples.npz"] = npz_bytes(arrays)
-        elif fmt == "imagefolder":
+        if fmt == "imagefolder":
             folders = class_folders(class_names)
             extra["class_folders"] = folders
             for i, img in enumerate(imgs):
                 files[f"{folders[lab[i]]}/{i:0{width}d}.png"] = png_bytes(img)
-        else:  # medmnist-npz
+        elif fmt == "medmnist-npz":
             test_x, test_y, test_note = _real_test_split(gen, imgs.shape[1:])
             name, arrays = _medmnist_name(gen), {}
             for split, xs, ys in (("train", imgs, lab), ("val", imgs[:0], lab[:0]), ("test", test_x, test_y)):

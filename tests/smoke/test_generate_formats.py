@@ -76,6 +76,7 @@ def test_every_format_reloads_with_the_same_pixels_and_labels(cgan, tmp_path):
     assert images.shape == (30, 28, 28, 1) and images.dtype == np.uint8
     assert np.bincount(labels).tolist() == [3] * 10 and list(ref["class_names"]) == [str(k) for k in range(10)]
 
+    assert np.array_equal(np.load(tmp_path / "png" / "samples.npz")["images"], images)  # PNGs plus one .npz
     rows = list(csv.DictReader(open(tmp_path / "png" / "labels.csv")))
     assert len(rows) == 30
     for i, row in enumerate(rows):
