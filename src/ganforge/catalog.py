@@ -22,26 +22,16 @@ def registries() -> dict[str, Registry]:
     return out
 
 
-def flatten(d: dict, prefix: str = "") -> list[str]:
-    """{"objective": {"loss": "hinge"}} -> ["objective.loss=hinge"]."""
-    out: list[str] = []
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out += flatten(value, f"{prefix}{key}.")
-        else:
-            out.append(f"{prefix}{key}={value}")
-    return out
-
-
 def variant_rows() -> list[tuple[str, str]]:
     """Each variant's help, how labels enter G and D, and the config defaults it brings (its options)."""
+    from ganforge.config import describe_layer
     from ganforge.variants import VARIANTS
 
     rows = []
     for entry in VARIANTS:
         v = entry.obj
         cond = f"labels: G {v.conditioning.g}, D {v.conditioning.d}" if v.needs_labels else "unconditional"
-        defaults = ", ".join(flatten(v.defaults)) or "none"
+        defaults = ", ".join(describe_layer(v.defaults)) or "none"
         rows.append((v.name, f"{v.help}\n    {cond}; defaults: {defaults}"))
     return rows
 

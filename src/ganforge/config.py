@@ -11,6 +11,7 @@ checked; the resolved config is written into the run directory and into every ch
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -372,6 +373,17 @@ def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
             out["train"] = {**out["train"], "epochs": None}
         if train.get("epochs") is not None:
             out["train"] = {**out["train"], "kimg": None}
+    return out
+
+
+def describe_layer(layer: dict[str, Any], prefix: str = "") -> list[str]:
+    """{"objective": {"loss": "hinge"}} -> ["objective.loss=hinge"] (the --set form of a config layer)."""
+    out = []
+    for k, v in layer.items():
+        if isinstance(v, dict):
+            out += describe_layer(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}={json.dumps(v) if not isinstance(v, str) else v}")
     return out
 
 

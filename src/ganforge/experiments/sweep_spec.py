@@ -22,7 +22,6 @@ starts, so a typo anywhere fails at once with the nearest valid name. Running th
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,15 @@ from typing import Any
 
 import yaml
 
-from ganforge.config import Config, config_from_layers, parse_override, read_layers, resolve_source, total_kimg
+from ganforge.config import (
+    Config,
+    config_from_layers,
+    describe_layer,
+    parse_override,
+    read_layers,
+    resolve_source,
+    total_kimg,
+)
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.registry import closest
 
@@ -113,16 +120,6 @@ def _layer(mapping: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _describe(layer: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k, v in layer.items():
-        if isinstance(v, dict):
-            out += _describe(v, f"{prefix}{k}.")
-        else:
-            out.append(f"{prefix}{k}={json.dumps(v) if not isinstance(v, str) else v}")
-    return out
-
-
 def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", label).strip("-.") or "run"
 
@@ -200,7 +197,7 @@ def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_d
             if not parts:
                 parts = [Path(source).stem if source.endswith((".yaml", ".yml")) else source]
             layer = _deep_merge(entry_layer, grid_layer)
-            configs.append((" ".join(parts), source, layer, _describe(entry_layer) + _describe(grid_layer)))
+            configs.append((" ".join(parts), source, layer, describe_layer(entry_layer) + describe_layer(grid_layer)))
 
     labels = [c[0] for c in configs]
     dup = sorted({label for label in labels if labels.count(label) > 1})
@@ -225,7 +222,7 @@ def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_d
             if n_train is None:
                 n_train = _check_runnable(cfg, label) if validate_data else 0
             target = int(round(total_kimg(cfg, n_train) * 1000)) if (cfg.train.kimg or n_train) else 0
-            overrides = tuple(_describe(common) + descr + _describe(cli) + [f"train.seed={seed}"])
+            overrides = tuple(describe_layer(common) + descr + describe_layer(cli) + [f"train.seed={seed}"])
             runs.append(PlannedRun(label, seed, slug, source, overrides, cfg.to_dict(), target))
     # Seed-major order: every configuration's first seed before any second seed, so an interrupted
     # sweep already has a complete (one-seed) comparison.
