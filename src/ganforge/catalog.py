@@ -22,22 +22,8 @@ def registries() -> dict[str, Registry]:
     return out
 
 
-def variant_rows() -> list[tuple[str, str]]:
-    """Each variant's help, how labels enter G and D, and the config defaults it brings (its options)."""
-    from ganforge.config import describe_layer
-    from ganforge.variants import VARIANTS
-
-    rows = []
-    for entry in VARIANTS:
-        v = entry.obj
-        cond = f"labels: G {v.conditioning.g}, D {v.conditioning.d}" if v.needs_labels else "unconditional"
-        defaults = ", ".join(describe_layer(v.defaults)) or "none"
-        rows.append((v.name, f"{v.help}\n    {cond}; defaults: {defaults}"))
-    return rows
-
-
 def catalog() -> dict[str, list[tuple[str, str]]]:
     sections = {"presets": [(name, preset_description(name)) for name in preset_names()]}
     for name, registry in registries().items():
-        sections[name] = variant_rows() if name == "variants" else describe(registry)
+        sections[name] = describe(registry)
     return sections

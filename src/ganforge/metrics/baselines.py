@@ -69,17 +69,21 @@ class ReplayGenerator:
         return self.data.x[idx].clone().float(), labels
 
 
+def check_baseline(name: str) -> None:
+    if name not in BASELINES:
+        raise GanforgeError(f"unknown baseline {name!r}; choose one of: {', '.join(BASELINES)}.")
+
+
 def baseline_generator(name: str, gen: LoadedGenerator, train: Dataset, seed: int = 0) -> Any:
     """The baseline ``name`` shaped like ``gen`` (same config, conditioning and data)."""
+    check_baseline(name)
     if name == "replay":
         return ReplayGenerator(train, gen.config, conditional=gen.conditional)
-    if name == "untrained":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            G, _ = build_models(gen.config.model, gen.shape, gen.num_classes, gen.conditioning)
-        return dataclasses.replace(gen, G=G.eval(), sha256=f"baseline:untrained(seed={seed})",
-                                   spec={**gen.spec, "kimg": 0.0, "ema": False, "baseline": "untrained"})
-    raise GanforgeError(f"unknown baseline {name!r}; choose one of: {', '.join(BASELINES)}.")
+    with torch.random.fork_rng(devices=[]):  # untrained
+        torch.manual_seed(seed)
+        G, _ = build_models(gen.config.model, gen.shape, gen.num_classes, gen.conditioning)
+    return dataclasses.replace(gen, G=G.eval(), sha256=f"baseline:untrained(seed={seed})",
+                               spec={**gen.spec, "kimg": 0.0, "ema": False, "baseline": "untrained"})
 
 
-__all__ = ["BASELINES", "ReplayGenerator", "baseline_generator"]
+__all__ = ["BASELINES", "ReplayGenerator", "baseline_generator", "check_baseline"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ganforge.metrics.baselines import BASELINES
 from ganforge.metrics.evaluate import EvalResult, evaluate_run, parse_metric_list
 
 EVALUATE_EXAMPLES = """
@@ -34,7 +35,7 @@ Examples:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--n-boot", "n_boot", type=click.IntRange(min=0), default=20, show_default=True,
               help="Bootstrap replicates for FID-style intervals (0: none).")
-@click.option("--baseline", type=click.Choice(["untrained", "replay"]), default=None,
+@click.option("--baseline", type=click.Choice(list(BASELINES)), default=None,
               help="Check the metrics: evaluate a fresh untrained G or a training-image replayer under this run's "
                    "protocol (writes eval-baseline-NAME.json; eval.json is left alone).")
 def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: str | None,

@@ -57,6 +57,7 @@ class EvalResult:
     device: str
     path: Path | None = None  # the eval.json written (None when not written)
     meta: dict[str, Any] = field(default_factory=dict)
+    metric_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each metric (benchmarks)
 
     def __getitem__(self, name: str) -> MetricValue:
         return self.values[name]
@@ -148,10 +149,12 @@ class Evaluator:
                            seed=seed, n_boot=n_boot, run_dir=run_dir)
         names, skipped = resolve_metrics(metrics, ctx, cheap=cheap)
         values: dict[str, MetricValue] = {}
+        seconds: dict[str, float] = {}
         for name in names:
             t = time.perf_counter()
             values[name] = METRICS.get(name).run(ctx)
-            self.log(f"  {name}: {values[name].value:.6g} ({time.perf_counter() - t:.1f} s)")
+            seconds[name] = time.perf_counter() - t
+            self.log(f"  {name}: {values[name].value:.6g} ({seconds[name]:.1f} s)")
         ex = self.extractor
         spec = getattr(gen, "spec", {}) or {}
         return EvalResult(
@@ -161,6 +164,7 @@ class Evaluator:
             dataset=self.train.name, n_generated=n, seed=seed, kimg=spec.get("kimg"),
             generator_sha256=str(getattr(gen, "sha256", "")), seconds=time.perf_counter() - t0,
             device=str(self.device), meta={"ema": spec.get("ema"), "variant": spec.get("variant")},
+            metric_seconds=seconds,
         )
 
 
@@ -214,13 +218,13 @@ def evaluate_run(
     baseline: evaluate a reference generator (``ganforge.metrics.baselines``) under the run's protocol
     instead; written to ``eval-baseline-NAME.json`` and ``baseline-NAME/eval/``, never over eval.json.
     """
-    from ganforge.metrics.baselines import BASELINES, baseline_generator
+    from ganforge.metrics.baselines import BASELINES, baseline_generator, check_baseline
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {str(run_dir)!r} does not exist; check the path.")
-    if baseline is not None and baseline not in BASELINES:
-        raise GanforgeError(f"unknown baseline {baseline!r}; choose one of: {', '.join(BASELINES)}.")
+    if baseline is not None:
+        check_baseline(baseline)  # before the extractor is built
     gen = load_generator(run_dir)
     cfg: Config = gen.config
     names = parse_metric_list(metrics)

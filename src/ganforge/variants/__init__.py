@@ -26,12 +26,20 @@ class Variant:
     def needs_labels(self) -> bool:
         return self.conditioning.conditional
 
+    @property
+    def summary(self) -> str:
+        """What ``ganforge list variants`` shows: the help, how labels enter G and D, the defaults it brings."""
+        from ganforge.config import describe_layer
+
+        cond = f"labels: G {self.conditioning.g}, D {self.conditioning.d}" if self.needs_labels else "unconditional"
+        return f"{self.help}\n    {cond}; defaults: {', '.join(describe_layer(self.defaults)) or 'none'}"
+
 
 VARIANTS: Registry[Variant] = Registry("variant")
 
 
 def register(variant: Variant) -> Variant:
-    VARIANTS.add(variant.name, variant, help=variant.help)
+    VARIANTS.add(variant.name, variant, help=variant.summary)
     return variant
 
 
