@@ -125,6 +125,7 @@ Examples:
   ganforge generate runs/cgan --per-class 1000 --out synth/cgan --format imagefolder
   ganforge generate runs/cgan --label 7 --n 500 --out synth/sevens
   ganforge generate runs/path-cgan --per-class 2000 --out synth/path --format medmnist-npz
+  ganforge generate runs/brain --per-class 1000 --out synth/brain --format seg-npz   (image + mask pairs)
   (then train on it: ganforge train mnist-dcgan --set data.name=folder --set data.path=synth/cgan)
 """
 
@@ -137,8 +138,9 @@ Examples:
 @click.option("--label", type=click.IntRange(min=0), default=None, help="Conditional runs: sample only class K.")
 @click.option("--per-class", "per_class", type=click.IntRange(min=1), default=None,
               help="Conditional runs: N samples of every class (sets the total).")
-@click.option("--format", "fmt", type=click.Choice(["auto", "png", "npz", "imagefolder", "medmnist-npz"]),
-              default="auto", show_default=True, help="auto: png for images, npz for 2D points.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "png", "npz", "imagefolder", "medmnist-npz", "seg-npz"]),
+              default="auto", show_default=True,
+              help="auto: png for images (image + _mask.png for paired data), npz for 2D points.")
 def generate(run_dir: Path, n: int | None, out: Path, seed: int, label: int | None, per_class: int | None,
              fmt: str) -> None:
     """Sample a labelled synthetic dataset from a trained run, with manifest.json (provenance)."""

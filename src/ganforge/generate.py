@@ -22,7 +22,16 @@ format             files
                    after the MedMNIST set when the run trained on one (``pathmnist.npz``: the loader then
                    restores the class names), else ``synthetic.npz``. Without the real data at hand, ``test_*``
                    is empty and the manifest says so.
+``seg-npz``        paired image + mask generators only (``seg-npz``/``seg-folder``/``brain-phantom`` data): the
+                   same idea in the ``seg-npz`` dataset's layout, ``{train,val,test}_images``, ``_masks`` (uint8
+                   0/1 [N, H, W]) and ``_labels``, plus ``class_names``; train is synthetic, test the real test
+                   split.
 =================  ================================================================================
+
+Paired image + mask generators write each mask beside its image: ``000123.png`` and ``000123_mask.png``
+(white foreground; the layout the ``seg-folder`` dataset reads, as in the LGG MRI set), and ``masks``
+(uint8 0/1 [N, H, W]) beside ``images`` in ``samples.npz``. A generated mask is foreground where G's mask
+channel is > 0.
 
 Determinism: the same generator, seed, n/labels and format give the same data files byte for byte
 (PNGs carry no timestamps; npz archives are written with fixed zip dates). The creation time lives
@@ -52,9 +61,10 @@ from ganforge.errors import ConfigError, GanforgeError, RunDirError
 from ganforge.training.checkpoint import atomic_write_json
 from ganforge.training.export import LoadedGenerator, load_generator
 
-Format = Literal["auto", "png", "npz", "imagefolder", "medmnist-npz"]
-FORMATS = ("png", "npz", "imagefolder", "medmnist-npz")
+Format = Literal["auto", "png", "npz", "imagefolder", "medmnist-npz", "seg-npz"]
+FORMATS = ("png", "npz", "imagefolder", "medmnist-npz", "seg-npz")
 MEDMNIST_FILE = "synthetic.npz"
+SEG_FILE = "synthetic-seg.npz"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates: npz bytes do not depend on the clock
 
 
@@ -111,6 +121,12 @@ def generate_dataset(
         raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     if gen.kind != "image" and fmt != "npz":
         raise GanforgeError(f"this generator makes {gen.kind} ({gen.shape}), not images: use --format npz.")
+    if fmt == "medmnist-npz" and gen.mask_channels:
+        raise GanforgeError("this generator makes image + mask pairs; MedMNIST files have no masks. "
+                            "Use --format seg-npz (the same layout with *_masks arrays).")
+    if fmt == "seg-npz" and not gen.mask_channels:
+        raise GanforgeError("--format seg-npz is for image + mask generators (trained on seg-npz, seg-folder or "
+                            "brain-phantom data); this one makes plain images. Use --format medmnist-npz or npz.")
     if fmt in ("imagefolder", "medmnist-npz") and not gen.conditional:
         raise GanforgeError(
             f"--format {fmt} stores a label per image, but this generator is unconditional. "
@@ -131,14 +147,20 @@ def generate_dataset(
             arrays |= {"labels": labels.numpy().astype(np.int64), "class_names": np.array(class_names)}
         files["samples.npz"] = npz_bytes(arrays)
     else:
-        imgs = to_uint8(x)  # [N, H, W, C]
+        imgs, masks = split_pairs(x, gen.mask_channels)  # uint8 [N, H, W, C], uint8 0/1 [N, H, W(, M)] or None
         lab = labels.numpy().astype(np.int64) if labels is not None else None
         width = max(6, len(str(n_total - 1)))
+
+        def put_png(stem: str, i: int) -> str:
+            files[f"{stem}.png"] = png_bytes(imgs[i])
+            if masks is not None:
+                files[f"{stem}_mask.png"] = mask_png_bytes(masks[i])
+            return f"{stem}.png"
+
         if fmt == "png":
             rows = []
-            for i, img in enumerate(imgs):
-                name = f"{i:0{width}d}.png"
-                files[name] = png_bytes(img)
+            for i in range(n_total):
+                name = put_png(f"{i:0{width}d}", i)
                 if lab is not None:
                     rows.append((name, int(lab[i]), class_names[lab[i]]))
             if lab is not None:
@@ -148,21 +170,28 @@ def generate_dataset(
                 w.writerows(rows)
                 files["labels.csv"] = buf.getvalue().encode()
         if fmt in ("png", "npz"):  # png: the same arrays in one file beside the PNGs
-            arrays = {"images": imgs}
+            arrays = {"images": imgs} | ({"masks": masks} if masks is not None else {})
             if lab is not None:
                 arrays |= {"labels": lab, "class_names": np.array(class_names)}
             files["samples.npz"] = npz_bytes(arrays)
         if fmt == "imagefolder":
             folders = class_folders(class_names)
             extra["class_folders"] = folders
-            for i, img in enumerate(imgs):
-                files[f"{folders[lab[i]]}/{i:0{width}d}.png"] = png_bytes(img)
-        elif fmt == "medmnist-npz":
-            test_x, test_y, test_note = _real_test_split(gen, imgs.shape[1:])
-            name, arrays = _medmnist_name(gen), {}
-            for split, xs, ys in (("train", imgs, lab), ("val", imgs[:0], lab[:0]), ("test", test_x, test_y)):
+            for i in range(n_total):
+                put_png(f"{folders[lab[i]]}/{i:0{width}d}", i)
+        elif fmt in ("medmnist-npz", "seg-npz"):
+            test_x, test_y, test_note = _real_test_split(gen)
+            test_imgs, test_masks = split_pairs(test_x, gen.mask_channels)
+            name, arrays = (_medmnist_name(gen) if fmt == "medmnist-npz" else SEG_FILE), {}
+            splits = (("train", imgs, masks, lab), ("val", imgs[:0], None if masks is None else masks[:0], lab[:0]),
+                      ("test", test_imgs, test_masks, test_y))
+            for split, xs, ms, ys in splits:
                 arrays[f"{split}_images"] = xs[..., 0] if xs.shape[3] == 1 else xs  # MedMNIST: [N, H, W] gray
+                if ms is not None:
+                    arrays[f"{split}_masks"] = ms
                 arrays[f"{split}_labels"] = ys.reshape(-1, 1)
+            if fmt == "seg-npz":  # the seg-npz loader restores the names from here
+                arrays["class_names"] = np.array(class_names)
             files[name] = npz_bytes(arrays)
             extra["splits"] = {"train": f"synthetic ({n_total})", "val": "empty", "test": test_note}
 
@@ -221,19 +250,28 @@ def _medmnist_name(gen: LoadedGenerator) -> str:
     return f"{known}.npz" if known else MEDMNIST_FILE
 
 
-def _real_test_split(gen: LoadedGenerator, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, str]:
-    """The real test split the generator's training data comes with, as uint8 [N, H, W, C] + int64 labels."""
+def _real_test_split(gen: LoadedGenerator) -> tuple[torch.Tensor, np.ndarray, str]:
+    """The real test split the generator's training data comes with: x [N, *gen.shape] + int64 labels [N]."""
     from ganforge.config import config_from_dict
     from ganforge.data import load_dataset
 
-    empty = np.zeros((0, *shape), np.uint8), np.zeros((0,), np.int64)
+    empty = torch.zeros(0, *gen.shape), np.zeros((0,), np.int64)
     try:
         data = load_dataset(config_from_dict(gen.spec["config"]).data, "test")
     except GanforgeError as e:
         return *empty, f"empty: the real test split could not be loaded ({e})"
-    if data.y is None or tuple(data.shape[1:]) != tuple(shape[:2]) or data.shape[0] != shape[2]:
+    if data.y is None or tuple(data.shape) != tuple(gen.shape) or data.mask_channels != gen.mask_channels:
         return *empty, f"empty: the real test split does not match the generated images ({data.shape})"
-    return to_uint8(data.x), data.y.numpy().astype(np.int64), f"real: {len(data)} images of {data.name} ({data.source})"
+    return data.x, data.y.numpy().astype(np.int64), f"real: {len(data)} images of {data.name} ({data.source})"
+
+
+def split_pairs(x: torch.Tensor, mask_channels: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Samples [N, C (+ M), H, W] in [-1, 1] -> (uint8 images [N, H, W, C], uint8 0/1 masks [N, H, W] (or
+    [N, H, W, M] for several masks), or None without masks). A mask is foreground where its channel is > 0."""
+    if not mask_channels:
+        return to_uint8(x), None
+    masks = (x[:, -mask_channels:] > 0).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # [N, H, W, M]
+    return to_uint8(x[:, :-mask_channels]), (masks[..., 0] if mask_channels == 1 else masks)
 
 
 def _class_names(gen: LoadedGenerator) -> list[str]:
@@ -258,6 +296,12 @@ def png_bytes(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
+
+
+def mask_png_bytes(mask: np.ndarray) -> bytes:
+    """uint8 0/1 mask [H, W] (or [H, W, M]: their union) -> 8-bit PNG, foreground 255."""
+    union = mask if mask.ndim == 2 else mask.max(axis=2)
+    return png_bytes((union * 255).astype(np.uint8)[:, :, None])
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

@@ -41,8 +41,36 @@ def _folder(tmp_path: Path) -> dict:
     return {"path": str(tmp_path / "imgs")}
 
 
+def _seg_npz(tmp_path: Path) -> dict:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "seg.npz"
+    arrays = {}
+    for split, n in (("train", 30), ("test", 12)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=(n, 16, 16), dtype=np.uint8)
+        masks = np.zeros((n, 16, 16), np.uint8)
+        masks[::2, 4:9, 5:11] = 255  # every other image has a lesion
+        arrays[f"{split}_masks"] = masks
+    np.savez(path, **arrays)
+    return {"path": str(path)}
+
+
+def _seg_folder(tmp_path: Path) -> dict:
+    rng = np.random.default_rng(0)
+    for patient in ("TCGA_A", "TCGA_B"):  # the LGG kaggle_3m layout: <patient>/<patient>_<k>(_mask).tif
+        folder = tmp_path / "kaggle_3m" / patient
+        folder.mkdir(parents=True)
+        for k in range(1, 9):  # 8 slices each: the post-processing check keeps 7 train pairs
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(folder / f"{patient}_{k}.tif")
+            mask = np.zeros((12, 12), np.uint8)
+            mask[3:8, 2:6] = 255 * (k % 2)
+            Image.fromarray(mask).save(folder / f"{patient}_{k}_mask.tif")
+    return {"path": str(tmp_path / "kaggle_3m")}
+
+
 # name -> builder of the files it needs (returns DataConfig fields); datasets absent here need no file
-FIXTURES: dict[str, Callable[[Path], dict]] = {"medmnist": _npz, "pathmnist": _npz, "folder": _folder}
+FIXTURES: dict[str, Callable[[Path], dict]] = {
+    "medmnist": _npz, "pathmnist": _npz, "folder": _folder, "seg-npz": _seg_npz, "seg-folder": _seg_folder,
+}
 OPTIONAL = {"mnist"}  # needs torchvision and downloaded files: checked when available, else skipped
 
 
@@ -73,10 +101,14 @@ def test_dataset_contract(name, tmp_path):
         assert isinstance(data, Dataset) and len(data) > 0
         assert data.x.dtype == torch.float32 and torch.isfinite(data.x).all()
         if data.kind == "image":
-            assert data.x.ndim == 4 and data.x.shape[1] in (1, 3), data.x.shape
+            assert data.x.ndim == 4 and data.x.shape[1] - data.mask_channels in (1, 3), data.x.shape
             assert data.x.min() >= -1 and data.x.max() <= 1
+            if data.mask_channels:  # paired segmentation masks: exactly -1 (background) or +1 (foreground)
+                masks = data.x[:, -data.mask_channels :]
+                assert ((masks == -1) | (masks == 1)).all()
         else:
             assert data.kind == "points" and data.x.ndim == 2 and data.x.shape[1] == 2
+            assert data.mask_channels == 0
         if data.y is not None:
             assert data.y.dtype == torch.int64 and data.y.shape == (len(data),)
             assert data.num_classes > 0 and len(data.class_names) == data.num_classes
@@ -85,7 +117,7 @@ def test_dataset_contract(name, tmp_path):
             assert data.num_classes == 0
         assert data.source
     assert train.shape == test.shape and train.kind == test.kind and train.num_classes == test.num_classes
-    assert train.class_names == test.class_names
+    assert train.class_names == test.class_names and train.mask_channels == test.mask_channels
     # deterministic: a second load gives the same bytes
     assert load_dataset(cfg, "train").fingerprint() == train.fingerprint()
     assert load_dataset(cfg, "test").fingerprint() == test.fingerprint()
@@ -100,6 +132,6 @@ def test_dataset_post_processing(name, tmp_path):
     data = _load(name, cfg, "train")
     assert len(data) == 7
     if data.kind == "image":
-        assert data.shape == (3, 16, 16)
+        assert data.shape == (3 + data.mask_channels, 16, 16) and data.image_channels == 3
         assert data.x.min() >= -1 and data.x.max() <= 1 and data.x.is_contiguous()
     assert len(_load(name, cfg, "test")) == len(_load(name, plain, "test"))  # the limit applies to train only

@@ -24,7 +24,9 @@ DATASET_SHAPES = {
     "mnist": ((1, 28, 28), 10),
     "digits": ((1, 8, 8), 10),
     "medmnist": ((3, 28, 28), 9),  # PathMNIST
+    "brain-phantom": ((2, 64, 64), 2),  # 1 image + 1 mask channel
 }
+MASKS = {"brain-phantom": 1}  # mask channels, added to data.channels
 
 
 def preset_shape(cfg) -> tuple[tuple[int, ...], int]:
@@ -32,7 +34,7 @@ def preset_shape(cfg) -> tuple[tuple[int, ...], int]:
         pytest.fail(f"add dataset {cfg.data.name!r} (shape, classes) to DATASET_SHAPES in {__file__}")
     shape, classes = DATASET_SHAPES[cfg.data.name]
     if len(shape) == 3:
-        channels = cfg.data.channels or shape[0]
+        channels = (cfg.data.channels + MASKS.get(cfg.data.name, 0)) if cfg.data.channels else shape[0]
         res = cfg.data.resolution or shape[1]
         shape = (channels, res, res)
     return shape, classes

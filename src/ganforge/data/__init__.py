@@ -3,11 +3,13 @@ post-processing every dataset shares:
 
 1. ``data.classes``: keep only these labels (label values and ``num_classes`` stay as they are);
 2. ``data.limit``: keep the first N examples of the train split (loaders return a shuffled order);
-3. ``data.channels`` (images): gray -> RGB repeats the channel, RGB -> gray is ITU-R 601 luma;
+3. ``data.channels`` (images): gray -> RGB repeats the channel, RGB -> gray is ITU-R 601 luma (the image part
+   only: segmentation mask channels stay one channel each);
 4. ``data.resolution`` (images): fit to a square (``data.resize``: "resize" squashes, "center-crop" crops the
    largest centred square first), then resize with antialiased bilinear interpolation and clamp to [-1, 1].
    With ``resolution`` unset, square images keep their size and non-square ones are fitted to a square of
-   their longer side ("resize") or shorter side ("center-crop").
+   their longer side ("resize") or shorter side ("center-crop"). Resized masks are re-binarised at 0 (-1 or +1),
+   keeping at least one pixel of a lesion that would otherwise vanish.
 
 ``channels`` and ``resolution`` do not apply to 2D point sets.
 """
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.config import DataConfig
-from ganforge.data import digits, folder, ihc, medmnist, mnist, toy2d  # noqa: F401  (they register themselves)
+from ganforge.data import digits, folder, ihc, medmnist, mnist, segmentation, toy2d  # noqa: F401  (they register themselves)
 from ganforge.data.base import DATASETS, Dataset, Split
 from ganforge.errors import DataError
 
@@ -45,11 +47,15 @@ def load_dataset(cfg: DataConfig, split: Split) -> Dataset:
             raise DataError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.channels}")
         if cfg.resolution is not None and cfg.resolution < 1:
             raise DataError(f"data.resolution must be >= 1 (or null for the native size), got {cfg.resolution}")
+        m = data.mask_channels  # paired masks: channel conversion applies to the image part only
         if cfg.channels == 1:  # before resizing: less to resize
-            x = convert_channels(x, 1)
+            x = convert_channels(x, 1, m)
+        had_lesion = (x[:, -m:] > 0).flatten(2).any(2) if m else None  # [N, M] before resizing
         x = fit_square(x, cfg.resolution, cfg.resize)
+        if m and x.shape[-1] != data.x.shape[-1]:
+            x = torch.cat([x[:, :-m], rebinarize_masks(x[:, -m:], had_lesion)], 1)
         if cfg.channels == 3:  # after resizing, for the same reason
-            x = convert_channels(x, 3)
+            x = convert_channels(x, 3, m)
     if x is data.x and y is data.y:
         return data
     return dataclasses.replace(data, x=x.contiguous(), y=y)
@@ -69,8 +75,24 @@ def select_classes(data: Dataset, classes: tuple[int, ...]) -> tuple[torch.Tenso
     return data.x[keep], data.y[keep]
 
 
-def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """[N, C, H, W] -> [N, channels, H, W] for C, channels in {1, 3}."""
+def rebinarize_masks(soft: torch.Tensor, had_lesion: torch.Tensor) -> torch.Tensor:
+    """Resized masks [N, M, H, W] -> -1/+1: foreground where the interpolated value is > 0 (more than half covered).
+
+    A lesion too small to survive that keeps its most-covered pixel, so a non-empty mask stays non-empty (and a
+    label derived from it stays true). ``had_lesion`` [N, M] bool: the mask had foreground before resizing.
+    """
+    hard = (soft > 0).flatten(2)  # [N, M, H*W]
+    lost = had_lesion & ~hard.any(2)  # [N, M]
+    if lost.any():
+        peak = soft.flatten(2).argmax(2, keepdim=True)  # [N, M, 1]
+        hard = hard | (torch.zeros_like(hard).scatter_(2, peak, True) & lost.unsqueeze(2))
+    return torch.where(hard, 1.0, -1.0).view_as(soft)
+
+
+def convert_channels(x: torch.Tensor, channels: int, mask_channels: int = 0) -> torch.Tensor:
+    """[N, C, H, W] -> [N, channels, H, W] for C, channels in {1, 3}; trailing mask channels are kept as they are."""
+    if mask_channels:
+        return torch.cat([convert_channels(x[:, :-mask_channels], channels), x[:, -mask_channels:]], 1)
     c = x.shape[1]
     if c == channels:
         return x

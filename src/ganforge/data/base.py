@@ -34,9 +34,14 @@ class Dataset:
     kind: Literal["image", "points"] = "image"
     source: str = ""  # where the data came from (file path, package), for provenance
     meta: dict[str, Any] = field(default_factory=dict)  # plugin facts, e.g. toy curve or mixture modes
+    # Paired segmentation data: the last ``mask_channels`` channels of x are masks (-1 background, +1 foreground),
+    # so G learns image and mask together and every model, objective and loop handles pairs unchanged.
+    mask_channels: int = 0
 
     def __post_init__(self) -> None:
         assert self.x.dtype == torch.float32, self.x.dtype
+        assert self.mask_channels == 0 or (self.kind == "image" and 0 < self.mask_channels < self.x.shape[1]), (
+            self.mask_channels, self.x.shape)
         if self.y is not None:
             assert self.y.dtype == torch.int64 and self.y.shape == (len(self.x),), (self.y.dtype, self.y.shape)
 
@@ -47,6 +52,11 @@ class Dataset:
     def shape(self) -> tuple[int, ...]:
         """Shape of one example: (C, H, W) or (D,)."""
         return tuple(self.x.shape[1:])
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the image part (all of them unless the data carries masks)."""
+        return self.x.shape[1] - self.mask_channels if self.kind == "image" else 0
 
     @property
     def labelled(self) -> bool:

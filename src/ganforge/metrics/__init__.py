@@ -8,7 +8,7 @@ recorded; ``image_metrics``, ``usefulness`` and ``points`` register the metrics;
 
 from __future__ import annotations
 
-from ganforge.metrics import image_metrics, points, usefulness  # noqa: F401  (registration)
+from ganforge.metrics import image_metrics, points, segmentation, usefulness  # noqa: F401  (registration)
 from ganforge.metrics.extractors import EXTRACTORS
 from ganforge.metrics.protocol import METRICS
 

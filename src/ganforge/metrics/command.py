@@ -82,6 +82,12 @@ def format_result(result: EvalResult) -> str:
         if v.name == "cas":
             notes.append(f"cas: synthetic-trained {_fmt(v.value)} vs real-trained {_fmt(d.get('real_accuracy'))} "
                          f"accuracy on the real test split ({v.protocol.get('n_train_per_set')} training images each)")
+        if v.name == "seg_dice":
+            notes.append(f"seg_dice: U-Net trained on synthetic pairs {_fmt(v.value)} vs on real pairs "
+                         f"{_fmt(d.get('real_dice'))} mean Dice on the real test split "
+                         f"({v.protocol.get('n_train_per_set')} training pairs each; lesion slices only: "
+                         f"{_fmt(d.get('synthetic_dice_on_lesion_slices'))} vs "
+                         f"{_fmt(d.get('real_dice_on_lesion_slices'))})")
         if v.name == "memorization":
             fs, px = d.get("feature_space", {}), d.get("pixel_space", {})
             verdict = "FLAGGED: the generator reproduces training images" if v.flagged else "not flagged"

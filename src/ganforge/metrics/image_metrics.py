@@ -279,6 +279,6 @@ def _save_pairs(ctx: EvalContext, x_gen: torch.Tensor, *audits: MemorizationAudi
             if pad:
                 rows[-2:] = [torch.cat([r, torch.ones(pad, *r.shape[1:])]) for r in rows[-2:]]
         path = ctx.run_dir / "eval" / name
-        save_image_grid(torch.cat(rows), path, nrow=8)
+        save_image_grid(torch.cat(rows), path, nrow=8, mask_channels=ctx.train.mask_channels)
         paths.append(path)
     return paths

@@ -96,6 +96,11 @@ def build_inception_extractor(
 ) -> InceptionExtractor:
     if train_set is not None and train_set.kind != "image":
         raise GanforgeError("the inception extractor is for images; 2D point metrics work on raw coordinates.")
+    if train_set is not None and train_set.mask_channels:
+        raise GanforgeError(
+            f"{train_set.name!r} pairs each image with a segmentation mask, which Inception-v3 cannot see; the domain "
+            "extractor (the default) is trained on the pairs. Drop --extractor inception."
+        )
     cls = _import_inception()
     path = Path(weights).expanduser() if weights else default_inception_weights()
     if not path.is_file():

@@ -35,7 +35,7 @@ from ganforge.registry import Registry
 PROTOCOL_VERSION = "ganforge-eval/1"
 NOT_IN_ID = ("seed", "ganforge_version", "extractor_test_accuracy")
 
-Requirement = Literal["conditional", "labels", "logits", "curve", "modes"]
+Requirement = Literal["conditional", "labels", "logits", "curve", "modes", "masks"]
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,8 @@ class MetricSpec:
             return f"it is for the curve datasets (sine, parametric-curve), not {ctx.train.name!r}"
         if "modes" in self.requires and "modes" not in ctx.train.meta:
             return f"it is for the Gaussian-mixture datasets (ring8, grid25), not {ctx.train.name!r}"
+        if "masks" in self.requires and not ctx.train.mask_channels:
+            return f"it is for paired image + segmentation mask data, and {ctx.train.name!r} has no masks"
         return None
 
     def run(self, ctx: EvalContext) -> MetricValue:

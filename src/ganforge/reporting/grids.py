@@ -14,8 +14,23 @@ from ganforge.data.base import to_uint8
 from ganforge.training.checkpoint import atomic_write_bytes
 
 
-def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int | None = None) -> Image.Image:
-    """x [N, C, H, W] in [-1, 1] -> one RGB/L image, rows of ``nrow``; small images are upscaled."""
+def pair_view(x: torch.Tensor, mask_channels: int) -> torch.Tensor:
+    """Image + mask pairs [N, C + M, H, W] -> [N, C, H, 2W + 1]: the image, a white line, the mask (white
+    foreground, black background; several masks are shown as their union)."""
+    img, mask = x[:, :-mask_channels], x[:, -mask_channels:].amax(1, keepdim=True)  # [N, C, H, W], [N, 1, H, W]
+    line = torch.ones_like(img[..., :1])  # [N, C, H, 1]
+    return torch.cat([img, line, mask.expand_as(img)], dim=3)
+
+
+def image_grid(
+    x: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int | None = None, mask_channels: int = 0
+) -> Image.Image:
+    """x [N, C, H, W] in [-1, 1] -> one RGB/L image, rows of ``nrow``; small images are upscaled.
+
+    With ``mask_channels`` (paired segmentation data) each cell shows the image and its mask side by side.
+    """
+    if mask_channels:
+        x = pair_view(x, mask_channels)
     imgs = to_uint8(x)  # [N, H, W, C]
     n, h, w, c = imgs.shape
     nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
@@ -32,8 +47,8 @@ def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: in
     return img
 
 
-def save_image_grid(x: torch.Tensor, path: Path, nrow: int | None = None) -> None:
-    img = image_grid(x, nrow)
+def save_image_grid(x: torch.Tensor, path: Path, nrow: int | None = None, mask_channels: int = 0) -> None:
+    img = image_grid(x, nrow, mask_channels=mask_channels)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))

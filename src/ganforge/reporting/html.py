@@ -238,8 +238,8 @@ def _generator_sections(run_dir: Path, config: dict[str, Any], h: str, full: boo
         for k in range(gen.num_classes):
             x, _ = gen.sample(per, seed=1000 + k, labels=torch.full((per,), k, dtype=torch.long))
             name = gen.class_names[k] if k < len(gen.class_names) else str(k)
-            rows.append(f"<tr><th>{esc(k)}: {esc(name)}</th><td>"
-                        f"{img_tag(png_bytes(image_grid(x, nrow=per, scale=2)), f'class {name}')}</td></tr>")
+            grid = png_bytes(image_grid(x, nrow=per, scale=2, mask_channels=gen.mask_channels))
+            rows.append(f"<tr><th>{esc(k)}: {esc(name)}</th><td>{img_tag(grid, f'class {name}')}</td></tr>")
         parts.append(f"<section><{h}>Samples per class</{h}><table>{''.join(rows)}</table>"
                      "<p class=\"note\">10 samples of each class from the exported generator"
                      + (" (EMA)" if gen.spec.get("ema") else "") + ".</p></section>")
@@ -256,8 +256,10 @@ def _generator_sections(run_dir: Path, config: dict[str, Any], h: str, full: boo
             labels = (torch.arange(n) % gen.num_classes) if gen.conditional else None
             fake, _ = gen.sample(n, seed=0, labels=labels)
             real = data.x[idx[:n]]
-            real_html = ("<div class=\"pair\">" + figure(png_bytes(image_grid(real, nrow=8)), f"real ({data.name})")
-                         + figure(png_bytes(image_grid(fake, nrow=8)), "synthetic") + "</div>")
+            real_grid = png_bytes(image_grid(real, nrow=8, mask_channels=data.mask_channels))
+            fake_grid = png_bytes(image_grid(fake, nrow=8, mask_channels=gen.mask_channels))
+            real_html = ("<div class=\"pair\">" + figure(real_grid, f"real ({data.name})")
+                         + figure(fake_grid, "synthetic") + "</div>")
         else:
             fake, _ = gen.sample(len(data), seed=0)
             real_html = figure(scatter_plot(data.x.numpy(), fake.numpy()), f"real ({data.name}) and generated points",

@@ -54,6 +54,11 @@ class LoadedGenerator:
     spec: dict[str, Any]
 
     @property
+    def mask_channels(self) -> int:
+        """Trailing channels of each sample that are segmentation masks (0: plain images)."""
+        return int(self.spec.get("mask_channels", 0))
+
+    @property
     def conditional(self) -> bool:
         return self.conditioning.g != "none"
 

@@ -174,7 +174,8 @@ def training_loop(
             save_loss_plot(history, run_dir / "losses.png", title=cfg.name)
             last_plot = time.perf_counter()
         info = {"shape": list(data.shape), "num_classes": data.num_classes, "class_names": list(data.class_names),
-                "kind": data.kind, "conditioning": {"g": setup.conditioning.g, "d": setup.conditioning.d},
+                "kind": data.kind, "mask_channels": data.mask_channels,
+                "conditioning": {"g": setup.conditioning.g, "d": setup.conditioning.d},
                 "variant": cfg.variant, "ema": G_ema is not None, "kimg": images_seen / 1000}
         sha = export_generator(run_dir, G_sample, cfg, info)
         payload = {
@@ -222,7 +223,7 @@ def _save_grid(G, grid_z, grid_c, grid_rows, data, path: Path, record: dict[str,
     if data.kind == "points":
         save_scatter(data.x[:1024], fake, path, title=f"{data.name}: real vs generated, {record['kimg']:.1f} kimg")
     else:
-        save_image_grid(fake, path, nrow=grid_rows)
+        save_image_grid(fake, path, nrow=grid_rows, mask_channels=data.mask_channels)
     latest = path.parent.parent / ("samples.png")
     latest.write_bytes(path.read_bytes())
 
