@@ -14,7 +14,8 @@ from scipy import ndimage
 
 from ganforge.config import DataConfig
 from ganforge.data import load_dataset
-from ganforge.data.segmentation import FILE_NAMES, PHANTOM_NAMES, grouped_split
+from ganforge.data.brain_phantom import PHANTOM_NAMES
+from ganforge.data.segmentation import FILE_NAMES, grouped_split
 from ganforge.errors import DataError
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.config import DataConfig
-from ganforge.data import digits, folder, ihc, medmnist, mnist, segmentation, toy2d  # noqa: F401  (they register themselves)
+from ganforge.data import brain_phantom, digits, folder, ihc, medmnist, mnist, segmentation, toy2d  # noqa: F401  (they register themselves)
 from ganforge.data.base import DATASETS, Dataset, Split
 from ganforge.errors import DataError
 

@@ -84,6 +84,12 @@ def to_unit_range(images_uint8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(127.5).sub_(1.0)
 
 
+def with_mask(images: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
+    """images [N, C, H, W] in [-1, 1] + bool masks [N, H, W] -> [N, C + 1, H, W], the mask as -1 / +1."""
+    m = torch.from_numpy(np.ascontiguousarray(masks)).to(torch.float32).mul_(2).sub_(1)  # [N, H, W]
+    return torch.cat([images, m[:, None]], dim=1)
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C] (rounded, clipped)."""
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -113,7 +113,7 @@ def split_files(root: Path, split: Split, test_fraction: float) -> tuple[ImageLi
     return ImageList(tuple(images.files[i] for i in idx), labels, images.class_names), images.files
 
 
-def _header(path: Path) -> tuple[tuple[int, int], str]:
+def image_header(path: Path) -> tuple[tuple[int, int], str]:
     """(size (W, H), mode) from the file header, without decoding the pixels."""
     try:
         with Image.open(path) as im:
@@ -128,7 +128,7 @@ def _to_mode(im: Image.Image, mode: str) -> Image.Image:
     return im if im.mode == mode else im.convert(mode)
 
 
-def _fit(im: Image.Image, resolution: int, resize: str) -> Image.Image:
+def fit_image(im: Image.Image, resolution: int, resize: str) -> Image.Image:
     """Centre-crop to a square ("center-crop") or not ("resize" squashes), then Lanczos to resolution^2."""
     w, h = im.size
     if resize == "center-crop" and w != h:
@@ -150,7 +150,7 @@ def read_images(files: tuple[Path, ...], mode: str, size: tuple[int, int], cfg: 
                 im.load()
                 im = _to_mode(im, mode)
                 if cfg.resolution is not None:
-                    im = _fit(im, cfg.resolution, cfg.resize)
+                    im = fit_image(im, cfg.resolution, cfg.resize)
                 out[i] = np.asarray(im)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"cannot read image {path}: {e}. Remove or replace the file.") from None
@@ -171,7 +171,7 @@ def load_folder(cfg: DataConfig, split: Split) -> Dataset:
     if cfg.channels is not None and cfg.channels not in (1, 3):
         raise DataError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.channels}")
     chosen, every_file = split_files(root, split, cfg.test_fraction)
-    headers = {p: _header(p) for p in every_file}  # size and mode of every image, train and test alike
+    headers = {p: image_header(p) for p in every_file}  # size and mode of every image, train and test alike
     if cfg.channels is None:
         mode = "L" if all(m in GRAY_MODES for _, m in headers.values()) else "RGB"
     else:

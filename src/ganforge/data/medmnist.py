@@ -87,7 +87,7 @@ def resolve_npz(cfg: DataConfig, default_set: str = "pathmnist") -> Path:
     return path
 
 
-def _labels(arr: np.ndarray, path: Path, key: str) -> np.ndarray:
+def parse_labels(arr: np.ndarray, path: Path, key: str) -> np.ndarray:
     """[N] or [N, 1] integer labels -> int64 [N]; DataError for multi-label [N, K] and anything else."""
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -136,13 +136,13 @@ def read_npz_split(path: Path, split: Split) -> tuple[np.ndarray, np.ndarray, in
                     f"A MedMNIST .npz holds {', '.join(REQUIRED_KEYS)} (and val_*)."
                 )
             images = _images(npz[f"{split}_images"], path, f"{split}_images")
-            labels = _labels(npz[f"{split}_labels"], path, f"{split}_labels")
+            labels = parse_labels(npz[f"{split}_labels"], path, f"{split}_labels")
             if len(images) != len(labels):
                 raise DataError(f"{path}: {split}_images has {len(images)} images but {split}_labels {len(labels)}")
             num_classes = 0
             for key in ("train_labels", "val_labels", "test_labels"):
                 if key in keys:
-                    other = labels if key == f"{split}_labels" else _labels(npz[key], path, key)
+                    other = labels if key == f"{split}_labels" else parse_labels(npz[key], path, key)
                     num_classes = max(num_classes, int(other.max()) + 1 if other.size else 0)
             for key in NUM_CLASSES_KEYS:
                 if key in keys:

@@ -4,9 +4,7 @@ A GAN trained on these learns an image and its mask as one multi-channel image, 
 segmentation network (the "train a U-Net on synthetic pairs" check). Every loader returns ``mask_channels=1`` and
 binary labels "mask empty / mask non-empty" unless the data carries its own labels:
 
-- ``brain-phantom``: procedural FLAIR-like axial brain MRI slices (1 x 64 x 64) with tumour masks, offline and
-  deterministic in ``data.seed``: 2,400 train and 600 test slices, exactly half with a tumour. The default-argument
-  stand-in for the Kaggle "LGG MRI segmentation" set (Buda et al. 2019, Computers in Biology and Medicine).
+- ``brain-phantom`` (its own module, ``brain_phantom.py``): procedural brain MRI slices with tumour masks, offline.
 - ``seg-npz``: a MedMNIST-like ``.npz`` with uint8 ``{train,test}_images`` and ``{train,test}_masks`` (nonzero =
   foreground), optional ``{train,test}_labels`` and ``class_names``; loaded with ``allow_pickle=False``.
 - ``seg-folder``: every ``<name>_mask.<tif|tiff|png|jpg|jpeg>`` below ``data.path`` with its ``<name>.<ext>``, e.g.
@@ -33,193 +31,12 @@ import torch
 from PIL import Image
 
 from ganforge.config import DataConfig
-from ganforge.data.base import DATASETS, Dataset, Split, stratified_split, to_unit_range
-from ganforge.data.folder import EXTENSIONS, GRAY_MODES, _fit, _header, images_under, read_images
-from ganforge.data.medmnist import _labels
+from ganforge.data.base import DATASETS, Dataset, Split, stratified_split, to_unit_range, with_mask
+from ganforge.data.folder import EXTENSIONS, GRAY_MODES, fit_image, image_header, images_under, read_images
+from ganforge.data.medmnist import parse_labels
 from ganforge.errors import DataError
 
-PHANTOM_NAMES = ("no tumour", "tumour")
 FILE_NAMES = ("no lesion", "lesion")  # labels derived from masks of files: the mask may outline any finding
-
-# ---------------------------------------------------------------------------------------------------------------
-# brain-phantom
-
-SIZE = 64  # native side in pixels
-PX = 2.0 / SIZE  # one pixel in the normalised coordinates (the image spans [-1, 1])
-PHANTOM_SLICES = {"train": 2400, "test": 600}
-STREAM = {"train": 0, "test": 1}  # rng stream per split, so the splits never share a slice
-CHUNK = 50  # slices rendered at once: [CHUNK, 64, 64] float32 temporaries (0.8 MB) stay in cache
-# FLAIR-like intensities in [0, 1]: CSF dark, gray matter a little brighter than white matter, tumour hyperintense
-SCALP, CSF, GM, WM, TUMOUR, EDEMA = 0.78, 0.1, 0.56, 0.43, 0.86, 0.1
-
-
-def _ramp(d: np.ndarray, width: float = PX) -> np.ndarray:
-    """Anti-aliased step: 0 for d < -width/2, 1 for d > width/2, linear between (d is a signed distance)."""
-    return np.clip(d / np.float32(width) + np.float32(0.5), 0.0, 1.0)
-
-
-def _tent(d: np.ndarray, width: float) -> np.ndarray:
-    """Thin line profile: 1 at d = 0 falling linearly to 0 at |d| = width (a cheap stand-in for a Gaussian)."""
-    return np.maximum(np.float32(0), 1 - np.abs(d) / np.float32(width))
-
-
-def _smooth_noise(rng: np.random.Generator, n: int, cells: int, width: float) -> np.ndarray:
-    """[n, SIZE, SIZE] float32 smooth random field with zero mean and unit variance at every pixel.
-
-    White noise on a cells x cells lattice spread by a Gaussian of ``width`` pixels: F = G W G^T with
-    G [SIZE, cells] row-normalised, so each pixel is a unit-norm combination of i.i.d. N(0, 1) values. Two small
-    batched matmuls, several times cheaper than Gaussian-filtering 64 x 64 white noise.
-    """
-    centres = (np.arange(cells) + 0.5) * SIZE / cells  # lattice points, in pixels
-    pixels = np.arange(SIZE) + 0.5
-    g = np.exp(-0.5 * ((pixels[:, None] - centres[None, :]) / width) ** 2)  # [SIZE, cells]
-    g = (g / np.sqrt((g**2).sum(1, keepdims=True))).astype(np.float32)
-    w = rng.standard_normal((n, cells, cells), dtype=np.float32)
-    return g @ w @ g.T  # [n, SIZE, SIZE]
-
-
-def _ellipse_depth(x: np.ndarray, y: np.ndarray, cx, cy, a, b, angle) -> np.ndarray:
-    """Approximate signed distance into an ellipse (> 0 inside): (1 - normalised radius) * shorter semi-axis."""
-    angle = np.asarray(angle, dtype=np.float32)  # a float64 angle would promote every pixel to float64
-    c, s = np.cos(angle), np.sin(angle)
-    u, v = x - cx, y - cy
-    radius = np.sqrt(((c * u + s * v) / a) ** 2 + ((c * v - s * u) / b) ** 2)
-    return (1 - radius) * np.minimum(a, b)
-
-
-def _tumour_depth(
-    rng: np.random.Generator, X: np.ndarray, Y: np.ndarray, ax: np.ndarray, ay: np.ndarray, brain_edge: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Tumour of m slices -> (signed depth [m, S, S], > 0 inside; rim width [m, 1, 1]), both in normalised units.
-
-    A union of 2-3 ellipses (a main one and 1-2 satellites touching it) with a noisy outline, about 3-15% of the
-    brain area, placed so that it stays inside the brain. X, Y: [m, S, S] head frame; ax, ay, brain_edge: [m, 1, 1].
-    """
-    m = len(X)
-
-    def uniform(lo: float, hi: float) -> np.ndarray:
-        return rng.uniform(lo, hi, (m, 1, 1)).astype(np.float32)
-
-    brain_area = np.pi * ax * ay * brain_edge**2
-    aspect = uniform(0.55, 1.0)
-    a1 = np.sqrt(uniform(0.03, 0.15) * brain_area * 0.8 / (np.pi * aspect))  # main ellipse; satellites add ~25%
-    reach = np.maximum(0.05, 0.8 - 1.3 * a1 / (np.minimum(ax, ay) * brain_edge))  # of the brain radius
-    rho, phi = reach * np.sqrt(uniform(0, 1)), uniform(0, 2 * np.pi)  # uniform over the allowed disc
-    cx, cy = rho * np.cos(phi) * ax * brain_edge, rho * np.sin(phi) * ay * brain_edge
-    depth = _ellipse_depth(X, Y, cx, cy, a1, aspect * a1, uniform(0, np.pi))
-    for k in range(2):
-        off, ang, size = a1 * uniform(0.5, 1.0), uniform(0, 2 * np.pi), a1 * uniform(0.35, 0.65)
-        sat = _ellipse_depth(X, Y, cx + off * np.cos(ang), cy + off * np.sin(ang), size, size * uniform(0.6, 1.0), ang)
-        if k == 1:  # the second satellite in half of the tumours
-            sat = np.where(uniform(0, 1) < 0.5, sat, -np.inf)
-        depth = np.maximum(depth, sat)
-    depth = depth + 0.22 * a1 * _smooth_noise(rng, m, 16, 2.5)  # irregular border; still distance-like
-    return depth, 0.4 * a1 + 2 * PX
-
-
-def _phantom_chunk(rng: np.random.Generator, has_tumour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Render len(has_tumour) slices -> (image float32 [n, 64, 64] in [0, 1], tumour mask bool [n, 64, 64]).
-
-    Coordinates are normalised to [-1, 1], x to the right and y down (anterior at the top, radiological view).
-    Every per-slice random number has shape [n, 1, 1] so it broadcasts over the pixels.
-    """
-    n = len(has_tumour)
-
-    def uniform(lo: float, hi: float) -> np.ndarray:
-        return rng.uniform(lo, hi, (n, 1, 1)).astype(np.float32)
-
-    grid = ((np.arange(SIZE) + 0.5) * PX - 1).astype(np.float32)
-    gx, gy = grid[None, None, :], grid[None, :, None]  # [1, 1, S], [1, S, 1]
-
-    # pose: rotation, scale and shift; X, Y are the head's own frame
-    theta, scale = uniform(-0.26, 0.26), uniform(0.88, 1.0)
-    dx, dy = uniform(-0.06, 0.06), uniform(-0.06, 0.06)
-    cos, sin = np.cos(theta), np.sin(theta)
-    X = cos * (gx - dx) + sin * (gy - dy)  # [n, S, S]
-    Y = cos * (gy - dy) - sin * (gx - dx)
-    ax, ay = scale * uniform(0.72, 0.80), scale * uniform(0.86, 0.92)  # head semi-axes (longer front to back)
-    yn = Y / ay
-    r = np.sqrt((X / ax) ** 2 + yn**2) / (1 + uniform(0.0, 0.08) * yn)  # 1 at the scalp; the back a little wider
-
-    # anatomy: smooth fields for the cortical folding, tissue texture and tumour outline
-    folds = _smooth_noise(rng, n, 32, 1.6)  # ~3 px features: gyri and sulci
-    texture = _smooth_noise(rng, n, 16, 4.5)  # ~10 px: tissue inhomogeneity
-    brain_edge = 0.86 + uniform(-0.02, 0.02)  # in r: the CSF gap below the skull is 0.90 - brain_edge thick
-    head = _ramp((1 - r) * ay)  # [n, S, S] in [0, 1]
-    inside_skull = _ramp((0.90 - r) * ay)
-    brain = _ramp((brain_edge + 0.012 * folds - r) * ay)
-    rb = r / brain_edge  # 1 at the brain surface
-    scalp = SCALP * (1 + 0.08 * texture) - 0.45 * _tent((r - 0.935) * ay, PX)  # with a dark line of cortical bone
-
-    # gray matter outside, white matter inside with gyral fingers; sulci are thin CSF lines through the cortex
-    wm = _ramp((uniform(0.76, 0.82) + 0.06 * folds - rb) * ay, 2 * PX)
-    tissue = GM + (WM - GM) * wm
-    sulci = _tent(folds, 0.4) * _ramp((rb - 0.8) * ay, 4 * PX)  # near the zero level set of the folding field
-    tissue = tissue - (tissue - CSF) * 0.6 * sulci
-    fissure = _tent(X, 1.2 * PX) * _ramp((np.abs(yn) - uniform(0.5, 0.65)) * ay, 4 * PX)
-    tissue = tissue - (tissue - CSF) * 0.8 * fissure  # interhemispheric fissure, front and back
-    # the two lateral ventricles; their size varies with the slice level
-    vsize, vy = uniform(0.6, 1.3), uniform(-0.14, 0.0)
-    ventricles = np.zeros_like(X)
-    for side in (-1.0, 1.0):
-        depth = _ellipse_depth(  # frontal horns diverge: each ventricle leans outwards at the top
-            X, Y, side * uniform(0.1, 0.15) * ax, vy * ay, vsize * 0.06, vsize * 0.27 * ay, -side * uniform(0.15, 0.4)
-        )
-        ventricles = np.maximum(ventricles, _ramp(depth))
-    tissue = tissue * (1 + 0.05 * texture)
-    tissue = tissue + (CSF - tissue) * ventricles
-
-    # tumour, rendered only for the slices that have one (about half); elsewhere depth = -inf, an empty mask
-    depth = np.full_like(X, -np.inf)
-    rim = np.ones_like(ax)  # [n, 1, 1] width of the oedema rim
-    t = np.flatnonzero(has_tumour)
-    if len(t):
-        depth[t], rim[t] = _tumour_depth(rng, X[t], Y[t], ax[t], ay[t], brain_edge[t])
-    mask = (depth > 0) & (brain > 0.5)  # [n, S, S]: exactly where the tumour dominates the pixel (weight > 1/2)
-    tumour = _ramp(depth, 2 * PX) * (brain > 0.5)  # a soft 2-pixel border, like partial-volume blur
-    edema = np.clip(1 + depth / rim, 0, 1) * (1 - tumour)  # faint hyperintense rim around it
-    tissue = tissue + EDEMA * edema
-    tissue = tissue + (TUMOUR * (1 + 0.07 * texture + 0.05 * folds) - tissue) * tumour  # heterogeneous
-
-    # compose, then scanner effects: global gain, a linear bias field and Rician-like noise |s + n|
-    img = scalp * (head - inside_skull) + CSF * (inside_skull - brain) + tissue * brain
-    img = img * uniform(0.9, 1.05) * (1 + uniform(-0.08, 0.08) * gx + uniform(-0.08, 0.08) * gy)
-    img = np.abs(img + uniform(0.012, 0.028) * rng.standard_normal(img.shape, dtype=np.float32))
-    return np.clip(img, 0, 1), mask
-
-
-def brain_phantom(seed: int, split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image float32 [N, 64, 64] in [0, 1], mask bool [N, 64, 64], label int64 [N]) for one split.
-
-    Exactly half of the slices carry a tumour (label 1), in a seeded random order; the rest have an empty mask.
-    """
-    n = PHANTOM_SLICES[split]
-    rng = np.random.default_rng([seed, STREAM[split]])
-    labels = (rng.permutation(n) < n // 2).astype(np.int64)  # [N], n // 2 ones
-    parts = [_phantom_chunk(rng, labels[i : i + CHUNK].astype(bool)) for i in range(0, n, CHUNK)]
-    images = np.concatenate([p[0] for p in parts])
-    masks = np.concatenate([p[1] for p in parts])
-    return images, masks, labels
-
-
-def _with_mask(images: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
-    """images [N, C, H, W] in [-1, 1] + bool masks [N, H, W] -> [N, C + 1, H, W], the mask as -1 / +1."""
-    m = torch.from_numpy(np.ascontiguousarray(masks)).to(torch.float32).mul_(2).sub_(1)  # [N, H, W]
-    return torch.cat([images, m[:, None]], dim=1)
-
-
-@DATASETS.register(
-    "brain-phantom", help="procedural FLAIR-like brain MRI slices + tumour masks (1+1 x 64x64, 2400/600); offline"
-)
-def load_brain_phantom(cfg: DataConfig, split: Split) -> Dataset:
-    images, masks, labels = brain_phantom(cfg.seed, split)
-    x = _with_mask(torch.from_numpy(images)[:, None].mul_(2).sub_(1), masks)  # [N, 2, 64, 64]
-    return Dataset(
-        "brain-phantom", x, torch.from_numpy(labels), num_classes=2, class_names=PHANTOM_NAMES, kind="image",
-        source=f"procedural (ganforge.data.segmentation, seed {cfg.seed})", mask_channels=1,
-        meta={"generator": "procedural brain phantom v1", "native_size": [SIZE, SIZE], "seed": cfg.seed},
-    )
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # seg-npz
@@ -312,14 +129,14 @@ def read_seg_npz(path: Path, split: Split) -> tuple[np.ndarray, np.ndarray, np.n
                 other = "test_labels" if label_keys[0] == "train_labels" else "train_labels"
                 raise DataError(f"{path} has {label_keys[0]} but no {other}; save labels for both splits or neither")
             if label_keys:
-                labels = _labels(npz[f"{split}_labels"], path, f"{split}_labels")
+                labels = parse_labels(npz[f"{split}_labels"], path, f"{split}_labels")
                 if len(labels) != len(images):
                     raise DataError(
                         f"{path}: {split}_images has {len(images)} images but {split}_labels has {len(labels)} "
                         "labels; save one label per image."
                     )
                 for key in label_keys:
-                    other = labels if key == f"{split}_labels" else _labels(npz[key], path, key)
+                    other = labels if key == f"{split}_labels" else parse_labels(npz[key], path, key)
                     num_classes = max(num_classes, int(other.max()) + 1 if other.size else 0)
             names = _npz_class_names(npz, path)
     except DataError:
@@ -368,7 +185,7 @@ def load_seg_npz(cfg: DataConfig, split: Split) -> Dataset:
         names = names or tuple(str(k) for k in range(num_classes))
         origin = "file"
     return Dataset(
-        cfg.name, _with_mask(to_unit_range(images), masks), torch.from_numpy(labels), num_classes=num_classes,
+        cfg.name, with_mask(to_unit_range(images), masks), torch.from_numpy(labels), num_classes=num_classes,
         class_names=names, kind="image", source=str(path), mask_channels=1,
         meta={"native_size": list(images.shape[1:3]), "labels": origin, "foreground": float(masks.mean())},
     )
@@ -465,7 +282,7 @@ def _mask_pixels(mask: np.ndarray, threshold: int, cfg: DataConfig) -> np.ndarra
     fg = mask > threshold
     if cfg.resolution is None:
         return fg
-    soft = np.asarray(_fit(Image.fromarray(fg.astype(np.uint8) * 255), cfg.resolution, cfg.resize))  # [R, R] uint8
+    soft = np.asarray(fit_image(Image.fromarray(fg.astype(np.uint8) * 255), cfg.resolution, cfg.resize))  # [R, R] uint8
     out = soft > 127
     if fg.any() and not out.any() and soft.max() > 0:  # (a lesion cut off by center-crop stays gone)
         out[np.unravel_index(np.argmax(soft), soft.shape)] = True
@@ -488,7 +305,7 @@ def load_seg_folder(cfg: DataConfig, split: Split) -> Dataset:
     if not 0 <= cfg.test_fraction < 1:
         raise DataError(f"data.test_fraction must be in [0, 1) for dataset seg-folder, got {cfg.test_fraction}")
     images, masks = find_pairs(root)
-    headers = [_header(p) for p in images]  # (size (W, H), mode) of every image, train and test alike
+    headers = [image_header(p) for p in images]  # (size (W, H), mode) of every image, train and test alike
     if cfg.channels is None:
         mode = "L" if all(m in GRAY_MODES for _, m in headers) else "RGB"
     else:
@@ -536,7 +353,7 @@ def load_seg_folder(cfg: DataConfig, split: Split) -> Dataset:
     pixels = read_images(tuple(images[i] for i in idx), mode, size, cfg)  # [n, H, W(, 3)] uint8
     fg = np.stack([_mask_pixels(read_mask(masks[i]), threshold, cfg) for i in idx])  # [n, H, W] bool
     return Dataset(
-        "seg-folder", _with_mask(to_unit_range(pixels), fg), torch.from_numpy(labels[idx]), num_classes=2,
+        "seg-folder", with_mask(to_unit_range(pixels), fg), torch.from_numpy(labels[idx]), num_classes=2,
         class_names=FILE_NAMES, kind="image", source=str(root), mask_channels=1,
         meta={
             "pairs": len(masks), "folders": len(set(groups)), "split": rule, "mode": mode, "mask_threshold": threshold,
