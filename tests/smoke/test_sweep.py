@@ -124,7 +124,8 @@ def test_grid_crossed_with_list_and_cli_overrides_win(tmp_path):
     assert [r.config["data"]["name"] for r in sweep.runs if r.label.startswith("b")][0] == "parametric-curve"
 
 
-@pytest.mark.parametrize("name", ["mnist-depth", "mnist-augment", "curve-ladder"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(REPO) / "sweeps").glob("*.yaml")))
 def test_shipped_sweeps_are_valid(name):
     sweep = load_sweep(Path(REPO) / "sweeps" / f"{name}.yaml", validate_data=False)
     assert len({r.seed for r in sweep.runs}) == 3 and len(sweep.labels) >= 2
+

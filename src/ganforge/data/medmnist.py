@@ -11,8 +11,10 @@ The files are loaded with ``allow_pickle=False``; multi-label sets (ChestMNIST) 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -121,36 +123,47 @@ def _images(arr: np.ndarray, path: Path, key: str) -> np.ndarray:
     return arr
 
 
-def read_npz_split(path: Path, split: Split) -> tuple[np.ndarray, np.ndarray, int]:
-    """(uint8 images [N, H, W(, 3)], int64 labels [N], num_classes) of one split of a MedMNIST-style file."""
+@contextlib.contextmanager
+def open_npz(path: Path, required: tuple[str, ...], layout: str) -> Iterator[np.lib.npyio.NpzFile]:
+    """The ``.npz`` at ``path`` (``allow_pickle=False``), checked to hold the ``required`` keys. A single ``.npy``,
+    missing keys and unreadable files (also while the caller reads arrays inside the ``with``) raise DataError,
+    ending with ``layout``: what such a file should hold."""
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"{path} holds a single .npy array, not a MedMNIST .npz with {', '.join(REQUIRED_KEYS)}")
+            raise DataError(f"{path} holds a single .npy array, not an .npz of named arrays. {layout}")
         with loaded as npz:
             keys = set(npz.files)
-            missing = [k for k in REQUIRED_KEYS if k not in keys]
+            missing = [k for k in required if k not in keys]
             if missing:
                 raise DataError(
                     f"{path} is missing the key(s) {', '.join(missing)}; it has {', '.join(sorted(keys)) or 'none'}. "
-                    f"A MedMNIST .npz holds {', '.join(REQUIRED_KEYS)} (and val_*)."
+                    + layout
                 )
-            images = _images(npz[f"{split}_images"], path, f"{split}_images")
-            labels = parse_labels(npz[f"{split}_labels"], path, f"{split}_labels")
-            if len(images) != len(labels):
-                raise DataError(f"{path}: {split}_images has {len(images)} images but {split}_labels {len(labels)}")
-            num_classes = 0
-            for key in ("train_labels", "val_labels", "test_labels"):
-                if key in keys:
-                    other = labels if key == f"{split}_labels" else parse_labels(npz[key], path, key)
-                    num_classes = max(num_classes, int(other.max()) + 1 if other.size else 0)
-            for key in NUM_CLASSES_KEYS:
-                if key in keys:
-                    num_classes = max(num_classes, int(npz[key]))
+            yield npz
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}). Re-download it.") from None
+        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}). {layout}") from None
+
+
+def read_npz_split(path: Path, split: Split) -> tuple[np.ndarray, np.ndarray, int]:
+    """(uint8 images [N, H, W(, 3)], int64 labels [N], num_classes) of one split of a MedMNIST-style file."""
+    layout = f"A MedMNIST .npz holds {', '.join(REQUIRED_KEYS)} (and val_*); re-download it."
+    with open_npz(path, REQUIRED_KEYS, layout) as npz:
+        keys = set(npz.files)
+        images = _images(npz[f"{split}_images"], path, f"{split}_images")
+        labels = parse_labels(npz[f"{split}_labels"], path, f"{split}_labels")
+        if len(images) != len(labels):
+            raise DataError(f"{path}: {split}_images has {len(images)} images but {split}_labels {len(labels)}")
+        num_classes = 0
+        for key in ("train_labels", "val_labels", "test_labels"):
+            if key in keys:
+                other = labels if key == f"{split}_labels" else parse_labels(npz[key], path, key)
+                num_classes = max(num_classes, int(other.max()) + 1 if other.size else 0)
+        for key in NUM_CLASSES_KEYS:
+            if key in keys:
+                num_classes = max(num_classes, int(npz[key]))
     return images, labels, num_classes
 
 

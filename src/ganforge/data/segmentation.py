@@ -22,7 +22,6 @@ for files, whose masks may outline any finding; a ``.npz`` can ship its own labe
 
 from __future__ import annotations
 
-import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from PIL import Image
 from ganforge.config import DataConfig
 from ganforge.data.base import DATASETS, Dataset, Split, stratified_split, to_unit_range, with_mask
 from ganforge.data.folder import EXTENSIONS, GRAY_MODES, fit_image, image_header, images_under, read_images
-from ganforge.data.medmnist import parse_labels
+from ganforge.data.medmnist import open_npz, parse_labels
 from ganforge.errors import DataError
 
 FILE_NAMES = ("no lesion", "lesion")  # labels derived from masks of files: the mask may outline any finding
@@ -98,51 +97,37 @@ def read_seg_npz(path: Path, split: Split) -> tuple[np.ndarray, np.ndarray, np.n
 
     num_classes counts the labels of both splits (0 without labels), so train and test agree.
     """
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"{path} holds a single .npy array, not an .npz of named arrays. {NPZ_HINT}")
-        with loaded as npz:
-            keys = set(npz.files)
-            missing = [k for k in NPZ_KEYS if k not in keys]
-            if missing:
+    with open_npz(path, NPZ_KEYS, NPZ_HINT) as npz:
+        keys = set(npz.files)
+        images = _npz_images(npz[f"{split}_images"], path, f"{split}_images")
+        masks = _npz_masks(npz[f"{split}_masks"], path, f"{split}_masks")
+        if len(images) != len(masks):
+            raise DataError(
+                f"{path}: {split}_images has {len(images)} images but {split}_masks has {len(masks)} masks; "
+                "save exactly one mask per image, in the same order."
+            )
+        if images.shape[1:3] != masks.shape[1:3]:
+            (h, w), (mh, mw) = images.shape[1:3], masks.shape[1:3]
+            raise DataError(
+                f"{path}: {split}_images are {h}x{w} but {split}_masks are {mh}x{mw}; each mask must cover its "
+                "image pixel for pixel (resize the masks with nearest-neighbour before saving)."
+            )
+        label_keys = [k for k in ("train_labels", "test_labels") if k in keys]
+        labels, num_classes = None, 0
+        if len(label_keys) == 1:
+            other = "test_labels" if label_keys[0] == "train_labels" else "train_labels"
+            raise DataError(f"{path} has {label_keys[0]} but no {other}; save labels for both splits or neither")
+        if label_keys:
+            labels = parse_labels(npz[f"{split}_labels"], path, f"{split}_labels")
+            if len(labels) != len(images):
                 raise DataError(
-                    f"{path} is missing the key(s) {', '.join(missing)}; it has {', '.join(sorted(keys)) or 'none'}. "
-                    + NPZ_HINT
+                    f"{path}: {split}_images has {len(images)} images but {split}_labels has {len(labels)} "
+                    "labels; save one label per image."
                 )
-            images = _npz_images(npz[f"{split}_images"], path, f"{split}_images")
-            masks = _npz_masks(npz[f"{split}_masks"], path, f"{split}_masks")
-            if len(images) != len(masks):
-                raise DataError(
-                    f"{path}: {split}_images has {len(images)} images but {split}_masks has {len(masks)} masks; "
-                    "save exactly one mask per image, in the same order."
-                )
-            if images.shape[1:3] != masks.shape[1:3]:
-                (h, w), (mh, mw) = images.shape[1:3], masks.shape[1:3]
-                raise DataError(
-                    f"{path}: {split}_images are {h}x{w} but {split}_masks are {mh}x{mw}; each mask must cover its "
-                    "image pixel for pixel (resize the masks with nearest-neighbour before saving)."
-                )
-            label_keys = [k for k in ("train_labels", "test_labels") if k in keys]
-            labels, num_classes = None, 0
-            if len(label_keys) == 1:
-                other = "test_labels" if label_keys[0] == "train_labels" else "train_labels"
-                raise DataError(f"{path} has {label_keys[0]} but no {other}; save labels for both splits or neither")
-            if label_keys:
-                labels = parse_labels(npz[f"{split}_labels"], path, f"{split}_labels")
-                if len(labels) != len(images):
-                    raise DataError(
-                        f"{path}: {split}_images has {len(images)} images but {split}_labels has {len(labels)} "
-                        "labels; save one label per image."
-                    )
-                for key in label_keys:
-                    other = labels if key == f"{split}_labels" else parse_labels(npz[key], path, key)
-                    num_classes = max(num_classes, int(other.max()) + 1 if other.size else 0)
-            names = _npz_class_names(npz, path)
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}). {NPZ_HINT}") from None
+            for key in label_keys:
+                other = labels if key == f"{split}_labels" else parse_labels(npz[key], path, key)
+                num_classes = max(num_classes, int(other.max()) + 1 if other.size else 0)
+        names = _npz_class_names(npz, path)
     return images, masks, labels, num_classes, names or ()
 
 

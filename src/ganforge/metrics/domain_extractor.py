@@ -33,6 +33,7 @@ from ganforge.data.base import Dataset
 from ganforge.errors import GanforgeError
 from ganforge.metrics.extractors import EXTRACTORS, Log, _quiet, pick_device
 from ganforge.metrics.features import cache_root, sha256_json
+from ganforge.metrics.threads import single_thread_on_cpu
 from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file
 
 
@@ -186,28 +187,10 @@ def _fit(
     n = len(x)
     if n < 2:
         raise GanforgeError(f"the domain extractor needs at least 2 training images, got {n}; use more data.")
-    with _single_thread_on_cpu(device):
+    with single_thread_on_cpu(device):
         return _fit_loop(x, y, spec, recipe, device, log)
 
 
-@contextlib.contextmanager
-def _single_thread_on_cpu(device: torch.device) -> Iterator[None]:
-    """One intra-op thread while training on a CPU, restored afterwards.
-
-    Two reasons: the weights (and so the cached extractor) then do not depend on the core count
-    (reduction order), and a net this small gains little from threads but loses badly when the
-    cores are shared (parallel sweep jobs, test workers): measured 5 s with one thread against
-    100+ s with two on a busy 2-core machine.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fit_loop(

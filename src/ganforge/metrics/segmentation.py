@@ -25,9 +25,7 @@ fresh process). An evaluation trains two U-Nets, three when the real-data one is
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -41,6 +39,7 @@ from ganforge.metrics.bootstrap import bootstrap_ci
 from ganforge.metrics.extractors import Log, _quiet
 from ganforge.metrics.features import sha256_json
 from ganforge.metrics.protocol import EvalContext, Outcome, from_ci, register_metric
+from ganforge.metrics.threads import single_thread_on_cpu
 
 IMAGE = ("image",)
 SEG_BOOT = 1000  # bootstrap replicates of a mean over test images (cheap: one mean each)
@@ -150,20 +149,6 @@ def mask_targets(masks: torch.Tensor) -> torch.Tensor:
     return (masks > 0).float()
 
 
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """One intra-op thread while training on a CPU, restored afterwards (the domain extractor's rule, for its
-    reasons: weights independent of the core count, and no oversubscription when parallel jobs share the cores).
-    Kept here rather than imported: ``domain_extractor`` can only be imported after ``extractors``."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_segmenter(
@@ -193,7 +178,7 @@ def train_segmenter(
     # BatchNorm needs 2+ samples per batch; never a batch larger than the data.
     batch = max(2, min(recipe.batch_size, n))
     t0 = time.perf_counter()
-    with _one_cpu_thread(device):
+    with single_thread_on_cpu(device):
         order, pos = torch.randperm(n, generator=gen), 0
         for _ in range(recipe.steps):
             if pos + batch > n:  # a new epoch: reshuffle (the last partial batch is dropped)
