@@ -1,6 +1,6 @@
 """The report in a real headless Chromium: it loads offline, every <img> decodes, nothing errors.
 
-The report itself has no script; the test loads a copy with one small check appended, which counts
+The report itself has no script; the test loads a copy with one small check added, which counts
 decoded images (naturalWidth > 0), error events and console.error calls, and writes them into the title
 that ``--dump-dom`` returns. A control copy with one corrupt image proves the check can fail. Skipped
 only when Chromium is not installed outside CI (.ci/run installs it; with CI=true a missing Chromium fails).
@@ -47,7 +47,10 @@ def chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
 
 def load_and_check(html: str, tmp: Path, name: str) -> tuple[int, int, int, int, str]:
     page = tmp / f"{name}.html"
-    page.write_text(html.replace("</body>", CHECK + "</body>"))
+    # The check goes first in <head>: its error listener must exist before any <img> can fail to decode (at the
+    # end of <body> a fast failure of the first picture could fire before the listener was added).
+    assert "<head>" in html
+    page.write_text(html.replace("<head>", "<head>" + CHECK, 1))
     result = chromium(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()], tmp)
     m = re.search(r"<title>IMGCHECK (\d+)/(\d+) errors (\d+) console (\d+)</title>", result.stdout)
     assert m, f"no check result in the DOM; chromium said: {result.stderr[-2000:]}"
