@@ -21,6 +21,8 @@ the same extractor, preprocessing and sample counts.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import torch
@@ -75,7 +77,9 @@ def frechet_distance(
     diff = mu1 - mu2
 
     product = sigma1 @ sigma2
-    covmean = scipy.linalg.sqrtm(product)
+    with warnings.catch_warnings():  # a singular product is expected (N < D) and handled just below
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(product)
     if not np.isfinite(covmean).all() or _sqrtm_residual(covmean, product) > 1e-3:
         # Singular product: the standard fix is a small offset on both diagonals (TTUR / pytorch-fid).
         offset = np.eye(d) * eps
