@@ -47,6 +47,20 @@ def test_cutout_zeroes_at_most_a_quarter_of_each_image():
     assert frac.min() > 0  # some part of the square always lands in the image
 
 
+def test_color_leaves_mask_channels_alone_while_geometry_moves_them_with_the_image():
+    torch.manual_seed(0)
+    img = torch.rand(32, 1, 16, 16) * 2 - 1
+    mask = torch.where(torch.rand(32, 1, 16, 16) > 0.5, 1.0, -1.0)
+    x = torch.cat([img, mask], 1)
+    out = diff_augment(x, ("color",), mask_channels=1)
+    assert torch.equal(out[:, 1], mask[:, 0]) and not torch.allclose(out[:, 0], img[:, 0])
+    assert not torch.equal(diff_augment(x, ("color",))[:, 1], mask[:, 0])  # without the flag the mask is recoloured
+    torch.manual_seed(1)
+    moved = diff_augment(x, ("translation",), mask_channels=1)
+    torch.manual_seed(1)
+    assert torch.equal(moved[:, 1:], diff_augment(mask, ("translation",)))  # the same shift as its image
+
+
 class Recorder(nn.Module):
     """D that remembers what it was shown."""
 

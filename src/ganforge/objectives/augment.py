@@ -28,10 +28,17 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return names
 
 
-def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
-    """x [N, C, H, W] -> augmented [N, C, H, W]; differentiable with respect to x."""
+def diff_augment(x: torch.Tensor, policy: tuple[str, ...], mask_channels: int = 0) -> torch.Tensor:
+    """x [N, C, H, W] -> augmented [N, C, H, W]; differentiable with respect to x.
+
+    With ``mask_channels`` (paired image + mask data) "color" changes the image channels only; translation and
+    cutout move and cut image and mask together, so a mask keeps covering its lesion.
+    """
     for name in policy:
-        x = _AUGMENTS[name](x)
+        if name == "color" and mask_channels:
+            x = torch.cat([_color(x[:, :-mask_channels]), x[:, -mask_channels:]], 1)
+        else:
+            x = _AUGMENTS[name](x)
     return x
 
 

@@ -33,8 +33,11 @@ class Phase:
 
 
 class GANObjective:
-    def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, cond: Conditioning, num_classes: int) -> None:
+    def __init__(
+        self, G: nn.Module, D: nn.Module, cfg: Config, cond: Conditioning, num_classes: int, mask_channels: int = 0
+    ) -> None:
         self.G, self.D, self.cond, self.num_classes = G, D, cond, num_classes
+        self.mask_channels = mask_channels  # trailing mask channels of paired data: DiffAugment leaves their colour
         self.ocfg = cfg.objective
         self.loss = LOSSES.get(cfg.objective.loss)
         self.policy = parse_policy(cfg.augment.diffaugment)
@@ -50,7 +53,7 @@ class GANObjective:
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> DOut:
         if self.policy:
-            img = diff_augment(img, self.policy)  # same augmentation for real and generated images
+            img = diff_augment(img, self.policy, self.mask_channels)  # the same for real and generated images
         return self.D(img, c if self.cond.d != "none" else None)
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:

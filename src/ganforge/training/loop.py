@@ -88,7 +88,7 @@ def training_loop(
     if cfg.train.channels_last and data.kind == "image":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.train.ema_kimg > 0 else None
-    objective = GANObjective(G, D, cfg, setup.conditioning, data.num_classes)
+    objective = GANObjective(G, D, cfg, setup.conditioning, data.num_classes, data.mask_channels)
     opts = {"G": make_optimizer(G.parameters(), cfg.optim.lr_g, cfg, device),
             "D": make_optimizer(D.parameters(), cfg.optim.lr_d, cfg, device)}
 
