@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ganforge.config import DataConfig
 from ganforge.data import brain_phantom, digits, folder, ihc, medmnist, mnist, segmentation, toy2d  # noqa: F401  (they register themselves)
-from ganforge.data.base import DATASETS, Dataset, Split
+from ganforge.data.base import DATASETS, Dataset, Split, rebinarize_masks
 from ganforge.errors import DataError
 
 RESIZE_CHUNK = 4096  # images resized per interpolate call, to bound the temporary memory
@@ -75,20 +75,6 @@ def select_classes(data: Dataset, classes: tuple[int, ...]) -> tuple[torch.Tenso
     return data.x[keep], data.y[keep]
 
 
-def rebinarize_masks(soft: torch.Tensor, had_lesion: torch.Tensor) -> torch.Tensor:
-    """Resized masks [N, M, H, W] -> -1/+1: foreground where the interpolated value is > 0 (more than half covered).
-
-    A lesion too small to survive that keeps its most-covered pixel, so a non-empty mask stays non-empty (and a
-    label derived from it stays true). ``had_lesion`` [N, M] bool: the mask had foreground before resizing.
-    """
-    hard = (soft > 0).flatten(2)  # [N, M, H*W]
-    lost = had_lesion & ~hard.any(2)  # [N, M]
-    if lost.any():
-        peak = soft.flatten(2).argmax(2, keepdim=True)  # [N, M, 1]
-        hard = hard | (torch.zeros_like(hard).scatter_(2, peak, True) & lost.unsqueeze(2))
-    return torch.where(hard, 1.0, -1.0).view_as(soft)
-
-
 def convert_channels(x: torch.Tensor, channels: int, mask_channels: int = 0) -> torch.Tensor:
     """[N, C, H, W] -> [N, channels, H, W] for C, channels in {1, 3}; trailing mask channels are kept as they are."""
     if mask_channels:
@@ -126,4 +112,7 @@ def fit_square(x: torch.Tensor, resolution: int | None, mode: str) -> torch.Tens
     return torch.cat(out).clamp_(-1.0, 1.0)  # bilinear stays in range, but antialiasing can overshoot slightly
 
 
-__all__ = ["DATASETS", "Dataset", "Split", "load_dataset", "select_classes", "convert_channels", "fit_square"]
+__all__ = [
+    "DATASETS", "Dataset", "Split", "load_dataset", "select_classes", "convert_channels", "fit_square",
+    "rebinarize_masks",
+]

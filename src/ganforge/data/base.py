@@ -90,6 +90,20 @@ def with_mask(images: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
     return torch.cat([images, m[:, None]], dim=1)
 
 
+def rebinarize_masks(soft: torch.Tensor, had_lesion: torch.Tensor) -> torch.Tensor:
+    """Resized masks [N, M, H, W] -> -1/+1: foreground where the interpolated value is > 0 (more than half covered).
+
+    A lesion too small to survive that keeps its most-covered pixel, so a non-empty mask stays non-empty (and a
+    label derived from it stays true). ``had_lesion`` [N, M] bool: the mask had foreground before resizing.
+    """
+    hard = (soft > 0).flatten(2)  # [N, M, H*W]
+    lost = had_lesion & ~hard.any(2)  # [N, M]
+    if lost.any():
+        peak = soft.flatten(2).argmax(2, keepdim=True)  # [N, M, 1]
+        hard = hard | (torch.zeros_like(hard).scatter_(2, peak, True) & lost.unsqueeze(2))
+    return torch.where(hard, 1.0, -1.0).view_as(soft)
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C] (rounded, clipped)."""
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from ganforge.config import DataConfig
-from ganforge.data.base import DATASETS, Dataset, Split, stratified_split, to_unit_range, with_mask
+from ganforge.data.base import DATASETS, Dataset, Split, rebinarize_masks, stratified_split, to_unit_range, with_mask
 from ganforge.data.folder import EXTENSIONS, GRAY_MODES, fit_image, image_header, images_under, read_images
 from ganforge.data.medmnist import open_npz, parse_labels
 from ganforge.errors import DataError
@@ -267,11 +267,9 @@ def _mask_pixels(mask: np.ndarray, threshold: int, cfg: DataConfig) -> np.ndarra
     fg = mask > threshold
     if cfg.resolution is None:
         return fg
-    soft = np.asarray(fit_image(Image.fromarray(fg.astype(np.uint8) * 255), cfg.resolution, cfg.resize))  # [R, R] uint8
-    out = soft > 127
-    if fg.any() and not out.any() and soft.max() > 0:  # (a lesion cut off by center-crop stays gone)
-        out[np.unravel_index(np.argmax(soft), soft.shape)] = True
-    return out
+    soft = np.array(fit_image(Image.fromarray(fg.astype(np.uint8) * 255), cfg.resolution, cfg.resize))  # [R, R] uint8
+    soft_unit = torch.from_numpy(soft).float().div_(127.5).sub_(1.0)[None, None]  # [1, 1, R, R] in [-1, 1]
+    return (rebinarize_masks(soft_unit, torch.tensor([[bool(fg.any())]]))[0, 0] > 0).numpy()  # load_dataset's rule
 
 
 @DATASETS.register("seg-folder", help="<name>.tif + <name>_mask.tif pairs below data.path (LGG kaggle_3m layout)")

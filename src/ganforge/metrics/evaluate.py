@@ -192,8 +192,8 @@ def resolve_metrics(requested: Sequence[str] | None, ctx: EvalContext, cheap: bo
             reason = spec.missing(ctx)
             if reason is None:
                 names.append(spec.name)
-            elif ctx.kind in spec.kinds and ("masks" not in spec.requires or ctx.train.mask_channels):
-                skipped[spec.name] = reason  # said where it could apply: not mask metrics on plain images
+            elif spec.offered(ctx):
+                skipped[spec.name] = reason
     return sorted(names, key=lambda m: METRICS.get(m).order), skipped
 
 

@@ -206,6 +206,11 @@ class MetricSpec:
     help: str = ""
     order: int = 0  # registration order: the order of tables and eval.json
 
+    def offered(self, ctx: EvalContext) -> bool:
+        """Whether the metric is about this run's kind of data at all (its data kinds; paired data for mask
+        metrics). An offered metric that cannot run is reported as skipped, with ``missing``'s reason."""
+        return ctx.kind in self.kinds and ("masks" not in self.requires or bool(ctx.train.mask_channels))
+
     def missing(self, ctx: EvalContext) -> str | None:
         """Why this metric cannot run on this evaluation (None when it can)."""
         if ctx.kind not in self.kinds:
