@@ -45,6 +45,8 @@ def test_rebinarize_keeps_a_lesion_too_small_to_survive():
     assert out[0, 0, 1, 2] == 1 and (out[0] > 0).sum() == 1
     assert out[1, 0, 3, 3] == 1 and (out[1] > 0).sum() == 1
     assert torch.equal(rebinarize_masks(soft, torch.tensor([[False], [False]]))[0], torch.full((1, 4, 4), -1.0))
+    cropped_away = torch.full((1, 1, 4, 4), -1.0)  # the lesion was outside the centre crop: nothing to keep
+    assert (rebinarize_masks(cropped_away, torch.tensor([[True]])) == -1).all()
 
 
 def test_grid_shows_each_image_beside_its_mask():

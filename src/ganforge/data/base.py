@@ -94,10 +94,12 @@ def rebinarize_masks(soft: torch.Tensor, had_lesion: torch.Tensor) -> torch.Tens
     """Resized masks [N, M, H, W] -> -1/+1: foreground where the interpolated value is > 0 (more than half covered).
 
     A lesion too small to survive that keeps its most-covered pixel, so a non-empty mask stays non-empty (and a
-    label derived from it stays true). ``had_lesion`` [N, M] bool: the mask had foreground before resizing.
+    label derived from it stays true); one that cropping removed entirely stays gone.
+    ``had_lesion`` [N, M] bool: the mask had foreground before resizing.
     """
     hard = (soft > 0).flatten(2)  # [N, M, H*W]
-    lost = had_lesion & ~hard.any(2)  # [N, M]
+    covered = soft.flatten(2).amax(2) > -1  # [N, M]: some of the lesion is left (center-crop may cut it all off)
+    lost = had_lesion & ~hard.any(2) & covered  # [N, M]
     if lost.any():
         peak = soft.flatten(2).argmax(2, keepdim=True)  # [N, M, 1]
         hard = hard | (torch.zeros_like(hard).scatter_(2, peak, True) & lost.unsqueeze(2))
