@@ -29,12 +29,27 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except GanforgeError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
+            click.secho(f"error: {_one_line(str(e))}", fg="red", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted. The last checkpoint is intact: continue with `ganforge train --resume RUN_DIR`.",
-                       err=True)
+            click.echo("\ninterrupted. Checkpoints already written are intact: continue with "
+                       "`ganforge train --resume RUN_DIR`.", err=True)
             sys.exit(130)
+        except OSError as e:  # the machine, not ganforge: a full or read-only disk, a path that is a file, ...
+            from ganforge.training.rundir import write_failure
+
+            click.secho(f"error: {_one_line(write_failure(Path(e.filename or '?'), e, 'use'))}", fg="red", err=True)
+            sys.exit(2)
+        except MemoryError:
+            click.secho("error: out of memory. Lower train.batch_size, --n or the model size "
+                        "(files written before are kept).", fg="red", err=True)
+            sys.exit(2)
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    """Messages are one line whatever went into them (a value from a file may hold newlines)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -80,10 +95,11 @@ def train(source: str | None, out: str | None, overrides: tuple[str, ...], resum
 def _print_done(result) -> None:
     s = result.summary
     click.echo(
-        f"done: {s['kimg']:.1f} kimg ({s['images_seen']:,} images) in {s['wall_time_s']:.1f} s on {s['device']}\n"
+        f"done: {s['kimg']:.1f} kimg ({s['images_seen']:,} images) in {s['wall_time_s']:.1f} s on "
+        f"{s.get('device', '?')}\n"
         f"  samples:   {result.run_dir / 'samples.png'}  (all ticks in {result.run_dir / 'grids'})\n"
         f"  losses:    {result.run_dir / 'losses.png'}\n"
-        f"  generator: {result.run_dir / 'generator.safetensors'}  sha256 {s['generator_sha256'][:16]}...\n"
+        f"  generator: {result.run_dir / 'generator.safetensors'}  sha256 {str(s.get('generator_sha256'))[:16]}...\n"
         f"  next:      ganforge generate {result.run_dir} --n 64 --out {result.run_dir / 'generated'}"
     )
 
@@ -134,7 +150,8 @@ Examples:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Samples to generate (default 64).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder (must be new).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed -> the same files, byte for byte.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Same seed -> the same files, byte for byte.")
 @click.option("--label", type=click.IntRange(min=0), default=None, help="Conditional runs: sample only class K.")
 @click.option("--per-class", "per_class", type=click.IntRange(min=1), default=None,
               help="Conditional runs: N samples of every class (sets the total).")

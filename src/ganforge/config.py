@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -109,6 +110,9 @@ class TrainConfig:
     channels_last: bool = False
     cuda_graphs: bool = False  # capture the fixed-shape training step (CUDA only)
     tensorboard: bool = False
+    nan_policy: Literal["stop", "rollback"] = "stop"  # on NaN/inf losses: stop, or reload the last checkpoint
+    nan_rollbacks: int = 3  # rollback: at most this many per process, then stop
+    nan_lr_factor: float = 0.5  # rollback: multiply both learning rates by this each time
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,51 @@ class Config:
 # validation
 
 
+def _non_finite(obj: Any, prefix: str = "") -> str | None:
+    """The dotted key of the first float value that is inf or nan (None: all finite)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            found = _non_finite(value, key + ".")
+            if found:
+                return found
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                return key
+    return None
+
+
+# Upper bounds: far beyond any published setting, low enough that a typo (1e12) fails here, in one line,
+# instead of as an allocation error minutes later. Each says why it is where it is.
+def _maxima(cfg: Config) -> list[tuple[str, float, float, str]]:
+    t, m, d = cfg.train, cfg.model, cfg.data
+    return [
+        ("train.kimg", t.kimg or 0, 1e6, "StyleGAN2-ADA's longest runs are 25,000"),
+        ("train.epochs", t.epochs or 0, 1e6, "a million passes over the data"),
+        ("train.batch_size", t.batch_size, 65536, "larger batches do not fit in memory"),
+        ("train.seed", t.seed, 2**32 - 1, "numpy seeds are 32-bit"),
+        ("train.grid_size", t.grid_size, 4096, "a sample grid, not a dataset: use ganforge generate"),
+        ("train.snapshot_ticks", t.snapshot_ticks, 1e9, "ticks of a run"),
+        ("train.ema_kimg", t.ema_kimg, 1e6, "as train.kimg"),
+        ("train.nan_rollbacks", t.nan_rollbacks, 100, "a run that diverges this often needs other settings"),
+        ("optim.lr_g", cfg.optim.lr_g, 1.0, "Adam steps beyond 1 always diverge"),
+        ("optim.lr_d", cfg.optim.lr_d, 1.0, "Adam steps beyond 1 always diverge"),
+        ("model.z_dim", m.z_dim, 65536, "larger latents do not fit in memory"),
+        ("model.embed_dim", m.embed_dim, 65536, "larger embeddings do not fit in memory"),
+        ("model.*_hidden", max(m.g_hidden + m.d_hidden, default=0), 65536, "larger layers do not fit in memory"),
+        ("model.*_channels", max(m.g_channels, m.d_channels), 16384, "larger layers do not fit in memory"),
+        ("model.*_extra_layers", max(m.g_extra_layers, m.d_extra_layers), 64, "deeper stacks do not train"),
+        ("objective.n_critic", cfg.objective.n_critic, 1000, "WGAN uses 5"),
+        ("objective.r1_interval", cfg.objective.r1_interval, 1e6, "steps between lazy R1 penalties"),
+        ("data.n_points", d.n_points, 1e8, "larger toy sets do not fit in memory"),
+        ("data.resolution", d.resolution or 0, 4096, "larger images do not fit in memory"),
+        ("data.seed", d.seed, 2**32 - 1, "numpy seeds are 32-bit"),
+        ("eval.n", cfg.eval.n, 1e7, "FID uses 50,000"),
+        ("eval.every_ticks", cfg.eval.every_ticks, 1e9, "ticks of a run"),
+    ]
+
+
 def validate(cfg: Config) -> Config:
     """Range checks that a type cannot express. Raises ConfigError naming key and fix."""
     checks: list[tuple[bool, str]] = [
@@ -151,6 +200,7 @@ def validate(cfg: Config) -> Config:
         (0 <= cfg.optim.beta1 < 1, "optim.beta1 must be in [0, 1)"),
         (0 <= cfg.optim.beta2 < 1, "optim.beta2 must be in [0, 1)"),
         (cfg.train.batch_size >= 1, "train.batch_size must be >= 1"),
+        (cfg.train.seed >= 0 and cfg.data.seed >= 0, "train.seed and data.seed must be >= 0"),
         (cfg.train.kimg is None or cfg.train.kimg > 0, "train.kimg must be > 0"),
         (cfg.train.epochs is None or cfg.train.epochs > 0, "train.epochs must be > 0"),
         (cfg.train.tick_kimg is None or cfg.train.tick_kimg > 0, "train.tick_kimg must be > 0"),
@@ -179,7 +229,16 @@ def validate(cfg: Config) -> Config:
         (0 < cfg.data.test_fraction < 1, "data.test_fraction must be in (0, 1)"),
         (cfg.eval.every_ticks >= 0, "eval.every_ticks must be >= 0"),
         (cfg.eval.n >= 2, "eval.n must be >= 2"),
+        (cfg.train.nan_rollbacks >= 0, "train.nan_rollbacks must be >= 0"),
+        (0 < cfg.train.nan_lr_factor < 1, "train.nan_lr_factor must be in (0, 1)"),
+        # A captured CUDA graph holds the optimiser's old state tensors; a rollback replaces them.
+        (not (cfg.train.cuda_graphs and cfg.train.nan_policy == "rollback"),
+         "train.nan_policy=rollback cannot be combined with train.cuda_graphs (use one of them)"),
     ]
+    bad = _non_finite(cfg)
+    if bad:
+        raise ConfigError(f"bad value: {bad} must be a finite number, not inf or nan. Fix it in the preset or --set.")
+    checks += [(value <= most, f"{key} must be <= {most:g} ({why})") for key, value, most, why in _maxima(cfg)]
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"bad value: {message}. Fix it in the preset or with --set.")
@@ -195,7 +254,7 @@ def validate(cfg: Config) -> Config:
 def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     """Build dataclass ``cls`` from ``data``; unknown keys and bad types raise ConfigError."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'} must be a mapping of keys to values, got {data!r}")
+        raise ConfigError(f"{where or 'config'} must be a mapping of keys to values, got {clip(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in fields(cls)]
     kwargs = {}
@@ -207,8 +266,14 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def clip(value: Any, limit: int = 60) -> str:
+    """repr(value), cut short: a message stays one short line whatever the input size."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def unknown_key_message(dotted: str, key: str, names: list[str], where: str) -> str:
-    msg = f"unknown config key {dotted!r}."
+    msg = f"unknown config key {clip(dotted)}."
     near = closest(str(key), names)
     if near:
         msg += f" Did you mean {(where + '.' if where else '') + near!r}?"
@@ -233,7 +298,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(errors[0])
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"bad value for {where}: {value!r}. Choose one of: {', '.join(map(str, args))}.")
+            raise ConfigError(f"bad value for {where}: {clip(value)}. Choose one of: {', '.join(map(str, args))}.")
         return value
     if origin is tuple:
         items = value if isinstance(value, (list, tuple)) else [value]
@@ -244,27 +309,27 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
             return value.lower() in ("true", "yes", "on", "1")
-        raise ConfigError(f"bad value for {where}: {value!r} is not true/false.")
+        raise ConfigError(f"bad value for {where}: {clip(value)} is not true/false.")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"bad value for {where}: {value!r} is not an integer.")
+            raise ConfigError(f"bad value for {where}: {clip(value)} is not an integer.")
         try:
             as_float = float(value)
         except ValueError:
-            raise ConfigError(f"bad value for {where}: {value!r} is not an integer.") from None
-        if as_float != int(as_float):
-            raise ConfigError(f"bad value for {where}: {value!r} is not an integer.")
+            raise ConfigError(f"bad value for {where}: {clip(value)} is not an integer.") from None
+        if not math.isfinite(as_float) or as_float != int(as_float):
+            raise ConfigError(f"bad value for {where}: {clip(value)} is not an integer.")
         return int(as_float)
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"bad value for {where}: {value!r} is not a number.")
+            raise ConfigError(f"bad value for {where}: {clip(value)} is not a number.")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"bad value for {where}: {value!r} is not a number.") from None
+            raise ConfigError(f"bad value for {where}: {clip(value)} is not a number.") from None
     if tp is str:
         if isinstance(value, (dict, list)):
-            raise ConfigError(f"bad value for {where}: expected text, got {value!r}.")
+            raise ConfigError(f"bad value for {where}: expected text, got {clip(value)}.")
         return str(value)
     raise TypeError(f"config type {tp} of {where} is not supported")  # a bug, not a user error
 
@@ -292,13 +357,22 @@ def preset_description(name: str) -> str:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist. Check the path.") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {e.start}); save it as UTF-8.") from None
+    except OSError as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({e.strerror}). Check the path.") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}.") from None
+    except RecursionError:
+        raise ConfigError(f"config file {str(path)!r} is nested too deeply to be a config.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -339,11 +413,11 @@ def read_layers(path: Path, _seen: tuple[Path, ...] = ()) -> list[dict[str, Any]
 def parse_override(text: str) -> dict[str, Any]:
     """``train.kimg=20`` -> {"train": {"kimg": 20}}; values parse as YAML (lists: ``[64,32]``)."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like key=value, e.g. train.kimg=20")
+        raise ConfigError(f"override {clip(text)} must look like key=value, e.g. train.kimg=20")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise ConfigError(f"override {text!r} has no key; write it like train.kimg=20")
+        raise ConfigError(f"override {clip(text)} has no key; write it like train.kimg=20")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

@@ -45,6 +45,8 @@ import csv
 import datetime
 import hashlib
 import io
+import math
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -58,8 +60,9 @@ from PIL import Image
 import ganforge
 from ganforge.data.base import to_uint8
 from ganforge.errors import ConfigError, GanforgeError, RunDirError
-from ganforge.training.checkpoint import atomic_write_json
 from ganforge.training.export import LoadedGenerator, load_generator
+from ganforge.training.lock import LOCK_FILE, acquire
+from ganforge.training.rundir import atomic_write_json, make_new_folder
 
 Format = Literal["auto", "png", "npz", "imagefolder", "medmnist-npz", "seg-npz"]
 FORMATS = ("png", "npz", "imagefolder", "medmnist-npz", "seg-npz")
@@ -136,9 +139,40 @@ def generate_dataset(
     if n_total < 1:
         raise GanforgeError("nothing to generate: --n (or --per-class) must be >= 1.")
 
+    check_memory(n_total, gen.shape)
+
+    # The folder is created and locked only now, after every check; a failure below removes it again.
+    undo = make_new_folder(out)
+    with acquire(out, f"ganforge generate {run_dir} --out {out}"):
+        if {p.name for p in out.iterdir()} != {LOCK_FILE}:
+            raise RunDirError(f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
+                              "--out (nothing was overwritten).")
+        try:
+            return _generate_into(gen, Path(run_dir), out, fmt, n_total, labels, seed, label, per_class, batch)
+        except BaseException:
+            undo()
+            raise
+
+
+def check_memory(n: int, shape: tuple[int, ...]) -> None:
+    """Samples are held in memory as float32 before they are written: refuse a count that cannot fit."""
+    need = n * math.prod(shape) * 4 * 2  # float32 samples + their uint8/encoded copies, with margin
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit known
+        return
+    if need > total // 2:
+        most = max(1, (total // 2) // (math.prod(shape) * 8))
+        raise GanforgeError(f"--n {n:,} samples of {tuple(shape)} need about {need / 1e9:.0f} GB of memory; this "
+                            f"machine has {total / 1e9:.0f} GB. Generate at most {most:,} per call (with different "
+                            "--seed values for more).")
+
+
+def _generate_into(gen: LoadedGenerator, run_dir: Path, out: Path, fmt: str, n_total: int,
+                   labels: torch.Tensor | None, seed: int, label: int | None, per_class: int | None,
+                   batch: int) -> GenerateResult:
     x, labels = gen.sample(n_total, seed=seed, labels=labels, batch=batch)
     class_names = _class_names(gen)
-    out.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {}  # relative path -> bytes; written, then hashed in a fixed order
     extra: dict = {}
     if gen.kind != "image":

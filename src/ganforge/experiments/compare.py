@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ganforge.errors import RunDirError
 from ganforge.reporting.tables import RunValues, Table, build_table, write_tables
+from ganforge.training.rundir import CONFIG, SUMMARY, read_config, read_eval_records, read_summary
 
 # Keys that differ between seeds of one configuration, or that cannot change the numbers.
 IGNORED_KEYS = ("train.seed", "train.device", "train.snapshot_ticks", "train.tensorboard", "eval.every_ticks")
@@ -41,36 +40,19 @@ class RunInfo:
 
 def read_eval(run_dir: Path) -> list[dict[str, Any]]:
     """Metric records of ``eval.json`` ([] when the run was not evaluated)."""
-    path = Path(run_dir) / EVAL_FILE
-    if not path.is_file():
-        return []
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunDirError(f"{str(path)!r} is not valid JSON ({e}); evaluate the run again.") from None
-    records = data.get("metrics", data) if isinstance(data, dict) else data
-    if isinstance(records, dict):  # {name: record}
-        records = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "value": v} for k, v in records.items()]
-    out = []
-    for rec in records if isinstance(records, list) else []:
-        if isinstance(rec, dict) and "name" in rec and isinstance(rec.get("value"), (int, float)):
-            out.append(rec)
-    return out
+    return read_eval_records(Path(run_dir))
 
 
 def read_run(run_dir: Path | str) -> RunInfo:
     run_dir = Path(run_dir)
-    cfg_path, summary_path = run_dir / "config.yaml", run_dir / "summary.json"
-    if not cfg_path.is_file():
+    if not run_dir.is_dir() or not (run_dir / CONFIG).is_file():
         raise RunDirError(f"{str(run_dir)!r} is not a ganforge run directory (no config.yaml). Check the path.")
-    if not summary_path.is_file():
+    if not (run_dir / SUMMARY).is_file():
         raise RunDirError(
             f"{str(run_dir)!r} has no summary.json: it never finished a tick. Train or resume it first "
             f"(`ganforge train --resume {run_dir}`), or leave it out."
         )
-    config = yaml.safe_load(cfg_path.read_text()) or {}
-    summary = json.loads(summary_path.read_text())
-    return RunInfo(run_dir, config, summary, read_eval(run_dir))
+    return RunInfo(run_dir, read_config(run_dir).to_dict(), read_summary(run_dir), read_eval(run_dir))
 
 
 def config_key(config: dict[str, Any]) -> str:

@@ -1,16 +1,49 @@
-"""Run directories: create one (never over an existing run), or reopen one to resume."""
+"""Run directories: create one (never over an existing run), or reopen one to resume.
+
+Both hold the folder's lock (``training.lock``) while they write it, validate everything first
+(config, dataset, checkpoint) and write nothing before that; a new run that fails before its first
+checkpoint leaves no folder behind.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import yaml
+import torch
 
-from ganforge.config import Config, _merge, config_from_dict, parse_override
+from ganforge.config import Config, _merge, config_from_dict, parse_override, total_kimg
 from ganforge.errors import ConfigError, RunDirError
-from ganforge.training.checkpoint import atomic_write_text
-from ganforge.training.loop import CKPT_DIR, LATEST, TrainResult, training_loop
-from ganforge.training.setup import prepare
+from ganforge.training.checkpoint import restore_checkpoint
+from ganforge.training.lock import LOCK_FILE, FolderLock, acquire
+from ganforge.training.loop import TrainResult, make_optimizer, pick_device, training_loop
+from ganforge.training.rundir import (
+    CKPT_DIR,
+    CONFIG,
+    LATEST,
+    append_record,
+    atomic_write_text,
+    make_new_folder,
+    read_config_dict,
+    read_summary,
+    remove_stale_temps,
+)
+from ganforge.training.setup import Setup, prepare
+from ganforge.training.state import BatchSampler
+
+# What may differ between a sweep's planned config and a run it finds (the run's length).
+RESUME_KEYS = ("train.kimg", "train.epochs", "train.tick_kimg", "train.snapshot_ticks")
+# What `--resume` may change: the length, the learning rates, the NaN policy and evaluation/logging settings.
+# Anything else (data, model, objective, seeds) would not continue the same run.
+SAFE_RESUME_KEYS = RESUME_KEYS + (
+    "optim.lr_g", "optim.lr_d", "train.nan_policy", "train.nan_rollbacks", "train.nan_lr_factor",
+    "train.tensorboard", "eval.every_ticks", "eval.metrics", "eval.n", "eval.extractor",
+)
+
+
+def _exists_message(out: str) -> str:
+    return (f"run directory {out!r} already exists. Continue it with `ganforge train --resume {out}`, "
+            "or choose another --out (nothing was overwritten).")
 
 
 def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
@@ -18,10 +51,7 @@ def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
     if out is not None:
         path = Path(out)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise RunDirError(
-                f"run directory {out!r} already exists. Continue it with `ganforge train --resume {out}`, "
-                "or choose another --out (nothing was overwritten)."
-            )
+            raise RunDirError(_exists_message(out))
         return path
     base = Path(root) / (name or "run")
     path, i = base, 2
@@ -30,43 +60,122 @@ def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
     return path
 
 
+def claim_new_folder(out: str | None, name: str, command: str, log: Callable[[str], None] = print,
+                     ) -> tuple[Path, FolderLock, Callable[[], None]]:
+    """Create and lock a new (or empty) run directory; return it, its lock and an undo that removes it.
+
+    Two processes given the same --out: one gets the folder, the other is refused (or, without --out,
+    takes the next free name).
+    """
+    for _ in range(100):
+        run_dir = new_run_dir(out, name)
+        undo = make_new_folder(run_dir)
+        try:
+            lock = acquire(run_dir, command, log)
+        except RunDirError:
+            if out is not None:
+                raise
+            continue  # another process took this default name first: the next one
+        if {p.name for p in run_dir.iterdir()} == {LOCK_FILE}:
+            return run_dir, lock, undo
+        lock.release()  # someone wrote here between our check and our lock: theirs, not ours to remove
+        if out is not None:
+            raise RunDirError(_exists_message(out))
+    raise RunDirError(f"could not find a free run directory under runs/{name}; give one with --out.")
+
+
 def start_run(cfg: Config, out: str | None, *, progress: bool = True, on_tick=None, log=print) -> TrainResult:
     setup = prepare(cfg)  # fails before anything is written
-    run_dir = new_run_dir(out, cfg.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    log(f"run directory: {run_dir}")
-    return training_loop(setup, run_dir, progress=progress, on_tick=on_tick, log=log)
+    run_dir, lock, undo = claim_new_folder(out, cfg.name, f"ganforge train {cfg.name}", log)
+    try:
+        atomic_write_text(run_dir / CONFIG, cfg.to_yaml())
+        log(f"run directory: {run_dir}")
+        return training_loop(setup, run_dir, progress=progress, on_tick=on_tick, log=log)
+    except BaseException:
+        if not (run_dir / CKPT_DIR / LATEST).is_file():  # nothing worth keeping: leave no half-made folder
+            undo()
+            log(f"no tick finished: removed {run_dir}")
+        raise
+    finally:
+        lock.release()
 
 
-RESUME_KEYS = ("train.kimg", "train.epochs", "train.tick_kimg", "train.snapshot_ticks")
+def _check_resumable(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {str(run_dir)!r} does not exist; check the path given to --resume.")
+    if not (run_dir / CONFIG).is_file() or not (run_dir / CKPT_DIR / LATEST).is_file():
+        raise RunDirError(
+            f"{str(run_dir)!r} has no {CONFIG} and {CKPT_DIR}/{LATEST}: it is not a resumable ganforge run "
+            "(it may have been stopped before its first tick; start it again with a new --out)."
+        )
 
 
 def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    cfg_path = run_dir / "config.yaml"
-    if not run_dir.is_dir():
-        raise RunDirError(f"run directory {str(run_dir)!r} does not exist; check the path given to --resume.")
-    if not cfg_path.is_file() or not (run_dir / CKPT_DIR / LATEST).is_file():
-        raise RunDirError(
-            f"{str(run_dir)!r} has no config.yaml and {CKPT_DIR}/{LATEST}: it is not a resumable ganforge run "
-            "(it may have been stopped before its first tick; start it again with a new --out)."
-        )
-    data = yaml.safe_load(cfg_path.read_text())
+    """The run's config with the allowed ``--set`` changes applied; config.yaml is checked, not changed."""
+    _check_resumable(run_dir)
+    data = read_config_dict(run_dir)
+    try:
+        config_from_dict(data)
+    except ConfigError as e:
+        raise RunDirError(f"{str(run_dir / CONFIG)!r} is not a valid config ({str(e).rstrip('.')}); restore it "
+                          "(every checkpoint holds a copy) or start a new run.") from None
     for text in overrides:
         key = text.split("=", 1)[0].strip()
-        if key not in RESUME_KEYS:
+        if key not in SAFE_RESUME_KEYS:
             raise ConfigError(
-                f"--set {key} cannot change when resuming (it would not continue the same run). "
-                f"Only {', '.join(RESUME_KEYS)} can; start a new run for anything else."
+                f"--set {key[:60]} cannot change when resuming (it would not continue the same run). "
+                f"Only {', '.join(SAFE_RESUME_KEYS)} can; start a new run for anything else."
             )
         data = _merge(data, parse_override(text))
     return config_from_dict(data)
 
 
+def _dry_restore(setup: Setup, path: Path) -> dict:
+    """Load the checkpoint into fresh modules: every check runs before the real loop writes anything."""
+    G, D = setup.build_models()
+    G_ema = G if setup.cfg.train.ema_kimg > 0 else None  # same architecture; only shapes are compared
+    device = pick_device(setup.cfg.train.device)
+    opts = {"G": make_optimizer(G.parameters(), setup.cfg.optim.lr_g, setup.cfg, device),
+            "D": make_optimizer(D.parameters(), setup.cfg.optim.lr_d, setup.cfg, device)}
+    sampler = BatchSampler(len(setup.train_set), setup.cfg.train.batch_size, torch.device("cpu"), setup.cfg.train.seed)
+    return restore_checkpoint(path, G, D, G_ema, opts, sampler)
+
+
 def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, progress: bool = True,
                on_tick=None, log=print) -> TrainResult:
-    cfg = resume_config(run_dir, overrides)
-    setup = prepare(cfg)
-    if overrides:
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick, log=log)
+    run_dir = Path(run_dir)
+    _check_resumable(run_dir)
+    with acquire(run_dir, f"ganforge train --resume {run_dir}", log):
+        old = resume_config(run_dir)
+        cfg = resume_config(run_dir, overrides)
+        setup = prepare(cfg)
+        ck = _dry_restore(setup, run_dir / CKPT_DIR / LATEST)
+        done, n = ck["images_seen"], len(setup.train_set)
+        target, old_target = round(total_kimg(cfg, n) * 1000), round(total_kimg(old, n) * 1000)
+        if target <= done:
+            if target < old_target:
+                raise ConfigError(
+                    f"this run has trained {done / 1000:g} kimg already; a length of {target / 1000:g} kimg would "
+                    f"end before that. Give more, e.g. --set train.kimg={2 * done / 1000:g} (nothing was changed)."
+                )
+            log(f"{run_dir} is already finished ({done / 1000:g} kimg of {target / 1000:g}); nothing to train. "
+                f"To train longer: ganforge train --resume {run_dir} --set train.kimg={2 * done / 1000:g}")
+            return TrainResult(run_dir, read_summary(run_dir))
+        remove_stale_temps(run_dir, log)
+        changes = _changes(old.to_dict(), cfg.to_dict())
+        if changes:  # recorded in the run's history, then the config the run continues under
+            append_record(run_dir, {"type": "resume", "at_kimg": done / 1000, "changes": changes})
+            atomic_write_text(run_dir / CONFIG, cfg.to_yaml())
+            log("resume changes: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
+        return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick, log=log)
+
+
+def _changes(old: dict, new: dict, prefix: str = "") -> dict[str, list]:
+    out: dict[str, list] = {}
+    for key in new:
+        a, b = old.get(key), new[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            out |= _changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out[f"{prefix}{key}"] = [a, b]
+    return out

@@ -46,7 +46,16 @@ from ganforge.experiments.sweep_spec import (  # load_sweep & co. re-exported: `
     load_sweep,
 )
 from ganforge.reporting.tables import Table, build_table, to_markdown, write_tables
-from ganforge.training.checkpoint import atomic_write_json, atomic_write_text
+from ganforge.training.rundir import (
+    CKPT_DIR,
+    LATEST,
+    SUMMARY,
+    atomic_write_json,
+    atomic_write_text,
+    read_config_dict,
+    read_json,
+    read_summary,
+)
 
 __all__ = [
     "ENTRY_KEYS", "EVAL_KEYS", "PLAN", "TOP_KEYS", "EvalSpec", "JobOutcome", "PlannedRun", "Sweep", "SweepResult",
@@ -83,14 +92,13 @@ def run_state(run: PlannedRun, out: Path, evaluate: EvalSpec | None) -> str:
     run_dir = run.run_dir(out)
     if not run_dir.exists():
         return "new"
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file() or not (run_dir / "checkpoints" / "latest.pt").is_file():
-        return "restart"  # killed before its first complete tick (or summary deleted): start again
+    if not (run_dir / CKPT_DIR / LATEST).is_file():
+        return "restart"  # killed before its first complete tick: start again
     try:
-        summary = json.loads(summary_path.read_text())
-    except json.JSONDecodeError:
-        return "restart"
-    if int(summary.get("images_seen", 0)) < run.target_images:
+        summary = read_summary(run_dir)
+    except RunDirError:
+        return "resume"  # summary missing or damaged, checkpoint there: resuming rewrites the summary
+    if int(summary["images_seen"]) < run.target_images:
         return "resume"
     if evaluate is not None and not _eval_complete(run_dir, evaluate):
         return "evaluate"
@@ -116,7 +124,7 @@ def _check_existing(sweep: Sweep, out: Path) -> None:
         cfg_path = run.run_dir(out) / "config.yaml"
         if not cfg_path.is_file():
             continue
-        existing = yaml.safe_load(cfg_path.read_text()) or {}
+        existing = read_config_dict(run.run_dir(out))
         if _without(existing, ignore) != _without(run.config, ignore):
             raise RunDirError(
                 f"{str(run.run_dir(out))!r} was trained with a different config than the sweep now asks for "
@@ -323,12 +331,20 @@ def load_sweep_dir(out: Path | str) -> tuple[dict[str, Any], dict[str, list[Path
     plan_path = out / PLAN
     if not plan_path.is_file():
         raise RunDirError(f"{str(out)!r} is not a sweep folder (no {PLAN}).")
-    plan = json.loads(plan_path.read_text())
-    groups: dict[str, list[Path]] = {label: [] for label in plan.get("labels", [])}
-    for r in plan["runs"]:
+    fix = "rerun the sweep command to rewrite it"
+    plan = read_json(plan_path, fix)
+    runs = plan.get("runs")
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and isinstance(r.get("run_dir"), str)
+                                             and isinstance(r.get("label"), str) for r in runs):
+        raise RunDirError(f"{str(plan_path)!r} is damaged: 'runs' is not a list of planned runs; {fix}.")
+    labels = plan.get("labels")
+    groups: dict[str, list[Path]] = {str(label): [] for label in (labels if isinstance(labels, list) else [])}
+    for r in runs:
         run_dir = out / r["run_dir"]
-        summary = (run_dir / "summary.json").read_text() if (run_dir / "summary.json").is_file() else "{}"
-        if json.loads(summary).get("images_seen", -1) >= r.get("target_images", 0):  # finished runs only
+        if not (run_dir / SUMMARY).is_file():
+            continue
+        target = r.get("target_images", 0)
+        if read_summary(run_dir)["images_seen"] >= (target if isinstance(target, int) else 0):  # finished runs only
             groups.setdefault(r["label"], []).append(run_dir)
     return plan, groups
 

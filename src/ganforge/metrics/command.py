@@ -24,14 +24,15 @@ Examples:
 
 @click.command(epilog=EVALUATE_EXAMPLES)
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--n", "n", type=click.IntRange(min=2), default=None,
+@click.option("--n", "n", type=click.IntRange(min=2, max=10_000_000), default=None,
               help="Generated samples (default: the run's eval.n, 2000).")
 @click.option("--metrics", "--metric", "metrics", multiple=True, metavar="NAMES",
               help="Comma-separated metric names, repeatable (default: every metric that applies).")
 @click.option("--extractor", default=None, help="Feature extractor: domain (default), inception or raw.")
 @click.option("--extractor-weights", "extractor_weights", default=None, metavar="PATH",
               help="Inception weights file (torch-fidelity's weights-inception-2015-12-05-6726825d.pth).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples and intervals.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of the generated samples and intervals.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--n-boot", "n_boot", type=click.IntRange(min=0), default=20, show_default=True,
               help="Bootstrap replicates for FID-style intervals (0: none).")

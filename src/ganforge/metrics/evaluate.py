@@ -16,7 +16,7 @@ no bootstrap, the extractor and real features kept between ticks, a history line
 
 from __future__ import annotations
 
-import json
+import contextlib
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -27,13 +27,14 @@ from typing import Any
 import torch
 
 import ganforge
-from ganforge.config import Config, config_from_dict
+from ganforge.config import Config
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, GanforgeError, RunDirError
 from ganforge.metrics.extractors import EXTRACTORS, FeatureExtractor, build_extractor, pick_device
 from ganforge.metrics.protocol import METRICS, EvalContext, MetricValue
-from ganforge.training.checkpoint import atomic_write_json
 from ganforge.training.export import load_generator
+from ganforge.training.lock import acquire
+from ganforge.training.rundir import CONFIG, append_record, atomic_write_json, read_config
 
 EVAL_FILE = "eval.json"
 EVAL_FORMAT = "ganforge-eval/1"
@@ -218,13 +219,24 @@ def evaluate_run(
     baseline: evaluate a reference generator (``ganforge.metrics.baselines``) under the run's protocol
     instead; written to ``eval-baseline-NAME.json`` and ``baseline-NAME/eval/``, never over eval.json.
     """
-    from ganforge.metrics.baselines import BASELINES, baseline_generator, check_baseline
+    from ganforge.metrics.baselines import check_baseline
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {str(run_dir)!r} does not exist; check the path.")
     if baseline is not None:
         check_baseline(baseline)  # before the extractor is built
+    # A writer holds the run's lock: evaluating a run that is being trained (or evaluated) is refused.
+    with acquire(run_dir, f"ganforge evaluate {run_dir}", log) if write else contextlib.nullcontext():
+        return _evaluate_run(run_dir, n, metrics, extractor, seed, extractor_weights, device, n_boot, baseline, write,
+                             log)
+
+
+def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | None, extractor: str | None, seed: int,
+                  extractor_weights: str | None, device: str | None, n_boot: int, baseline: str | None, write: bool,
+                  log: Log) -> EvalResult:
+    from ganforge.metrics.baselines import BASELINES, baseline_generator
+
     gen = load_generator(run_dir)
     cfg: Config = gen.config
     names = parse_metric_list(metrics)
@@ -252,8 +264,7 @@ def evaluate_run(
 
 
 def append_history(run_dir: Path, record: dict[str, Any]) -> None:
-    with open(Path(run_dir) / HISTORY_FILE, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_record(run_dir, record)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -296,12 +307,9 @@ def _quiet(_: str) -> None:
 
 
 def _run_config(run_dir: Path) -> Config:
-    import yaml
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
+    if not (Path(run_dir) / CONFIG).is_file():
         raise RunDirError(f"{str(run_dir)!r} has no config.yaml; is it a ganforge run directory?")
-    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+    return read_config(run_dir)
 
 
 def _check_eval_config(cfg: Config) -> None:

@@ -33,6 +33,7 @@ from ganforge.reporting.figures import (
     scatter_plot,
 )
 from ganforge.reporting.tables import Table, cell_text, fmt
+from ganforge.training.rundir import SUMMARY, read_config_dict, read_history, read_summary, training_records
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -85,23 +86,18 @@ def kv_table(rows: list[tuple[str, Any]]) -> str:
     return f"<table>{cells}</table>"
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """summary.json, checked (a damaged one is an error naming it); None when the run never finished a tick."""
+    return read_summary(run_dir) if (run_dir / SUMMARY).exists() else None
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    value = config.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def _records(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    out = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
+    return read_history(run_dir)[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,18 +109,19 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
     from ganforge.experiments.compare import read_eval
 
     h = f"h{heading_level}"
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    summary = _read_json(run_dir / "summary.json") or {}
+    config = read_config_dict(run_dir)
+    summary = _read_summary(run_dir) or {}
     records = _records(run_dir)
-    train_records = [r for r in records if r.get("type") != "eval"]
+    train_records = training_records(records)
     parts: list[str] = []
 
     last = train_records[-1] if train_records else {}
     facts = [("run directory", str(run_dir)), ("name", config.get("name")),
              ("description", config.get("description")), ("variant", config.get("variant")),
-             ("dataset", summary.get("dataset") or config.get("data", {}).get("name")),
-             ("architecture", config.get("model", {}).get("arch")), ("loss", config.get("objective", {}).get("loss")),
-             ("seed", config.get("train", {}).get("seed")),
+             ("dataset", summary.get("dataset") or _section(config, "data").get("name")),
+             ("architecture", _section(config, "model").get("arch")),
+             ("loss", _section(config, "objective").get("loss")),
+             ("seed", _section(config, "train").get("seed")),
              ("trained", f"{summary['kimg']:.2f} kimg ({summary['images_seen']:,} images, {summary['ticks']} ticks)"
               if summary.get("images_seen") is not None else "no summary.json: the run never finished a tick"),
              ("wall time", f"{summary['wall_time_s']:.1f} s on {summary.get('device', '?')}"
@@ -307,7 +304,7 @@ def run_report(run_dir: Path | str) -> str:
     if not (run_dir / "config.yaml").is_file():
         raise RunDirError(f"{str(run_dir)!r} is neither a ganforge run (no config.yaml) nor a sweep folder "
                           "(no plan.json). Point `ganforge report` at one of them.")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    config = read_config_dict(run_dir)
     title = f"ganforge run: {config.get('name') or run_dir.name}"
     return page(title, f"<h1>{esc(title)}</h1>\n" + run_sections(run_dir))
 
@@ -381,9 +378,9 @@ def sweep_report(sweep_dir: Path | str) -> str:
                     f"runs: {esc(', '.join(str(d.relative_to(sweep_dir)) for d in dirs))}</p>")
         figs = []
         for d in dirs:
-            seed = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("train", {}).get("seed")
+            seed = (read_config_dict(d).get("train") or {}).get("seed")
             samples = d / "samples.png"
-            summ = _read_json(d / "summary.json") or {}
+            summ = _read_summary(d) or {}
             final = summ.get("final") or {}
             cap = f"seed {seed}: " + ", ".join(f"{k} {fmt(final[k])}" for k in ("loss_D", "loss_G") if k in final)
             figs.append(figure(samples.read_bytes() if samples.is_file() else None, cap, width=260))
@@ -398,13 +395,15 @@ def sweep_report(sweep_dir: Path | str) -> str:
 def write_report(path: Path | str, out: Path | str | None = None) -> Path:
     """Report for a run directory or a sweep folder; default file: PATH/report.html."""
     from ganforge.experiments.sweep import PLAN
-    from ganforge.training.checkpoint import atomic_write_text
+    from ganforge.training.rundir import atomic_write_text
 
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{str(path)!r} does not exist or is not a folder; give a run directory or a sweep folder.")
     text = sweep_report(path) if (path / PLAN).is_file() else run_report(path)
     target = Path(out) if out is not None else path / "report.html"
+    if target.is_dir():
+        raise RunDirError(f"--out {str(target)!r} is a folder; give a file name, e.g. --out {target / 'report.html'}.")
     atomic_write_text(target, text)
     return target
 

@@ -8,46 +8,19 @@ ganforge version. Nothing in it is code, so loading never unpickles a class.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import secrets
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ganforge.errors import RunDirError
+from ganforge.training.rundir import CKPT_DIR, LATEST, atomic_write_bytes, atomic_write_json, atomic_write_text
 
-
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A crash (or SIGKILL) at any point leaves either the old file or the new one, never half of one.
-    ``write`` is called with a binary file object.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: it creates 0600 files. O_EXCL with mode 0o666 lets the umask give a normal file's mode.
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+# Kept importable from here: the atomic writes moved to training.rundir, which owns the run directory.
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "load_checkpoint", "restore_checkpoint",
+           "save_checkpoint", "sha256_file"]
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -59,12 +32,104 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunDirError(f"checkpoint {str(path)!r} does not exist; is this a ganforge run directory?")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file or a pickle that is not plain data
-        raise RunDirError(
-            f"checkpoint {str(path)!r} could not be read as plain tensors ({type(e).__name__}: {e}). "
-            "ganforge never unpickles code; use an earlier checkpoint from the same folder."
-        ) from None
+        raise CheckpointDamaged(path, f"cannot be read as plain tensors ({_first_line(e)})") from None
+    if not isinstance(ck, dict):
+        raise CheckpointDamaged(path, f"holds a {type(ck).__name__}, not a ganforge checkpoint")
+    return ck
+
+
+class CheckpointDamaged(RunDirError):
+    """A checkpoint that cannot be resumed from; the message points at the newest other snapshot."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        path = Path(path)
+        snapshots = sorted(p for p in path.parent.glob("tick-*.pt") if p.name != path.name and p != path)
+        if snapshots:
+            run_dir = path.parent.parent
+            fix = (f"resume from the newest snapshot instead: cp {snapshots[-1]} {run_dir / CKPT_DIR / LATEST} && "
+                   f"ganforge train --resume {run_dir}")
+        else:
+            fix = "there is no other snapshot to resume from; start a new run"
+        super().__init__(f"checkpoint {str(path)!r} {what}. To continue, {fix}.")
+
+
+def _first_line(e: BaseException, limit: int = 120) -> str:
+    text = (str(e).strip().splitlines() or [""])[0]
+    text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+COUNTERS = ("step", "images_seen", "tick")
+
+
+def weights_problem(state: Any, model: nn.Module, name: str) -> str | None:
+    """What is wrong with STATE as MODEL's state dict (keys, shapes, dtypes, finite values); None if it fits."""
+    if not isinstance(state, dict):
+        return f"has no weights for {name}"
+    want = model.state_dict()
+    missing, extra = [k for k in want if k not in state], [k for k in state if k not in want]
+    if missing or extra:
+        key = (missing or extra)[0]
+        return (f"does not fit this run's {name}: {'missing' if missing else 'unexpected'} tensor {str(key)[:60]!r} "
+                f"({len(missing)} missing, {len(extra)} unexpected)")
+    for key, ref in want.items():
+        t = state[key]
+        if not isinstance(t, torch.Tensor) or t.shape != ref.shape or t.dtype != ref.dtype:
+            got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+            return f"does not fit this run's {name}: {key!r} is {got}, the model needs {tuple(ref.shape)} {ref.dtype}"
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return f"holds NaN or infinite weights in {name} ({key!r})"
+    return None
+
+
+def restore_checkpoint(path: Path, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
+                       opts: dict[str, torch.optim.Optimizer], sampler: Any) -> dict[str, Any]:
+    """Load PATH into the models, optimisers and sampler and restore every RNG state; return the checkpoint.
+
+    Everything is checked (keys, shapes, dtypes, finite weights, counters) before anything is loaded, so a
+    damaged file raises CheckpointDamaged naming what is wrong and leaves the modules as they were
+    (optimiser, sampler and RNG states are only checked by loading them: call this on fresh objects).
+    """
+    from ganforge.training.state import set_rng_state
+
+    ck = load_checkpoint(path)
+    for key in ("G", "D", "opt_G", "opt_D", "sampler", "rng", *COUNTERS, "wall_time"):
+        if key not in ck:
+            raise CheckpointDamaged(path, f"has no {key!r} entry")
+    models = {"G": G, "D": D} | ({"G_ema": G_ema} if G_ema is not None else {})
+    for name, model in models.items():
+        problem = weights_problem(ck.get(name), model, name)
+        if problem:
+            raise CheckpointDamaged(path, problem)
+    for key in COUNTERS:
+        if not isinstance(ck[key], int) or isinstance(ck[key], bool) or ck[key] < 0:
+            raise CheckpointDamaged(path, f"has {key}={str(ck[key])[:30]}, not a whole number >= 0")
+    if not isinstance(ck["wall_time"], (int, float)) or not math.isfinite(ck["wall_time"]):
+        raise CheckpointDamaged(path, "has a wall_time that is not a finite number")
+    G.load_state_dict(ck["G"])
+    D.load_state_dict(ck["D"])
+    if G_ema is not None:
+        G_ema.load_state_dict(ck["G_ema"])
+    for what, load in ((f"opt_{n}", opt.load_state_dict) for n, opt in opts.items()):
+        _load_part(path, what, load, ck[what])
+    for name, opt in opts.items():  # Adam does not check its moments against the parameters: a bad file
+        for p, st in opt.state.items():  # would only fail at the first step, after files were written
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor) and v.dim() > 0 and (v.shape != p.shape or not torch.isfinite(v).all()):
+                    raise CheckpointDamaged(path, f"has an unusable 'opt_{name}' entry ({k} of shape {tuple(v.shape)} "
+                                                  f"for a parameter of shape {tuple(p.shape)}, or not finite)")
+    _load_part(path, "sampler", sampler.load_state_dict, ck["sampler"])
+    _load_part(path, "rng", set_rng_state, ck["rng"])
+    return ck
+
+
+def _load_part(path: Path, what: str, load: Any, state: Any) -> None:
+    try:
+        load(state)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+        raise CheckpointDamaged(path, f"has an unusable {what!r} entry ({_first_line(e, 80)})") from None
 
 
 def sha256_file(path: Path) -> str:

@@ -6,7 +6,6 @@ no training code, no discriminator, no pickles.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from ganforge.config import Config, ModelConfig, config_from_dict, from_dict
 from ganforge.errors import GanforgeError, RunDirError
 from ganforge.models import build_models
 from ganforge.models.layers import Conditioning
-from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file
+from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file, weights_problem
+from ganforge.training.rundir import read_generator_spec
 
 WEIGHTS, SPEC = "generator.safetensors", "generator.json"
 FORMAT = "ganforge-generator/1"
@@ -90,19 +90,34 @@ def load_generator(run_dir: Path | str) -> LoadedGenerator:
             f"{str(run_dir)!r} has no exported generator ({SPEC} + {WEIGHTS}). "
             "Point at a finished ganforge run directory (training writes them at every tick)."
         )
-    spec = json.loads(spec_path.read_text())
-    if spec.get("format") != FORMAT:
-        raise RunDirError(f"{str(spec_path)!r} is not a {FORMAT} file.")
-    cfg = config_from_dict(spec["config"])
-    cond = Conditioning(**spec["conditioning"])
-    shape = tuple(spec["shape"])
-    G, _ = build_models(from_dict(ModelConfig, spec["config"]["model"]), shape, spec["num_classes"], cond)
-    G.load_state_dict(load_file(str(weights_path)))
+    spec = read_generator_spec(run_dir, FORMAT)  # one line naming the file and the fault, if damaged
+    try:
+        cfg = config_from_dict(spec["config"])
+        cond = Conditioning(**spec["conditioning"])
+        shape = tuple(spec["shape"])
+        G, _ = build_models(from_dict(ModelConfig, spec["config"]["model"]), shape, spec["num_classes"], cond)
+    except (GanforgeError, ValueError, TypeError, KeyError, RuntimeError) as e:  # the file's content, not a bug
+        raise RunDirError(f"{str(spec_path)!r} does not describe a generator ganforge can build ({e}); resume the "
+                          "run to re-export it or restore the file.") from None
+    load_weights(G, weights_path)
     G.eval()
     return LoadedGenerator(
         G=G, config=cfg, shape=shape, num_classes=spec["num_classes"], class_names=tuple(spec["class_names"]),
         kind=spec["kind"], conditioning=cond, sha256=sha256_file(weights_path), spec=spec,
     )
+
+
+def load_weights(G: nn.Module, path: Path) -> None:
+    """generator.safetensors into G, checked: readable, the right tensors, finite."""
+    fix = "resume the run to re-export it (every tick rewrites it) or restore the file"
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for truncated or garbage files
+        raise RunDirError(f"{str(path)!r} is not a readable safetensors file ({type(e).__name__}); {fix}.") from None
+    problem = weights_problem(state, G, "generator")
+    if problem:
+        raise RunDirError(f"{str(path)!r} {problem}; {fix}.")
+    G.load_state_dict(state)
 
 
 __all__ = ["LoadedGenerator", "export_generator", "load_generator", "save_file"]

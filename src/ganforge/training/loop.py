@@ -25,13 +25,15 @@ from tqdm import tqdm
 
 import ganforge
 from ganforge.config import Config, total_kimg
-from ganforge.errors import ConfigError, TrainingDiverged
+from ganforge.errors import ConfigError
 from ganforge.objectives import GANObjective
 from ganforge.reporting.curves import save_loss_plot
 from ganforge.reporting.grids import save_image_grid, save_scatter
-from ganforge.training.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from ganforge.training.checkpoint import restore_checkpoint, save_checkpoint
 from ganforge.training.export import export_generator
 from ganforge.training.fast import GraphedStep
+from ganforge.training.recovery import on_nonfinite, set_learning_rates
+from ganforge.training.rundir import CKPT_DIR, LATEST, atomic_write_json, truncate_history
 from ganforge.training.setup import Setup
 from ganforge.training.state import BatchSampler, rng_state, seed_everything, set_rng_state
 from ganforge.training.stats import StatsAccumulator
@@ -49,8 +51,6 @@ def make_step(cfg: Config, *args: Any) -> Callable[[int], int]:
     if cfg.train.cuda_graphs:
         warnings.warn(f"train.cuda_graphs needs a CUDA device, not {device}; using the eager step.", stacklevel=2)
     return EagerStep(cfg, *args)
-
-CKPT_DIR, LATEST = "checkpoints", "latest.pt"
 
 
 @dataclass
@@ -114,18 +114,12 @@ def training_loop(
 
     step, images_seen, tick, wall_before = 0, 0, 0, 0.0
     if resume:
-        ck = load_checkpoint(run_dir / CKPT_DIR / LATEST)
-        G.load_state_dict(ck["G"])
-        D.load_state_dict(ck["D"])
-        if G_ema is not None:
-            G_ema.load_state_dict(ck["G_ema"])
-        for name, opt in opts.items():
-            opt.load_state_dict(ck[f"opt_{name}"])
-        sampler.load_state_dict(ck["sampler"])
+        ck = restore_checkpoint(run_dir / CKPT_DIR / LATEST, G, D, G_ema, opts, sampler)  # validated first
+        set_learning_rates(opts, cfg)  # a resume may lower them (config.yaml wins over the optimiser state)
         step, images_seen, tick, wall_before = ck["step"], ck["images_seen"], ck["tick"], ck["wall_time"]
-        set_rng_state(ck["rng"])
         log(f"resumed from {run_dir / CKPT_DIR / LATEST} at {images_seen / 1000:.1f} kimg (tick {tick})")
-    history = _read_history(run_dir / "metrics.jsonl", images_seen)
+    history = truncate_history(run_dir, images_seen, log)
+    rollbacks = 0
 
     stats = StatsAccumulator()
     train_step = make_step(cfg, objective, opts, G, G_ema, sampler, real_x, real_y, stats, device)
@@ -155,13 +149,19 @@ def training_loop(
         record = {"tick": tick, "kimg": images_seen / 1000, "step": step, **values,
                   "time_s": round(wall_before + now - start, 3),
                   "img_per_s": round((images_seen - tick_images_start) / max(now - tick_start, 1e-9), 1)}
-        if not all(math.isfinite(v) for v in values.values()):
-            bar.close()
-            raise TrainingDiverged(
-                f"losses became NaN or infinite by {record['kimg']:.1f} kimg (tick {tick}): {values}. The last good "
-                f"checkpoint {run_dir / CKPT_DIR / LATEST} is intact. Lower optim.lr_g/lr_d, try "
-                "objective.loss=hinge or spectral norm, then --resume or start a new run."
-            )
+        if not all(math.isfinite(v) for v in values.values()):  # train.nan_policy: stop (raises) or roll back
+            try:
+                ck = on_nonfinite(cfg, run_dir, record, rollbacks, G, D, G_ema, opts, sampler, log)
+            except BaseException:
+                bar.close()
+                raise
+            rollbacks += 1
+            step, images_seen, tick = ck["step"], ck["images_seen"], ck["tick"]
+            history = truncate_history(run_dir, images_seen, log)
+            bar.reset(total=total_images)
+            bar.update(images_seen)
+            tick_start, tick_images_start = time.perf_counter(), images_seen
+            continue
         history.append(record)
         _append_jsonl(run_dir / "metrics.jsonl", record)
         if tb is not None:
@@ -247,19 +247,3 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
-
-
-def _read_history(path: Path, images_seen: int) -> list[dict[str, Any]]:
-    """Records up to the resumed checkpoint; later ones (written before a kill) are dropped from the file."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        if rec.get("kimg", 0) * 1000 <= images_seen + 0.5:
-            records.append(rec)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return records

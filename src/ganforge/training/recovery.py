@@ -1,0 +1,70 @@
+"""What the loop does when losses become NaN or infinite (``train.nan_policy``), and learning-rate changes.
+
+- ``stop``: raise TrainingDiverged (exit code 3) with a message that is true about what is kept: the
+  last checkpoint and where it stands, or that no tick had finished yet.
+- ``rollback``: reload ``checkpoints/latest.pt`` (weights, optimisers, sampler, RNG), multiply both
+  learning rates by ``train.nan_lr_factor`` and continue; at most ``train.nan_rollbacks`` times per
+  process. Each rollback is a ``{"type": "rollback"}`` record in metrics.jsonl and a line in the log, and
+  config.yaml is rewritten with the lowered rates, so a later ``--resume`` continues at those rates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from ganforge.config import Config, to_plain
+from ganforge.errors import TrainingDiverged
+from ganforge.training.checkpoint import restore_checkpoint
+from ganforge.training.rundir import CKPT_DIR, CONFIG, LATEST, append_record, atomic_write_text
+
+
+def set_learning_rates(opts: dict[str, torch.optim.Optimizer], cfg: Config) -> None:
+    """The config's rates win over the ones stored with the optimiser state (a resume may change them)."""
+    for name, opt in opts.items():
+        for group in opt.param_groups:
+            group["lr"] = cfg.optim.lr_g if name == "G" else cfg.optim.lr_d
+
+
+def on_nonfinite(
+    cfg: Config, run_dir: Path, record: dict[str, Any], rollbacks: int, G: nn.Module, D: nn.Module,
+    G_ema: nn.Module | None, opts: dict[str, torch.optim.Optimizer], sampler: Any, log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Raise TrainingDiverged, or roll back to the last checkpoint and return it (the loop resets its counters)."""
+    latest = Path(run_dir) / CKPT_DIR / LATEST
+    bad = ", ".join(f"{k}={v}" for k, v in record.items() if isinstance(v, float) and not math.isfinite(v))
+    where = f"losses became NaN or infinite by {record['kimg']:.1f} kimg (tick {record['tick']}): {bad}."
+    lr_g, lr_d = (opts[n].param_groups[0]["lr"] for n in ("G", "D"))
+    factor = cfg.train.nan_lr_factor
+    lower = f"--set optim.lr_g={lr_g * factor:.3g} --set optim.lr_d={lr_d * factor:.3g}"
+    if not latest.is_file():
+        raise TrainingDiverged(
+            f"{where} No checkpoint had been written yet, so there is nothing to resume: start again with lower "
+            f"learning rates ({lower}), objective.loss=hinge or spectral norm."
+        )
+    if cfg.train.nan_policy == "stop" or rollbacks >= cfg.train.nan_rollbacks:
+        tried = f" after {rollbacks} rollback(s)" if cfg.train.nan_policy == "rollback" else ""
+        raise TrainingDiverged(
+            f"{where} Stopped{tried}; the last good checkpoint {latest} is intact. Continue with lower learning "
+            f"rates: ganforge train --resume {run_dir} {lower} (or --set train.nan_policy=rollback)."
+        )
+    ck = restore_checkpoint(latest, G, D, G_ema, opts, sampler)
+    new = {"G": lr_g * cfg.train.nan_lr_factor, "D": lr_d * cfg.train.nan_lr_factor}
+    for name, opt in opts.items():
+        for group in opt.param_groups:
+            group["lr"] = new[name]
+    log(f"{where} Rolled back to {ck['images_seen'] / 1000:.1f} kimg (tick {ck['tick']}) with learning rates "
+        f"lr_g {lr_g:.3g} -> {new['G']:.3g}, lr_d {lr_d:.3g} -> {new['D']:.3g} "
+        f"(rollback {rollbacks + 1} of at most {cfg.train.nan_rollbacks}).")
+    append_record(run_dir, {"type": "rollback", "at_kimg": record["kimg"], "to_kimg": ck["images_seen"] / 1000,
+                            "lr_g": [lr_g, new["G"]], "lr_d": [lr_d, new["D"]], "rollback": rollbacks + 1})
+    data = to_plain(cfg)
+    data["optim"] = {**data["optim"], "lr_g": new["G"], "lr_d": new["D"]}
+    atomic_write_text(Path(run_dir) / CONFIG, yaml.safe_dump(data, sort_keys=False))
+    return ck
