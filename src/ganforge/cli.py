@@ -46,7 +46,7 @@ class _Main(click.Group):
             sys.exit(2)
 
 
-def _one_line(text: str, limit: int = 600) -> str:
+def _one_line(text: str, limit: int = 1200) -> str:
     """Messages are one line whatever went into them (a value from a file may hold newlines)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -90,7 +90,7 @@ def test_resume_of_a_missing_directory(tmp_path):
 
 def test_resume_rejects_changes_that_break_continuity(sine_run):
     out, _ = sine_run
-    result = run_cli("train", "--resume", str(out), "--set", "optim.lr_g=0.1")
+    result = run_cli("train", "--resume", str(out), "--set", "objective.loss=hinge")
     assert result.returncode == 2 and "cannot change when resuming" in result.stderr
 
 

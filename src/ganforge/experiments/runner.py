@@ -23,6 +23,7 @@ from ganforge.training.rundir import (
     LATEST,
     append_record,
     atomic_write_text,
+    is_temp_file,
     make_new_folder,
     read_config_dict,
     read_summary,
@@ -46,11 +47,20 @@ def _exists_message(out: str) -> str:
             "or choose another --out (nothing was overwritten).")
 
 
+def _unstarted(path: Path) -> bool:
+    """A folder a killed ``ganforge train`` left before its first tick: only config.yaml, a lock, temp files."""
+    names = {p.name for p in path.iterdir()}
+    return not (path / CKPT_DIR).exists() and all(n in (CONFIG, LOCK_FILE) or is_temp_file(n) for n in names)
+
+
 def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
-    """``out`` if given and free; else ``runs/NAME``, ``runs/NAME-2``, ... (a new name, never an old one)."""
+    """``out`` if given and free; else ``runs/NAME``, ``runs/NAME-2``, ... (a new name, never an old one).
+
+    ``out`` may also be a run that was killed before its first tick (nothing in it but its config).
+    """
     if out is not None:
         path = Path(out)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not _unstarted(path))):
             raise RunDirError(_exists_message(out))
         return path
     base = Path(root) / (name or "run")
@@ -76,7 +86,10 @@ def claim_new_folder(out: str | None, name: str, command: str, log: Callable[[st
             if out is not None:
                 raise
             continue  # another process took this default name first: the next one
-        if {p.name for p in run_dir.iterdir()} == {LOCK_FILE}:
+        if _unstarted(run_dir):
+            for p in run_dir.iterdir():
+                if p.name != LOCK_FILE:  # a killed start's config.yaml / temp files: ours to replace
+                    p.unlink()
             return run_dir, lock, undo
         lock.release()  # someone wrote here between our check and our lock: theirs, not ours to remove
         if out is not None:
@@ -106,7 +119,7 @@ def _check_resumable(run_dir: Path) -> None:
     if not (run_dir / CONFIG).is_file() or not (run_dir / CKPT_DIR / LATEST).is_file():
         raise RunDirError(
             f"{str(run_dir)!r} has no {CONFIG} and {CKPT_DIR}/{LATEST}: it is not a resumable ganforge run "
-            "(it may have been stopped before its first tick; start it again with a new --out)."
+            "(it may have been stopped before its first tick: start it again with the same --out, which is reused)."
         )
 
 
@@ -163,9 +176,9 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
             return TrainResult(run_dir, read_summary(run_dir))
         remove_stale_temps(run_dir, log)
         changes = _changes(old.to_dict(), cfg.to_dict())
-        if changes:  # recorded in the run's history, then the config the run continues under
-            append_record(run_dir, {"type": "resume", "at_kimg": done / 1000, "changes": changes})
+        if changes:  # the config the run continues under, and the change in the run's history
             atomic_write_text(run_dir / CONFIG, cfg.to_yaml())
+            append_record(run_dir, {"type": "resume", "at_kimg": done / 1000, "changes": changes})
             log("resume changes: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
         return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick, log=log)
 

@@ -33,7 +33,7 @@ from ganforge.reporting.figures import (
     scatter_plot,
 )
 from ganforge.reporting.tables import Table, cell_text, fmt
-from ganforge.training.rundir import SUMMARY, read_config_dict, read_history, read_summary, training_records
+from ganforge.training.rundir import SUMMARY, read_config, read_history, read_summary, training_records
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -109,7 +109,7 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
     from ganforge.experiments.compare import read_eval
 
     h = f"h{heading_level}"
-    config = read_config_dict(run_dir)
+    config = read_config(run_dir).to_dict()
     summary = _read_summary(run_dir) or {}
     records = _records(run_dir)
     train_records = training_records(records)
@@ -304,7 +304,7 @@ def run_report(run_dir: Path | str) -> str:
     if not (run_dir / "config.yaml").is_file():
         raise RunDirError(f"{str(run_dir)!r} is neither a ganforge run (no config.yaml) nor a sweep folder "
                           "(no plan.json). Point `ganforge report` at one of them.")
-    config = read_config_dict(run_dir)
+    config = read_config(run_dir).to_dict()
     title = f"ganforge run: {config.get('name') or run_dir.name}"
     return page(title, f"<h1>{esc(title)}</h1>\n" + run_sections(run_dir))
 
@@ -378,7 +378,7 @@ def sweep_report(sweep_dir: Path | str) -> str:
                     f"runs: {esc(', '.join(str(d.relative_to(sweep_dir)) for d in dirs))}</p>")
         figs = []
         for d in dirs:
-            seed = (read_config_dict(d).get("train") or {}).get("seed")
+            seed = (read_config(d).to_dict().get("train") or {}).get("seed")
             samples = d / "samples.png"
             summ = _read_summary(d) or {}
             final = summ.get("final") or {}

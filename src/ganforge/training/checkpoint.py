@@ -34,7 +34,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file or a pickle that is not plain data
-        raise CheckpointDamaged(path, f"cannot be read as plain tensors ({_first_line(e)})") from None
+        raise CheckpointDamaged(path, f"cannot be read as plain tensors ({_first_line(e, 80)})") from None
     if not isinstance(ck, dict):
         raise CheckpointDamaged(path, f"holds a {type(ck).__name__}, not a ganforge checkpoint")
     return ck

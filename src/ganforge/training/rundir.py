@@ -115,6 +115,10 @@ def _short(path: Path | str, limit: int = 160) -> str:
 # leftovers
 
 
+def is_temp_file(name: str) -> bool:
+    return _TEMP.match(name) is not None
+
+
 def remove_stale_temps(folder: Path, log: Callable[[str], None] = print) -> int:
     """Delete ``.NAME.PID.*.tmp`` files left by killed writers under FOLDER (call while holding its lock)."""
     removed = 0
@@ -316,10 +320,10 @@ def read_eval_records(run_dir: Path) -> list[dict[str, Any]]:
     records = data.get("metrics", data) if isinstance(data, dict) else data
     if isinstance(records, dict):  # {name: record}
         records = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "value": v} for k, v in records.items()]
-    if not isinstance(records, list):
-        raise damaged(path, "holds no list of metric records", fix)
-    return [r for r in records if isinstance(r, dict) and isinstance(r.get("name"), str) and _number(r.get("value"))]
-
+    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("name"), str)
+                                                for r in records):
+        raise damaged(path, "holds no list of metric records (each a mapping with a 'name')", fix)
+    return [r for r in records if _number(r.get("value"))]  # a metric that could not be computed has no value
 
 def read_generator_spec(run_dir: Path, fmt: str) -> dict[str, Any]:
     """RUN/generator.json, checked: the fields ``load_generator`` needs, with the right types."""
@@ -351,7 +355,7 @@ def read_generator_spec(run_dir: Path, fmt: str) -> dict[str, Any]:
 
 __all__ = [
     "CKPT_DIR", "CONFIG", "EVAL", "LATEST", "LOG", "METRICS", "SPEC", "SUMMARY", "WEIGHTS",
-    "append_record", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "make_new_folder",
+    "append_record", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "is_temp_file", "make_new_folder",
     "read_config", "read_config_dict", "read_eval_records", "read_generator_spec", "read_history", "read_json",
     "read_summary",
     "read_text", "remove_stale_temps", "training_records", "truncate_history", "write_failure",
