@@ -268,7 +268,10 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
 
 def clip(value: Any, limit: int = 60) -> str:
     """repr(value), cut short: a message stays one short line whatever the input size."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<a {type(value).__name__} too long to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -420,7 +423,7 @@ def parse_override(text: str) -> dict[str, Any]:
         raise ConfigError(f"override {clip(text)} has no key; write it like train.kimg=20")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4300 digits
         value = raw
     out: dict[str, Any] = {}
     node = out
