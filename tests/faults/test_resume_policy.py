@@ -126,3 +126,11 @@ def test_nan_rollback_gives_up_after_the_limit(tmp_path, monkeypatch):
     assert "after 2 rollback(s)" in outcome.error_lines[0]
     assert len([r for r in _history(out) if r.get("type") == "rollback"]) == 2
     assert (out / "checkpoints" / "latest.pt").is_file()
+
+
+def test_finished_run_with_a_lost_summary_gets_it_back(run):
+    (run / "summary.json").unlink()
+    outcome = invoke("train", "--resume", run, "--no-progress")
+    assert outcome.code == 0 and not outcome.traceback, outcome.stderr
+    assert "rewrote it from the checkpoint" in outcome.stdout and "already finished" in outcome.stdout
+    assert json.loads((run / "summary.json").read_text())["images_seen"] == 1024

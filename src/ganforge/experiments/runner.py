@@ -14,14 +14,17 @@ import torch
 
 from ganforge.config import Config, _merge, config_from_dict, parse_override, total_kimg
 from ganforge.errors import ConfigError, RunDirError
-from ganforge.training.checkpoint import restore_checkpoint
+from ganforge.training.checkpoint import restore_checkpoint, sha256_file
 from ganforge.training.lock import LOCK_FILE, FolderLock, acquire
 from ganforge.training.loop import TrainResult, make_optimizer, pick_device, training_loop
 from ganforge.training.rundir import (
     CKPT_DIR,
     CONFIG,
     LATEST,
+    SUMMARY,
+    WEIGHTS,
     append_record,
+    atomic_write_json,
     atomic_write_text,
     is_temp_file,
     make_new_folder,
@@ -173,7 +176,7 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
                 )
             log(f"{run_dir} is already finished ({done / 1000:g} kimg of {target / 1000:g}); nothing to train. "
                 f"To train longer: ganforge train --resume {run_dir} --set train.kimg={2 * done / 1000:g}")
-            return TrainResult(run_dir, read_summary(run_dir))
+            return TrainResult(run_dir, _finished_summary(run_dir, ck, log))
         remove_stale_temps(run_dir, log)
         changes = _changes(old.to_dict(), cfg.to_dict())
         if changes:  # the config the run continues under, and the change in the run's history
@@ -181,6 +184,19 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
             append_record(run_dir, {"type": "resume", "at_kimg": done / 1000, "changes": changes})
             log("resume changes: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
         return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick, log=log)
+
+
+def _finished_summary(run_dir: Path, ck: dict, log: Callable[[str], None]) -> dict:
+    """summary.json of a finished run; rewritten from the checkpoint when it is missing or damaged."""
+    try:
+        return read_summary(run_dir)
+    except RunDirError as e:
+        summary = {"kimg": ck["images_seen"] / 1000, "images_seen": ck["images_seen"], "ticks": ck["tick"],
+                   "steps": ck["step"], "wall_time_s": round(float(ck["wall_time"]), 2), "final": {},
+                   "generator_sha256": sha256_file(run_dir / WEIGHTS) if (run_dir / WEIGHTS).is_file() else None}
+        atomic_write_json(run_dir / SUMMARY, summary)
+        log(f"{str(e).split(';')[0]}: rewrote it from the checkpoint.")
+        return summary
 
 
 def _changes(old: dict, new: dict, prefix: str = "") -> dict[str, list]:

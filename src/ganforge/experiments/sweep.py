@@ -97,7 +97,7 @@ def run_state(run: PlannedRun, out: Path, evaluate: EvalSpec | None) -> str:
     try:
         summary = read_summary(run_dir)
     except RunDirError:
-        return "resume"  # summary missing or damaged, checkpoint there: resuming rewrites the summary
+        return "restart"  # summary missing or damaged: retrain (same config and seed: the same result)
     if int(summary["images_seen"]) < run.target_images:
         return "resume"
     if evaluate is not None and not _eval_complete(run_dir, evaluate):
