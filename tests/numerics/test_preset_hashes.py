@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from ganforge.config import load_config, preset_names
+from ganforge.config import preset_names
 from ganforge.experiments.runner import start_run
+from ganforge.presets import load_config
 
 HASHES = Path(__file__).resolve().parents[1] / "data" / "preset_hashes.json"
 # Short enough for CI (about a second per preset), long enough for several D and G steps, an EMA update,
