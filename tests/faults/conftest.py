@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from ganforge.cli import main
-from ganforge.config import load_config
 from ganforge.experiments.runner import start_run
+from ganforge.presets import load_config
 
 # Two ticks and a snapshot at each: a finished run whose every artifact exists, in about two seconds.
 FAST = ["train.kimg=1", "train.tick_kimg=0.5", "train.snapshot_ticks=1"]

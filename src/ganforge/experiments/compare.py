@@ -3,7 +3,7 @@
 Runs are grouped by their resolved config minus the seed (and minus keys that cannot change a
 result: device, snapshot interval, TensorBoard), so three seeds of one configuration make one row.
 Metrics come from each run's ``eval.json``; the table never puts figures computed under different
-protocols in one column (see ``ganforge.reporting.tables``).
+protocols in one column (see ``ganforge.metrics.tables``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.errors import RunDirError
-from ganforge.reporting.tables import RunValues, Table, build_table, write_tables
+from ganforge.metrics.tables import RunValues, Table, build_table, write_tables
 from ganforge.training.rundir import CONFIG, SUMMARY, read_config, read_eval_records, read_summary
 
 # Keys that differ between seeds of one configuration, or that cannot change the numbers.

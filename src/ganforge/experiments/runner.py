@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ganforge.config import Config, _merge, config_from_dict, parse_override, total_kimg
+from ganforge.config import Config, config_from_dict, merge, parse_override, total_kimg
 from ganforge.errors import ConfigError, RunDirError
 from ganforge.training.checkpoint import restore_checkpoint, sha256_file
 from ganforge.training.lock import LOCK_FILE, FolderLock, acquire
@@ -142,7 +142,7 @@ def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) ->
                 f"--set {key[:60]} cannot change when resuming (it would not continue the same run). "
                 f"Only {', '.join(SAFE_RESUME_KEYS)} can; start a new run for anything else."
             )
-        data = _merge(data, parse_override(text))
+        data = merge(data, parse_override(text))
     return config_from_dict(data)
 
 

@@ -27,11 +27,11 @@ import ganforge
 from ganforge.config import Config, total_kimg
 from ganforge.errors import ConfigError
 from ganforge.objectives import GANObjective
-from ganforge.reporting.curves import save_loss_plot
-from ganforge.reporting.grids import save_image_grid, save_scatter
 from ganforge.training.checkpoint import restore_checkpoint, save_checkpoint
+from ganforge.training.curves import save_loss_plot
 from ganforge.training.export import export_generator
 from ganforge.training.fast import GraphedStep
+from ganforge.training.grids import save_image_grid, save_scatter
 from ganforge.training.recovery import on_nonfinite, set_learning_rates
 from ganforge.training.rundir import CKPT_DIR, LATEST, atomic_write_json, truncate_history
 from ganforge.training.setup import Setup
@@ -130,7 +130,7 @@ def training_loop(
     summary: dict[str, Any] = {}
     tb = None
     if cfg.train.tensorboard:
-        from ganforge.reporting.tensorboard import TensorBoardSink  # lazy: optional dependency
+        from ganforge.training.tensorboard import TensorBoardSink  # lazy: optional dependency
 
         tb = TensorBoardSink(run_dir, warn=log)
     while images_seen < total_images:
