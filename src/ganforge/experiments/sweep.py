@@ -46,6 +46,7 @@ from ganforge.experiments.sweep_spec import (  # load_sweep & co. re-exported: `
     load_sweep,
 )
 from ganforge.metrics.tables import Table, build_table, to_markdown, write_tables
+from ganforge.training.lock import acquire
 from ganforge.training.rundir import (
     CKPT_DIR,
     LATEST,
@@ -55,6 +56,7 @@ from ganforge.training.rundir import (
     read_config_dict,
     read_json,
     read_summary,
+    write_failure,
 )
 
 __all__ = [
@@ -219,11 +221,20 @@ def run_sweep(
     sweep: Sweep, out: Path | str, *, jobs: int = 1, log: Callable[[str], None] = print,
 ) -> SweepResult:
     """Run (or continue) every planned run, then write table.csv and table.md. Failed runs are listed
-    at the end (the others still run); rerunning the same command retries only what is missing."""
+    at the end (the others still run); rerunning the same command retries only what is missing.
+    The sweep folder is locked meanwhile: a second sweep into it is refused (each run also locks its own)."""
     out = Path(out)
-    start = time.perf_counter()
     _check_existing(sweep, out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(write_failure(out, e)) from None
+    with acquire(out, f"ganforge sweep {sweep.name} --out {out}", log):
+        return _run_sweep(sweep, out, jobs, log)
+
+
+def _run_sweep(sweep: Sweep, out: Path, jobs: int, log: Callable[[str], None]) -> SweepResult:
+    start = time.perf_counter()
     (out / "configs").mkdir(exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     atomic_write_text(out / "sweep.yaml", sweep.source_text)
