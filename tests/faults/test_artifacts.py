@@ -169,7 +169,9 @@ DAMAGE: dict[str, dict[str, Callable[[Path], None]]] = {
 
 CASES = [
     pytest.param(artifact, how, cmd, id=f"{artifact.split('/')[-1]}-{how}-{cmd[0]}")
-    for artifact, commands in READERS.items() for how in DAMAGE[artifact] for cmd in commands
+    for artifact, commands in READERS.items()
+    for how in DAMAGE[artifact]
+    for cmd in commands
 ]
 
 
@@ -188,8 +190,9 @@ def test_damaged_artifact_is_refused_in_one_line(run, artifact, how, cmd):
 
 def _cut_lines(path: Path) -> None:
     lines = path.read_text().splitlines()
-    path.write_bytes("\n".join(lines[:-1]).encode() + b'\n{"tick": 2, "kimg"\n\xff\xfe garbage\n[1, 2]\n'
-                     b'{"tick": "x", "kimg": 1}\n')
+    path.write_bytes(
+        "\n".join(lines[:-1]).encode() + b'\n{"tick": 2, "kimg"\n\xff\xfe garbage\n[1, 2]\n{"tick": "x", "kimg": 1}\n'
+    )
 
 
 @pytest.mark.parametrize("cmd", [REPORT, RESUME], ids=["report", "resume"])

@@ -22,8 +22,11 @@ from tests.faults.conftest import FAST, assert_refused, fingerprint, invoke
 SETS = [f"--set={s}" for s in FAST] + ["--no-progress"]
 
 
-@pytest.mark.parametrize("cmd", [["train", "--resume", "{R}", "--set", "train.kimg=2", "--no-progress"],
-                                 ["evaluate", "{R}", "--n", "50"]], ids=["resume", "evaluate"])
+@pytest.mark.parametrize(
+    "cmd",
+    [["train", "--resume", "{R}", "--set", "train.kimg=2", "--no-progress"], ["evaluate", "{R}", "--n", "50"]],
+    ids=["resume", "evaluate"],
+)
 def test_a_second_writer_is_refused_with_the_owner(run, cmd):
     with acquire(run, "ganforge train sine", log=lambda _: None):
         before = fingerprint(run.parent)
@@ -35,8 +38,9 @@ def test_a_second_writer_is_refused_with_the_owner(run, cmd):
 def test_a_stale_lock_is_taken_over_with_a_message(run):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a PID that no longer runs
-    (run / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "since": "earlier",
-                                             "command": "ganforge train sine"}))
+    (run / LOCK_FILE).write_text(
+        json.dumps({"pid": dead.pid, "host": os.uname().nodename, "since": "earlier", "command": "ganforge train sine"})
+    )
     outcome = invoke("train", "--resume", run, "--set", "train.kimg=1.5", "--no-progress")
     assert outcome.code == 0, outcome.stderr
     assert f"took over a stale lock on {run} left by PID {dead.pid}" in outcome.stdout
@@ -51,8 +55,9 @@ def test_lock_records_owner(tmp_path):
 
 def _start(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "MPLBACKEND": "Agg"}
-    return subprocess.Popen([sys.executable, "-m", "ganforge", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ganforge", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_two_trainings_into_one_folder(tmp_path):
@@ -71,8 +76,7 @@ def test_two_trainings_into_one_folder(tmp_path):
 
 def test_two_generates_into_one_folder(finished_run, tmp_path):
     out = tmp_path / "same"
-    procs = [_start("generate", str(finished_run), "--n", "2000", "--out", str(out), "--seed", str(s))
-             for s in (1, 2)]
+    procs = [_start("generate", str(finished_run), "--n", "2000", "--out", str(out), "--seed", str(s)) for s in (1, 2)]
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     assert sorted(r[0] for r in results) == [0, 2], results
     winner = next(r for r in results if r[0] == 0)
@@ -102,7 +106,8 @@ def test_sigkill_at_random_points_then_finish(tmp_path):
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images_seen"] >= 3000
-    ticks = [json.loads(line)["tick"] for line in (out / "metrics.jsonl").read_text().splitlines()
-             if '"type"' not in line]
+    ticks = [
+        json.loads(line)["tick"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"type"' not in line
+    ]
     assert ticks == list(range(1, len(ticks) + 1))
     assert not list(Path(out).rglob("*.tmp")) and not (out / LOCK_FILE).exists()

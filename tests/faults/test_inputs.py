@@ -17,14 +17,40 @@ from tests.faults.conftest import FAST, assert_refused, fingerprint, invoke
 SETS = [f"--set={s}" for s in FAST] + ["--no-progress"]
 
 BAD_VALUES = [
-    "train.kimg=inf", "train.kimg=.nan", "train.kimg=-1", "train.kimg=1e300", "train.epochs=.inf",
-    "train.seed=1e30", "train.seed=-1", "train.seed=inf", "train.batch_size=1e12", "train.batch_size=0",
-    "train.batch_size=2.5", "optim.lr_g=1e9", "optim.lr_d=nan", "optim.lr_g=0", "model.z_dim=1e9",
-    "model.g_hidden=[64,1e9]", "train.grid_size=100000000", "train.tick_kimg=inf", "train.ema_kimg=-.inf",
-    "objective.gp_weight=nan", "data.n_points=1e12", "eval.n=1e12", "train.nan_lr_factor=2",
-    "train.nan_policy=sometimes", "train.device=tpu", "train.kimg=" + "9" * 5000, "train.kimg=abc",
-    "train." + "x" * 5000 + "=1", "=5", "train.kimg", "model.g_hidden={a: 1}", "data.name=[1, 2]",
-    "train.cuda_graphs=true", "train.nan_policy=rollback",  # the last two only together (see below)
+    "train.kimg=inf",
+    "train.kimg=.nan",
+    "train.kimg=-1",
+    "train.kimg=1e300",
+    "train.epochs=.inf",
+    "train.seed=1e30",
+    "train.seed=-1",
+    "train.seed=inf",
+    "train.batch_size=1e12",
+    "train.batch_size=0",
+    "train.batch_size=2.5",
+    "optim.lr_g=1e9",
+    "optim.lr_d=nan",
+    "optim.lr_g=0",
+    "model.z_dim=1e9",
+    "model.g_hidden=[64,1e9]",
+    "train.grid_size=100000000",
+    "train.tick_kimg=inf",
+    "train.ema_kimg=-.inf",
+    "objective.gp_weight=nan",
+    "data.n_points=1e12",
+    "eval.n=1e12",
+    "train.nan_lr_factor=2",
+    "train.nan_policy=sometimes",
+    "train.device=tpu",
+    "train.kimg=" + "9" * 5000,
+    "train.kimg=abc",
+    "train." + "x" * 5000 + "=1",
+    "=5",
+    "train.kimg",
+    "model.g_hidden={a: 1}",
+    "data.name=[1, 2]",
+    "train.cuda_graphs=true",
+    "train.nan_policy=rollback",  # the last two only together (see below)
 ]
 
 
@@ -38,8 +64,11 @@ def test_bad_config_value_is_one_short_line(tmp_path, value):
 
 def test_rollback_with_cuda_graphs_is_refused(tmp_path):
     before = fingerprint(tmp_path)
-    assert_refused(invoke("train", "sine", "--out", tmp_path / "r", *SETS, "--set", BAD_VALUES[-2],
-                          "--set", BAD_VALUES[-1]), before, tmp_path)
+    assert_refused(
+        invoke("train", "sine", "--out", tmp_path / "r", *SETS, "--set", BAD_VALUES[-2], "--set", BAD_VALUES[-1]),
+        before,
+        tmp_path,
+    )
 
 
 CONFIG_FILES = {
@@ -87,9 +116,16 @@ def test_generate_more_than_memory_holds(run):
     assert "GB of memory" in message and not (root / "o").exists()
 
 
-@pytest.mark.parametrize("cmd", [["generate", "{R}", "--seed", str(10**30), "--n", "4", "--out", "{O}"],
-                                 ["evaluate", "{R}", "--seed", "-1"], ["evaluate", "{R}", "--n", str(10**12)],
-                                 ["generate", "{R}", "--n", "0", "--out", "{O}"]], ids=lambda c: " ".join(c[2:4]))
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["generate", "{R}", "--seed", str(10**30), "--n", "4", "--out", "{O}"],
+        ["evaluate", "{R}", "--seed", "-1"],
+        ["evaluate", "{R}", "--n", str(10**12)],
+        ["generate", "{R}", "--n", "0", "--out", "{O}"],
+    ],
+    ids=lambda c: " ".join(c[2:4]),
+)
 def test_command_option_bounds(run, cmd):
     root = run.parent
     before = fingerprint(root)
@@ -135,8 +171,9 @@ def test_new_run_on_a_broken_disk_leaves_nothing(tmp_path, monkeypatch, err):
 
 def test_mkdir_on_a_read_only_disk(tmp_path, monkeypatch):
     before = fingerprint(tmp_path)
-    monkeypatch.setattr(Path, "mkdir", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only "
-                                                                                      "file system", "x")))
+    monkeypatch.setattr(
+        Path, "mkdir", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only file system", "x"))
+    )
     assert_refused(invoke("train", "sine", "--out", tmp_path / "r", *SETS), before, tmp_path)
 
 

@@ -41,8 +41,18 @@ def test_unsafe_change_is_refused_and_config_untouched(run, key):
 
 
 def test_safe_changes_are_applied_and_recorded(run):
-    outcome = invoke("train", "--resume", run, "--set", "train.kimg=1.5", "--set", "optim.lr_g=1e-4",
-                     "--set", "eval.n=100", "--no-progress")
+    outcome = invoke(
+        "train",
+        "--resume",
+        run,
+        "--set",
+        "train.kimg=1.5",
+        "--set",
+        "optim.lr_g=1e-4",
+        "--set",
+        "eval.n=100",
+        "--no-progress",
+    )
     assert outcome.code == 0, outcome.stderr
     resume = [r for r in _history(run) if r.get("type") == "resume"]
     assert len(resume) == 1 and resume[0]["at_kimg"] == 1.024
@@ -94,7 +104,7 @@ def test_nan_stop_keeps_the_checkpoint_and_its_advice_works(tmp_path, monkeypatc
     assert outcome.code == 3 and len(outcome.error_lines) == 1, outcome.stderr
     message = outcome.error_lines[0]
     assert "intact" in message and "tick 2" in message
-    advice = message[message.index("ganforge train --resume"):].split(" (or")[0].split()
+    advice = message[message.index("ganforge train --resume") :].split(" (or")[0].split()
     monkeypatch.undo()
     again = invoke(*advice[1:], "--no-progress")  # the command the message gives, as written
     assert again.code == 0, again.stderr
@@ -120,8 +130,9 @@ def test_nan_rollback_lowers_the_rates_and_continues(tmp_path, monkeypatch):
 def test_nan_rollback_gives_up_after_the_limit(tmp_path, monkeypatch):
     _nan_on(monkeypatch, set(range(2, 100)))
     out = tmp_path / "r"
-    outcome = invoke("train", "sine", "--out", out, *SETS, "--set", "train.nan_policy=rollback",
-                     "--set", "train.nan_rollbacks=2")
+    outcome = invoke(
+        "train", "sine", "--out", out, *SETS, "--set", "train.nan_policy=rollback", "--set", "train.nan_rollbacks=2"
+    )
     assert outcome.code == 3 and len(outcome.error_lines) == 1, outcome.stderr
     assert "after 2 rollback(s)" in outcome.error_lines[0]
     assert len([r for r in _history(out) if r.get("type") == "rollback"]) == 2

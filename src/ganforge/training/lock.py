@@ -118,8 +118,12 @@ def acquire(folder: Path, command: str, log: Callable[[str], None] = print) -> F
                 except OSError:
                     pass
             raise
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                  "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command,
+            "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
         if stale and (stale.get("pid"), stale.get("host")) != (record["pid"], record["host"]):

@@ -33,8 +33,16 @@ def set_learning_rates(opts: dict[str, torch.optim.Optimizer], cfg: Config) -> N
 
 
 def on_nonfinite(
-    cfg: Config, run_dir: Path, record: dict[str, Any], rollbacks: int, G: nn.Module, D: nn.Module,
-    G_ema: nn.Module | None, opts: dict[str, torch.optim.Optimizer], sampler: Any, log: Callable[[str], None],
+    cfg: Config,
+    run_dir: Path,
+    record: dict[str, Any],
+    rollbacks: int,
+    G: nn.Module,
+    D: nn.Module,
+    G_ema: nn.Module | None,
+    opts: dict[str, torch.optim.Optimizer],
+    sampler: Any,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Raise TrainingDiverged, or roll back to the last checkpoint and return it (the loop resets its counters)."""
     latest = Path(run_dir) / CKPT_DIR / LATEST
@@ -59,11 +67,22 @@ def on_nonfinite(
     for name, opt in opts.items():
         for group in opt.param_groups:
             group["lr"] = new[name]
-    log(f"{where} Rolled back to {ck['images_seen'] / 1000:.1f} kimg (tick {ck['tick']}) with learning rates "
+    log(
+        f"{where} Rolled back to {ck['images_seen'] / 1000:.1f} kimg (tick {ck['tick']}) with learning rates "
         f"lr_g {lr_g:.3g} -> {new['G']:.3g}, lr_d {lr_d:.3g} -> {new['D']:.3g} "
-        f"(rollback {rollbacks + 1} of at most {cfg.train.nan_rollbacks}).")
-    append_record(run_dir, {"type": "rollback", "at_kimg": record["kimg"], "to_kimg": ck["images_seen"] / 1000,
-                            "lr_g": [lr_g, new["G"]], "lr_d": [lr_d, new["D"]], "rollback": rollbacks + 1})
+        f"(rollback {rollbacks + 1} of at most {cfg.train.nan_rollbacks})."
+    )
+    append_record(
+        run_dir,
+        {
+            "type": "rollback",
+            "at_kimg": record["kimg"],
+            "to_kimg": ck["images_seen"] / 1000,
+            "lr_g": [lr_g, new["G"]],
+            "lr_d": [lr_d, new["D"]],
+            "rollback": rollbacks + 1,
+        },
+    )
     data = to_plain(cfg)
     data["optim"] = {**data["optim"], "lr_g": new["G"], "lr_d": new["D"]}
     atomic_write_text(Path(run_dir) / CONFIG, yaml.safe_dump(data, sort_keys=False))

@@ -37,7 +37,7 @@ CONFIG, METRICS, SUMMARY, EVAL, LOG = "config.yaml", "metrics.jsonl", "summary.j
 WEIGHTS, SPEC = "generator.safetensors", "generator.json"
 CKPT_DIR, LATEST = "checkpoints", "latest.pt"
 MAX_TEXT_BYTES = 64 << 20  # config / summary / eval / spec files are kilobytes; more is not ours
-_TEMP = re.compile(r"^\..+\.(\d+)(\.[0-9a-f]+)?\.tmp$")
+_TEMP = re.compile(r"^\.(.+?)\.(\d+)(?:\.[0-9a-f]{8})?\.tmp$")  # .NAME.PID.RANDOM.tmp (or .NAME.PID.tmp)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,12 +97,15 @@ def write_failure(path: Path, e: OSError, verb: str = "write") -> str:
     import errno
 
     reason = e.strerror or type(e).__name__
-    fix = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space",
-           errno.EROFS: "write to a writable filesystem (another --out)",
-           errno.EACCES: "fix the folder's permissions or choose another --out",
-           errno.EPERM: "fix the folder's permissions or choose another --out",
-           errno.ENOTDIR: "a parent of that path is a file; choose another --out",
-           errno.EISDIR: "that path is a folder; give a file name"}.get(e.errno or 0, "check the path and the disk")
+    fix = {
+        errno.ENOSPC: "free some disk space",
+        errno.EDQUOT: "free some disk space",
+        errno.EROFS: "write to a writable filesystem (another --out)",
+        errno.EACCES: "fix the folder's permissions or choose another --out",
+        errno.EPERM: "fix the folder's permissions or choose another --out",
+        errno.ENOTDIR: "a parent of that path is a file; choose another --out",
+        errno.EISDIR: "that path is a folder; give a file name",
+    }.get(e.errno or 0, "check the path and the disk")
     return f"could not {verb} {_short(path)}: {reason}. {fix.capitalize()}; files written before are kept."
 
 
@@ -125,7 +128,7 @@ def remove_stale_temps(folder: Path, log: Callable[[str], None] = print) -> int:
     for root, _, files in os.walk(folder):
         for name in files:
             m = _TEMP.match(name)
-            if m and int(m.group(1)) != os.getpid():
+            if m and int(m.group(2)) != os.getpid():
                 try:
                     os.unlink(os.path.join(root, name))
                     removed += 1
@@ -224,8 +227,11 @@ def read_config(run_dir: Path, fix: str | None = None):
         return config_from_dict(data)
     except ConfigError as e:
         path = Path(run_dir) / CONFIG
-        raise damaged(path, f"is not a valid config: {str(e).rstrip('.')}",
-                      fix or "restore it (every checkpoint holds a copy of the config) or start a new run") from None
+        raise damaged(
+            path,
+            f"is not a valid config: {str(e).rstrip('.')}",
+            fix or "restore it (every checkpoint holds a copy of the config) or start a new run",
+        ) from None
 
 
 def _number(x: Any) -> bool:
@@ -237,8 +243,12 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / SUMMARY
     fix = f"resume the run to rewrite it (`ganforge train --resume {run_dir}`), or leave the run out"
     data = read_json(path, fix)
-    for key, check, want in (("kimg", _number, "a number"), ("images_seen", _count, "a whole number >= 0"),
-                             ("ticks", _count, "a whole number >= 0"), ("wall_time_s", _number, "a number")):
+    for key, check, want in (
+        ("kimg", _number, "a number"),
+        ("images_seen", _count, "a whole number >= 0"),
+        ("ticks", _count, "a whole number >= 0"),
+        ("wall_time_s", _number, "a number"),
+    ):
         if key not in data:
             raise damaged(path, f"has no {key!r}", fix)
         if not check(data[key]):
@@ -289,8 +299,9 @@ def read_history(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
 
 def _tick_record(rec: dict[str, Any]) -> bool:
     """A per-tick record: numbers only (tick, kimg, step, losses, time_s, img_per_s), a finite kimg."""
-    return _number(rec.get("kimg")) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                            for v in rec.values())
+    return _number(rec.get("kimg")) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in rec.values()
+    )
 
 
 def training_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -320,16 +331,20 @@ def read_eval_records(run_dir: Path) -> list[dict[str, Any]]:
     records = data.get("metrics", data) if isinstance(data, dict) else data
     if isinstance(records, dict):  # {name: record}
         records = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "value": v} for k, v in records.items()]
-    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("name"), str)
-                                                for r in records):
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("name"), str) for r in records
+    ):
         raise damaged(path, "holds no list of metric records (each a mapping with a 'name')", fix)
     return [r for r in records if _number(r.get("value"))]  # a metric that could not be computed has no value
+
 
 def read_generator_spec(run_dir: Path, fmt: str) -> dict[str, Any]:
     """RUN/generator.json, checked: the fields ``load_generator`` needs, with the right types."""
     path = Path(run_dir) / SPEC
-    fix = (f"resume the run to re-export it (`ganforge train --resume {run_dir}`; every tick rewrites it) "
-           "or restore the file")
+    fix = (
+        f"resume the run to re-export it (`ganforge train --resume {run_dir}`; every tick rewrites it) "
+        "or restore the file"
+    )
     spec = read_json(path, fix)
     if spec.get("format") != fmt:
         raise damaged(path, f"is not a {fmt} file (format {_clip(spec.get('format'))})", fix)
@@ -337,14 +352,20 @@ def read_generator_spec(run_dir: Path, fmt: str) -> dict[str, Any]:
     checks = [
         (isinstance(spec.get("config"), dict), "'config' is not a mapping"),
         (isinstance(spec.get("config", {}).get("model", {}), dict), "'config.model' is not a mapping"),
-        (isinstance(shape, list) and 1 <= len(shape) <= 3 and all(_count(s) and 0 < s <= 65536 for s in shape),
-         f"'shape' {_clip(shape)} is not a list of 1 to 3 sizes"),
+        (
+            isinstance(shape, list) and 1 <= len(shape) <= 3 and all(_count(s) and 0 < s <= 65536 for s in shape),
+            f"'shape' {_clip(shape)} is not a list of 1 to 3 sizes",
+        ),
         (_count(spec.get("num_classes")) and spec["num_classes"] <= 1_000_000, "'num_classes' is not a count"),
-        (isinstance(spec.get("class_names"), list) and all(isinstance(c, str) for c in spec["class_names"]),
-         "'class_names' is not a list of names"),
+        (
+            isinstance(spec.get("class_names"), list) and all(isinstance(c, str) for c in spec["class_names"]),
+            "'class_names' is not a list of names",
+        ),
         (spec.get("kind") in ("image", "points"), f"'kind' {_clip(spec.get('kind'))} is not image or points"),
-        (isinstance(cond, dict) and set(cond) == {"g", "d"} and all(isinstance(v, str) for v in cond.values()),
-         "'conditioning' is not {g: ..., d: ...}"),
+        (
+            isinstance(cond, dict) and set(cond) == {"g", "d"} and all(isinstance(v, str) for v in cond.values()),
+            "'conditioning' is not {g: ..., d: ...}",
+        ),
         (_count(spec.get("mask_channels", 0)), "'mask_channels' is not a count"),
     ]
     for ok, what in checks:
@@ -354,9 +375,31 @@ def read_generator_spec(run_dir: Path, fmt: str) -> dict[str, Any]:
 
 
 __all__ = [
-    "CKPT_DIR", "CONFIG", "EVAL", "LATEST", "LOG", "METRICS", "SPEC", "SUMMARY", "WEIGHTS",
-    "append_record", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "is_temp_file", "make_new_folder",
-    "read_config", "read_config_dict", "read_eval_records", "read_generator_spec", "read_history", "read_json",
+    "CKPT_DIR",
+    "CONFIG",
+    "EVAL",
+    "LATEST",
+    "LOG",
+    "METRICS",
+    "SPEC",
+    "SUMMARY",
+    "WEIGHTS",
+    "append_record",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "is_temp_file",
+    "make_new_folder",
+    "read_config",
+    "read_config_dict",
+    "read_eval_records",
+    "read_generator_spec",
+    "read_history",
+    "read_json",
     "read_summary",
-    "read_text", "remove_stale_temps", "training_records", "truncate_history", "write_failure",
+    "read_text",
+    "remove_stale_temps",
+    "training_records",
+    "truncate_history",
+    "write_failure",
 ]
