@@ -154,7 +154,7 @@ DAMAGE: dict[str, dict[str, Callable[[Path], None]]] = {
     "summary.json": {
         **TEXT,
         "a-list": lambda p: p.write_text("[]"),
-        "missing-key": _json_edit(_drop("images_seen")),
+        "missing-keys": _json_edit(lambda d: [d.pop("images_seen"), d.pop("final")]),
         "wrong-type": _json_edit(_set("kimg", "lots")),
         "wrong-final": _json_edit(_set("final", {"loss_D": "x"})),
         "deep": lambda p: p.write_text("[" * 100000),

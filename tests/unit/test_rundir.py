@@ -101,5 +101,5 @@ def test_history_skips_bad_lines_and_truncates_after_the_checkpoint(tmp_path):
 def test_summary_faults_are_named(tmp_path, text, fault):
     (tmp_path / "summary.json").write_text(text)
     with pytest.raises(RunDirError, match="summary.json") as e:
-        read_summary(tmp_path)
+        read_summary(tmp_path, require=("kimg",))
     assert fault in str(e.value)

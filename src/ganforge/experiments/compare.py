@@ -52,7 +52,8 @@ def read_run(run_dir: Path | str) -> RunInfo:
             f"{str(run_dir)!r} has no summary.json: it never finished a tick. Train or resume it first "
             f"(`ganforge train --resume {run_dir}`), or leave it out."
         )
-    return RunInfo(run_dir, read_config(run_dir).to_dict(), read_summary(run_dir), read_eval(run_dir))
+    summary = read_summary(run_dir, require=("final",))
+    return RunInfo(run_dir, read_config(run_dir).to_dict(), summary, read_eval(run_dir))
 
 
 def config_key(config: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from ganforge.training.rundir import (
     CONFIG,
     LATEST,
     SUMMARY,
+    SUMMARY_KEYS,
     WEIGHTS,
     append_record,
     atomic_write_json,
@@ -189,7 +190,7 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
 def _finished_summary(run_dir: Path, ck: dict, log: Callable[[str], None]) -> dict:
     """summary.json of a finished run; rewritten from the checkpoint when it is missing or damaged."""
     try:
-        return read_summary(run_dir)
+        return read_summary(run_dir, require=SUMMARY_KEYS)
     except RunDirError as e:
         summary = {"kimg": ck["images_seen"] / 1000, "images_seen": ck["images_seen"], "ticks": ck["tick"],
                    "steps": ck["step"], "wall_time_s": round(float(ck["wall_time"]), 2), "final": {},

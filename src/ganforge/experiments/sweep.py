@@ -97,7 +97,7 @@ def run_state(run: PlannedRun, out: Path, evaluate: EvalSpec | None) -> str:
     if not (run_dir / CKPT_DIR / LATEST).is_file():
         return "restart"  # killed before its first complete tick: start again
     try:
-        summary = read_summary(run_dir)
+        summary = read_summary(run_dir, require=("images_seen",))
     except RunDirError:
         return "restart"  # summary missing or damaged: retrain (same config and seed: the same result)
     if int(summary["images_seen"]) < run.target_images:
@@ -355,7 +355,8 @@ def load_sweep_dir(out: Path | str) -> tuple[dict[str, Any], dict[str, list[Path
         if not (run_dir / SUMMARY).is_file():
             continue
         target = r.get("target_images", 0)
-        if read_summary(run_dir)["images_seen"] >= (target if isinstance(target, int) else 0):  # finished runs only
+        seen = read_summary(run_dir, require=("images_seen",))["images_seen"]
+        if seen >= (target if isinstance(target, int) else 0):  # finished runs only
             groups.setdefault(r["label"], []).append(run_dir)
     return plan, groups
 

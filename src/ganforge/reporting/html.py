@@ -33,7 +33,7 @@ from ganforge.reporting.figures import (
     progression_gif,
     scatter_plot,
 )
-from ganforge.training.rundir import SUMMARY, read_config, read_history, read_summary, training_records
+from ganforge.training.rundir import SUMMARY, SUMMARY_KEYS, read_config, read_history, read_summary, training_records
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -88,7 +88,7 @@ def kv_table(rows: list[tuple[str, Any]]) -> str:
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:
     """summary.json, checked (a damaged one is an error naming it); None when the run never finished a tick."""
-    return read_summary(run_dir) if (run_dir / SUMMARY).exists() else None
+    return read_summary(run_dir, require=SUMMARY_KEYS) if (run_dir / SUMMARY).exists() else None
 
 
 def _section(config: dict[str, Any], name: str) -> dict[str, Any]:

@@ -238,20 +238,24 @@ def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    """RUN/summary.json, checked: the fields readers use have the right types."""
+SUMMARY_KEYS = ("kimg", "images_seen", "ticks", "wall_time_s")  # what a finished tick always writes
+
+
+def read_summary(run_dir: Path, require: tuple[str, ...] = ()) -> dict[str, Any]:
+    """RUN/summary.json, checked: the fields readers use have the right types; REQUIRE must be present."""
     path = Path(run_dir) / SUMMARY
     fix = f"resume the run to rewrite it (`ganforge train --resume {run_dir}`), or leave the run out"
     data = read_json(path, fix)
+    for key in require:
+        if key not in data:
+            raise damaged(path, f"has no {key!r}", fix)
     for key, check, want in (
         ("kimg", _number, "a number"),
         ("images_seen", _count, "a whole number >= 0"),
         ("ticks", _count, "a whole number >= 0"),
         ("wall_time_s", _number, "a number"),
     ):
-        if key not in data:
-            raise damaged(path, f"has no {key!r}", fix)
-        if not check(data[key]):
+        if key in data and not check(data[key]):
             raise damaged(path, f"has {key}={_clip(data[key])}, not {want}", fix)
     final = data.get("final", {})
     if not isinstance(final, dict) or not all(isinstance(v, (int, float)) for v in final.values()):
