@@ -16,7 +16,7 @@ from ganforge.config import Config, config_from_dict, merge, parse_override, tot
 from ganforge.errors import ConfigError, RunDirError
 from ganforge.training.checkpoint import restore_checkpoint, sha256_file
 from ganforge.training.lock import LOCK_FILE, FolderLock, acquire
-from ganforge.training.loop import TrainResult, make_optimizer, pick_device, training_loop
+from ganforge.training.loop import TrainResult, build_training, training_loop
 from ganforge.training.rundir import (
     CKPT_DIR,
     CONFIG,
@@ -34,7 +34,6 @@ from ganforge.training.rundir import (
     remove_stale_temps,
 )
 from ganforge.training.setup import Setup, prepare
-from ganforge.training.state import BatchSampler
 
 # What may differ between a sweep's planned config and a run it finds (the run's length).
 RESUME_KEYS = ("train.kimg", "train.epochs", "train.tick_kimg", "train.snapshot_ticks")
@@ -148,14 +147,9 @@ def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) ->
 
 
 def _dry_restore(setup: Setup, path: Path) -> dict:
-    """Load the checkpoint into fresh modules: every check runs before the real loop writes anything."""
-    G, D = setup.build_models()
-    G_ema = G if setup.cfg.train.ema_kimg > 0 else None  # same architecture; only shapes are compared
-    device = pick_device(setup.cfg.train.device)
-    opts = {"G": make_optimizer(G.parameters(), setup.cfg.optim.lr_g, setup.cfg, device),
-            "D": make_optimizer(D.parameters(), setup.cfg.optim.lr_d, setup.cfg, device)}
-    sampler = BatchSampler(len(setup.train_set), setup.cfg.train.batch_size, torch.device("cpu"), setup.cfg.train.seed)
-    return restore_checkpoint(path, G, D, G_ema, opts, sampler)
+    """Load the checkpoint into a fresh CPU copy of the run: every check runs before the real loop writes anything."""
+    t = build_training(setup.cfg, setup.family, setup.train_set, torch.device("cpu"))
+    return restore_checkpoint(path, t.nets, t.ema, t.opts, t.sampler)
 
 
 def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, progress: bool = True,

@@ -84,23 +84,24 @@ def weights_problem(state: Any, model: nn.Module, name: str) -> str | None:
     return None
 
 
-def restore_checkpoint(path: Path, G: nn.Module, D: nn.Module, G_ema: nn.Module | None,
+def restore_checkpoint(path: Path, nets: dict[str, nn.Module], ema: dict[str, nn.Module],
                        opts: dict[str, torch.optim.Optimizer], sampler: Any) -> dict[str, Any]:
-    """Load PATH into the models, optimisers and sampler and restore every RNG state; return the checkpoint.
+    """Load PATH into the networks, their averages, the optimisers and the sampler and restore every RNG
+    state; return the checkpoint.
 
     Everything is checked (keys, shapes, dtypes, finite weights, counters) before anything is loaded, so a
-    damaged file raises CheckpointDamaged naming what is wrong and leaves the modules as they were
+    damaged file raises CheckpointDamaged naming what is wrong and leaves the networks as they were
     (optimiser, sampler and RNG states are only checked by loading them: call this on fresh objects).
     """
     from ganforge.training.state import set_rng_state
 
     ck = load_checkpoint(path)
-    for key in ("G", "D", "opt_G", "opt_D", "sampler", "rng", *COUNTERS, "wall_time"):
+    models = dict(nets) | {f"{name}_ema": net for name, net in ema.items()}
+    for key in (*models, *(f"opt_{n}" for n in opts), "sampler", "rng", *COUNTERS, "wall_time"):
         if key not in ck:
             raise CheckpointDamaged(path, f"has no {key!r} entry")
-    models = {"G": G, "D": D} | ({"G_ema": G_ema} if G_ema is not None else {})
     for name, model in models.items():
-        problem = weights_problem(ck.get(name), model, name)
+        problem = weights_problem(ck[name], model, name)
         if problem:
             raise CheckpointDamaged(path, problem)
     for key in COUNTERS:
@@ -108,12 +109,10 @@ def restore_checkpoint(path: Path, G: nn.Module, D: nn.Module, G_ema: nn.Module 
             raise CheckpointDamaged(path, f"has {key}={str(ck[key])[:30]}, not a whole number >= 0")
     if not isinstance(ck["wall_time"], (int, float)) or not math.isfinite(ck["wall_time"]):
         raise CheckpointDamaged(path, "has a wall_time that is not a finite number")
-    G.load_state_dict(ck["G"])
-    D.load_state_dict(ck["D"])
-    if G_ema is not None:
-        G_ema.load_state_dict(ck["G_ema"])
-    for what, load in ((f"opt_{n}", opt.load_state_dict) for n, opt in opts.items()):
-        _load_part(path, what, load, ck[what])
+    for name, model in models.items():
+        model.load_state_dict(ck[name])
+    for name, opt in opts.items():
+        _load_part(path, f"opt_{name}", opt.load_state_dict, ck[f"opt_{name}"])
     for name, opt in opts.items():  # Adam does not check its moments against the parameters: a bad file
         for p, st in opt.state.items():  # would only fail at the first step, after files were written
             for k, v in st.items():

@@ -1,6 +1,6 @@
 """The exported generator: ``generator.safetensors`` (weights) + ``generator.json`` (how to build it).
 
-``load_generator(run_dir)`` rebuilds G from the architecture registry and these two files alone:
+``load_generator(run_dir)`` rebuilds G with its variant's ``build_generator`` from these two files alone:
 no training code, no discriminator, no pickles.
 """
 
@@ -17,10 +17,10 @@ from torch import nn
 import ganforge
 from ganforge.config import Config, ModelConfig, config_from_dict, from_dict
 from ganforge.errors import GanforgeError, RunDirError
-from ganforge.models import build_models
-from ganforge.models.layers import Conditioning
+from ganforge.models.conditioning import Conditioning
 from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file, weights_problem
 from ganforge.training.rundir import read_generator_spec
+from ganforge.variants import VARIANTS
 
 WEIGHTS, SPEC = "generator.safetensors", "generator.json"
 FORMAT = "ganforge-generator/1"
@@ -60,7 +60,7 @@ class LoadedGenerator:
 
     @property
     def conditional(self) -> bool:
-        return self.conditioning.g != "none"
+        return self.conditioning.g.conditional
 
     @torch.no_grad()
     def sample(
@@ -93,9 +93,10 @@ def load_generator(run_dir: Path | str) -> LoadedGenerator:
     spec = read_generator_spec(run_dir, FORMAT)  # one line naming the file and the fault, if damaged
     try:
         cfg = config_from_dict(spec["config"])
-        cond = Conditioning(**spec["conditioning"])
+        family = VARIANTS.get(cfg.variant)
+        cond = Conditioning.from_dict(spec.get("conditioning", {}))
         shape = tuple(spec["shape"])
-        G, _ = build_models(from_dict(ModelConfig, spec["config"]["model"]), shape, spec["num_classes"], cond)
+        G = family.build_generator(from_dict(ModelConfig, spec["config"]["model"]), shape, spec["num_classes"])
     except (GanforgeError, ValueError, TypeError, KeyError, RuntimeError) as e:  # the file's content, not a bug
         raise RunDirError(f"{str(spec_path)!r} does not describe a generator ganforge can build ({e}); resume the "
                           "run to re-export it or restore the file.") from None

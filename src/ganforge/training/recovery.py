@@ -23,13 +23,14 @@ from ganforge.config import Config, to_plain
 from ganforge.errors import TrainingDiverged
 from ganforge.training.checkpoint import restore_checkpoint
 from ganforge.training.rundir import CKPT_DIR, CONFIG, LATEST, append_record, atomic_write_text
+from ganforge.variants import OptimizerSpec
 
 
-def set_learning_rates(opts: dict[str, torch.optim.Optimizer], cfg: Config) -> None:
+def set_learning_rates(opts: dict[str, torch.optim.Optimizer], specs: dict[str, OptimizerSpec]) -> None:
     """The config's rates win over the ones stored with the optimiser state (a resume may change them)."""
     for name, opt in opts.items():
         for group in opt.param_groups:
-            group["lr"] = cfg.optim.lr_g if name == "G" else cfg.optim.lr_d
+            group["lr"] = specs[name].lr
 
 
 def on_nonfinite(
@@ -37,18 +38,23 @@ def on_nonfinite(
     run_dir: Path,
     record: dict[str, Any],
     rollbacks: int,
-    G: nn.Module,
-    D: nn.Module,
-    G_ema: nn.Module | None,
+    nets: dict[str, nn.Module],
+    ema: dict[str, nn.Module],
     opts: dict[str, torch.optim.Optimizer],
+    specs: dict[str, OptimizerSpec],
     sampler: Any,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Raise TrainingDiverged, or roll back to the last checkpoint and return it (the loop resets its counters)."""
+    """Raise TrainingDiverged, or roll back to the last checkpoint and return it (the loop resets its counters).
+
+    Every optimiser's rate comes from optim.lr_g / optim.lr_d, so lowering both config rates by the factor
+    lowers every optimiser's by it, whatever the family names them.
+    """
     latest = Path(run_dir) / CKPT_DIR / LATEST
     bad = ", ".join(f"{k}={v}" for k, v in record.items() if isinstance(v, float) and not math.isfinite(v))
     where = f"losses became NaN or infinite by {record['kimg']:.1f} kimg (tick {record['tick']}): {bad}."
-    lr_g, lr_d = (opts[n].param_groups[0]["lr"] for n in ("G", "D"))
+    scale = cfg.train.nan_lr_factor**rollbacks  # the rates now run at scale x the configured ones
+    lr_g, lr_d = cfg.optim.lr_g * scale, cfg.optim.lr_d * scale
     factor = cfg.train.nan_lr_factor
     lower = f"--set optim.lr_g={lr_g * factor:.3g} --set optim.lr_d={lr_d * factor:.3g}"
     if not latest.is_file():
@@ -62,28 +68,28 @@ def on_nonfinite(
             f"{where} Stopped{tried}; the last good checkpoint {latest} is intact. Continue with lower learning "
             f"rates: ganforge train --resume {run_dir} {lower} (or --set train.nan_policy=rollback)."
         )
-    ck = restore_checkpoint(latest, G, D, G_ema, opts, sampler)
-    new = {"G": lr_g * cfg.train.nan_lr_factor, "D": lr_d * cfg.train.nan_lr_factor}
+    ck = restore_checkpoint(latest, nets, ema, opts, sampler)
     for name, opt in opts.items():
         for group in opt.param_groups:
-            group["lr"] = new[name]
+            group["lr"] = specs[name].lr * scale * factor
+    new_g, new_d = lr_g * factor, lr_d * factor
     log(
         f"{where} Rolled back to {ck['images_seen'] / 1000:.1f} kimg (tick {ck['tick']}) with learning rates "
-        f"lr_g {lr_g:.3g} -> {new['G']:.3g}, lr_d {lr_d:.3g} -> {new['D']:.3g} "
+        f"lr_g {lr_g:.3g} -> {new_g:.3g}, lr_d {lr_d:.3g} -> {new_d:.3g} "
         f"(rollback {rollbacks + 1} of at most {cfg.train.nan_rollbacks})."
     )
+    data = to_plain(cfg)
+    data["optim"] = {**data["optim"], "lr_g": new_g, "lr_d": new_d}
+    atomic_write_text(Path(run_dir) / CONFIG, yaml.safe_dump(data, sort_keys=False))
     append_record(
         run_dir,
         {
             "type": "rollback",
             "at_kimg": record["kimg"],
             "to_kimg": ck["images_seen"] / 1000,
-            "lr_g": [lr_g, new["G"]],
-            "lr_d": [lr_d, new["D"]],
+            "lr_g": [lr_g, new_g],
+            "lr_d": [lr_d, new_d],
             "rollback": rollbacks + 1,
         },
     )
-    data = to_plain(cfg)
-    data["optim"] = {**data["optim"], "lr_g": new["G"], "lr_d": new["D"]}
-    atomic_write_text(Path(run_dir) / CONFIG, yaml.safe_dump(data, sort_keys=False))
     return ck
