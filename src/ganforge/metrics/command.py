@@ -8,6 +8,7 @@ import click
 
 from ganforge.metrics.baselines import BASELINES
 from ganforge.metrics.evaluate import EvalResult, evaluate_run, parse_metric_list
+from ganforge.metrics.protocol import scale_label
 
 EVALUATE_EXAMPLES = """
 \b
@@ -57,9 +58,11 @@ def format_result(result: EvalResult) -> str:
     """The readable table: metric, value, 95% CI, real-vs-real floor, protocol short id."""
     rows = [("metric", "value", "95% CI", "real-vs-real", "protocol")]
     for v in result.values.values():
-        ci = f"[{_fmt(v.ci.low)}, {_fmt(v.ci.high)}]" if v.ci else "—"
-        value = _fmt(v.value) + ("  FLAGGED" if v.flagged else "")
-        rows.append((v.name, value, ci, _fmt(v.floor), v.protocol_id[:8]))
+        k = v.display_scale  # KID is printed x 10^3, as papers print it (eval.json keeps the raw value)
+        ci = f"[{_fmt(v.ci.low * k)}, {_fmt(v.ci.high * k)}]" if v.ci else "—"
+        value = _fmt(v.value * k) + ("  FLAGGED" if v.flagged else "")
+        name = v.name + (f" {scale_label(k)}" if k != 1.0 else "")
+        rows.append((name, value, ci, _fmt(None if v.floor is None else v.floor * k), v.protocol_id[:8]))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -75,6 +75,7 @@ class MetricValue:
     higher_is_better: bool | None = None
     flagged: bool | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    display_scale: float = 1.0  # tables print value x display_scale (KID: x 10^3); the record keeps the raw value
 
     def to_record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {"name": self.name, "value": _finite(self.value),
@@ -82,12 +83,25 @@ class MetricValue:
                                "higher_is_better": self.higher_is_better}
         if self.flagged is not None:
             rec["flagged"] = self.flagged
+        if self.display_scale != 1.0:
+            rec["display_scale"] = self.display_scale
         rec.update({"protocol_id": self.protocol_id, "protocol": self.protocol, "details": self.details})
         return rec
 
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def scale_label(scale: float) -> str:
+    """1000 -> "×10³": the unit a scaled column or value is printed in ("" when unscaled)."""
+    if scale == 1.0:
+        return ""
+    exp = round(math.log10(scale))
+    if not math.isclose(10.0**exp, scale):
+        return f"×{scale:g}"
+    sup = str(exp).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"×10{sup}"
 
 
 def protocol_id(protocol: dict[str, Any]) -> str:
@@ -205,6 +219,7 @@ class MetricSpec:
     higher_is_better: bool | None = None
     help: str = ""
     order: int = 0  # registration order: the order of tables and eval.json
+    display_scale: float = 1.0  # how papers print it: KID as KID x 10^3 (values are stored unscaled)
 
     def offered(self, ctx: EvalContext) -> bool:
         """Whether the metric is about this run's kind of data at all (its data kinds; paired data for mask
@@ -238,7 +253,7 @@ class MetricSpec:
                 protocol[key] = attr
         protocol.update(out.params)
         return MetricValue(self.name, float(out.value), out.ci, out.floor, protocol, protocol_id(protocol),
-                           self.higher_is_better, out.flagged, out.details)
+                           self.higher_is_better, out.flagged, out.details, self.display_scale)
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
@@ -246,10 +261,11 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 
 def register_metric(
     name: str, *, kinds: tuple[str, ...], help: str, requires: tuple[Requirement, ...] = (), cheap: bool = False,
-    default: bool = True, higher_is_better: bool | None = None,
+    default: bool = True, higher_is_better: bool | None = None, display_scale: float = 1.0,
 ) -> Callable[[Callable[[EvalContext], Outcome]], Callable[[EvalContext], Outcome]]:
     def decorator(fn: Callable[[EvalContext], Outcome]) -> Callable[[EvalContext], Outcome]:
-        spec = MetricSpec(name, fn, kinds, requires, cheap, default, higher_is_better, help, order=len(METRICS))
+        spec = MetricSpec(name, fn, kinds, requires, cheap, default, higher_is_better, help, order=len(METRICS),
+                          display_scale=display_scale)
         METRICS.add(name, spec, help=help)
         return fn
 
