@@ -168,6 +168,44 @@ def list_(what: str) -> None:
             click.echo(f"  {key.ljust(width)}  {help_text}")
 
 
+WEIGHTS_EXAMPLES = """
+\b
+Examples:
+  ganforge weights fetch inception      (NVIDIA's TorchScript Inception-v3, into $GANFORGE_CACHE/weights)
+  ganforge weights fetch vgg16          (VGG16 + LPIPS weights, for the lpips metric)
+  ganforge weights fetch inception --to /shared/weights --sha256 HEX
+  ganforge weights list                 (where each file is found, or how to get it)
+  Offline: copy the file and set GANFORGE_INCEPTION_WEIGHTS / GANFORGE_VGG16_WEIGHTS to its path.
+"""
+
+
+@main.group(epilog=WEIGHTS_EXAMPLES)
+def weights() -> None:
+    """Pretrained networks for the metrics: fetch them once (SHA-256 checked), or point at offline copies."""
+
+
+@weights.command(name="fetch", epilog=WEIGHTS_EXAMPLES)
+@click.argument("name", type=click.Choice(["inception", "vgg16"]))
+@click.option("--to", "dest", default=None, metavar="PATH", help="File or folder (default: $GANFORGE_CACHE/weights).")
+@click.option("--url", default=None, help="Download from here instead (a mirror, or file:///path/to/copy).")
+@click.option("--sha256", default=None, metavar="HEX", help="Refuse the file unless it has this SHA-256.")
+@click.option("--force", is_flag=True, help="Download again even if the file is there.")
+def weights_fetch(name: str, dest: str | None, url: str | None, sha256: str | None, force: bool) -> None:
+    """Download NAME once; its SHA-256 is checked (or recorded at first download) and printed."""
+    from ganforge.metrics.weights import fetch_weights
+
+    fetch_weights(name, dest, url=url, sha256=sha256, force=force, log=click.echo)
+
+
+@weights.command(name="list")
+def weights_list() -> None:
+    """Where each weights file is found (path, environment variable or cache), or how to get it."""
+    from ganforge.metrics.weights import weights_status
+
+    for name, where in weights_status():
+        click.echo(f"  {name.ljust(10)}  {where}")
+
+
 from ganforge.experiments.command import compare, sweep  # noqa: E402
 from ganforge.metrics.command import evaluate  # noqa: E402
 from ganforge.reporting.command import report  # noqa: E402

@@ -12,7 +12,11 @@ are never mixed), the preprocessing it applies, and facts such as its test accur
   real test split, and cached on disk keyed by a SHA-256 of data, architecture and training recipe.
 - ``inception`` (``inception_extractor``): the standard FID network (Inception-v3 pool3, 2048-d,
   TF-compatible) through torch-fidelity; needs ``pip install ganforge[inception]`` and its weights file.
+- ``torchscript:PATH`` (``torchscript_extractor``): any user TorchScript network; its file hash in the protocol.
+  The same module runs NVIDIA's TorchScript Inception for ``inception`` (no torchvision needed).
 - ``raw`` (here): no network; flattened pixels or 2D coordinates (what the toy-2D metrics use).
+
+A name may carry an option after a colon, passed to the builder: ``inception:clean``, ``torchscript:PATH``.
 
 This module holds the protocol, the registry, the ``raw`` extractor and ``build_extractor``. ONE FILE
 PER NETWORK EXTRACTOR: each plugin module registers itself in ``EXTRACTORS``; they are imported at
@@ -21,6 +25,7 @@ the bottom (registration), and their public names stay importable from here.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -101,13 +106,35 @@ def build_raw_extractor(*_: Any, weights: str | None = None, **__: Any) -> RawEx
     return RawExtractor()
 
 
+def split_extractor_name(name: str) -> tuple[str, str | None]:
+    """``"inception:clean"`` -> ("inception", "clean"); ``"torchscript:/a/b.pt"`` -> ("torchscript", "/a/b.pt")."""
+    kind, sep, option = name.partition(":")
+    return kind, (option if sep else None)
+
+
+def check_extractor_name(name: str) -> str:
+    """The registered kind of ``name`` (ConfigError with the valid names on a typo)."""
+    kind, _ = split_extractor_name(name)
+    EXTRACTORS.get(kind)
+    return kind
+
+
 def build_extractor(
     name: str, train_set: Dataset, test_set: Dataset | None = None, *, device: str | torch.device | None = None,
     weights: str | None = None, log: Log = _quiet,
 ) -> FeatureExtractor:
-    """Look up ``name`` in EXTRACTORS (ConfigError with the valid names) and build it for this data."""
-    builder = EXTRACTORS.get(name)
-    return builder(train_set, test_set, device=device, weights=weights, log=log)
+    """Look up ``name`` in EXTRACTORS (ConfigError with the valid names) and build it for this data.
+
+    ``KIND:OPTION`` passes OPTION to the builder (``inception:clean``, ``torchscript:PATH``); builders
+    without an ``option`` parameter take none.
+    """
+    kind, option = split_extractor_name(name)
+    builder = EXTRACTORS.get(kind)
+    if option is None:
+        return builder(train_set, test_set, device=device, weights=weights, log=log)
+    if "option" not in inspect.signature(builder).parameters:
+        raise GanforgeError(f"--extractor {kind} takes no ':{option}' part; use --extractor {kind}.")
+    return builder(train_set, test_set, device=device, weights=weights, option=option, log=log)
 
 
 # Registration (each plugin module imports EXTRACTORS, Log, _quiet and pick_device from above), and the
@@ -133,4 +160,9 @@ from ganforge.metrics.inception_extractor import (  # noqa: E402,F401
     build_inception_extractor,
     default_inception_weights,
     to_inception_input,
+)
+from ganforge.metrics.torchscript_extractor import (  # noqa: E402,F401
+    TorchScriptExtractor,
+    TorchScriptInception,
+    build_torchscript_extractor,
 )

@@ -35,7 +35,7 @@ from ganforge.registry import Registry
 PROTOCOL_VERSION = "ganforge-eval/1"
 NOT_IN_ID = ("seed", "ganforge_version", "extractor_test_accuracy")
 
-Requirement = Literal["conditional", "labels", "logits", "curve", "modes", "masks"]
+Requirement = Literal["conditional", "labels", "logits", "curve", "modes", "masks", "vgg16"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ class EvalContext:
     feature_batch: int = 500
     log: Callable[[str], None] = print
     shared: dict[str, Any] = field(default_factory=dict, repr=False)  # real-data results, reusable across evals
+    weights: dict[str, str] = field(default_factory=dict)  # pretrained files given by path: {"vgg16": PATH}
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)  # generated-data results of this eval
 
     @property
@@ -158,6 +159,12 @@ class EvalContext:
     @property
     def floor_data(self) -> Dataset:
         return self.split(self.floor_split)
+
+    def has_weights(self, name: str) -> bool:
+        """Whether the pretrained file ``name`` (``metrics.weights``) is at hand: path given, env var or cache."""
+        from ganforge.metrics.weights import find_weights
+
+        return find_weights(name, self.weights.get(name)) is not None
 
     def memo(self, key: str, fn: Callable[[], Any]) -> Any:
         """Compute once per evaluation (anything that depends on the generated samples)."""
@@ -193,7 +200,10 @@ class EvalContext:
 
     def base_protocol(self, metric: str) -> dict[str, Any]:
         ex = self.extractor
-        return {
+        extra = {}
+        if ex.info.get("file_sha256"):  # a network loaded from a file (TorchScript): its full digest
+            extra["extractor_file_sha256"] = ex.info["file_sha256"]
+        return {**extra,
             "metric": metric, "protocol_version": PROTOCOL_VERSION,
             "extractor": ex.name, "extractor_hash": ex.short_hash,
             "extractor_test_accuracy": ex.info.get("test_accuracy"), "preprocessing": ex.preprocessing,
@@ -224,7 +234,8 @@ class MetricSpec:
     def offered(self, ctx: EvalContext) -> bool:
         """Whether the metric is about this run's kind of data at all (its data kinds; paired data for mask
         metrics). An offered metric that cannot run is reported as skipped, with ``missing``'s reason."""
-        return ctx.kind in self.kinds and ("masks" not in self.requires or bool(ctx.train.mask_channels))
+        return (ctx.kind in self.kinds and ("masks" not in self.requires or bool(ctx.train.mask_channels))
+                and ("vgg16" not in self.requires or ctx.has_weights("vgg16")))  # asked for: `missing` says how
 
     def missing(self, ctx: EvalContext) -> str | None:
         """Why this metric cannot run on this evaluation (None when it can)."""
@@ -242,6 +253,9 @@ class MetricSpec:
             return f"it is for the Gaussian-mixture datasets (ring8, grid25), not {ctx.train.name!r}"
         if "masks" in self.requires and not ctx.train.mask_channels:
             return f"it is for paired image + segmentation mask data, and {ctx.train.name!r} has no masks"
+        if "vgg16" in self.requires and not ctx.has_weights("vgg16"):
+            return ("it needs the VGG16 LPIPS network: run `ganforge weights fetch vgg16` once, or pass "
+                    "--lpips-weights PATH (or set $GANFORGE_VGG16_WEIGHTS)")
         return None
 
     def run(self, ctx: EvalContext) -> MetricValue:
