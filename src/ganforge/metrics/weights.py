@@ -134,7 +134,7 @@ def fetch_weights(
     """
     w = known(name)
     path = Path(dest).expanduser() if dest else default_path(name)
-    if path.is_dir():
+    if path.is_dir() or not path.suffix:  # a folder (existing, or a name without a file extension)
         path = path / w.file
     expected = (sha256 or w.sha256 or "").lower() or None
     if path.is_file() and not force:
