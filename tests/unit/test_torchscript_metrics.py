@@ -230,3 +230,29 @@ def test_lpips_weights_missing_is_one_line(clean_env):
     with pytest.raises(GanforgeError, match="ganforge weights fetch vgg16") as e:
         load_lpips()
     assert "\n" not in str(e.value)
+
+
+def test_lpips_between_two_folders_pairs_files_by_name(vgg_file, tmp_path, cli):
+    gen, truth = tmp_path / "gen", tmp_path / "truth"
+    rng = np.random.default_rng(0)
+    for d in (gen, truth / "sub", gen / "sub"):
+        d.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, side in (("a.png", 32), ("b.png", 32), ("sub/c.png", 48)):  # two sizes: batched per size
+        for d in (gen, truth):
+            arr = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(d / name)
+            arrays[(d.name, name)] = arr
+    from ganforge.metrics.lpips import lpips_folders
+
+    summary, per_file = lpips_folders(gen, truth, vgg_file)
+    assert sorted(per_file) == ["a.png", "b.png", "sub/c.png"] and summary.n_pairs == 3
+    net = load_lpips(vgg_file)
+    to_t = lambda a: torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None] / 127.5 - 1  # noqa: E731
+    direct = lpips_paired(net, to_t(arrays[("gen", "sub/c.png")]), to_t(arrays[("truth", "sub/c.png")])).mean
+    assert per_file["sub/c.png"] == pytest.approx(direct, rel=1e-5)
+    r = cli("lpips", str(gen), str(truth), "--weights", str(vgg_file))
+    assert r.returncode == 0 and f"lpips {summary.mean:.4f}" in r.stdout, r.stderr
+    (truth / "b.png").unlink()
+    r = cli("lpips", str(gen), str(truth), "--weights", str(vgg_file))
+    assert r.returncode == 2 and "first: b.png" in r.stderr and "Traceback" not in r.stderr

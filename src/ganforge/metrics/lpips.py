@@ -16,7 +16,8 @@ on 64x64 patches). Values therefore compare only under the same protocol, like e
 - ``lpips_diversity``: mean LPIPS over random pairs of distinct samples (higher: more diverse; the
   same number on real pairs is the floor to compare with). Registered as the ``lpips`` metric.
 - ``lpips_paired``: mean LPIPS between generated[i] and ground_truth[i], for paired data (image
-  translation, reconstruction); ``ganforge lpips A B`` on two folders or .npz files.
+  translation, reconstruction); ``lpips_folders`` / ``ganforge lpips GENERATED_DIR TRUTH_DIR`` pairs two
+  folders' image files by relative path.
 """
 
 from __future__ import annotations
@@ -111,6 +112,48 @@ def lpips_paired(net: VGG16LPIPS, generated: torch.Tensor, ground_truth: torch.T
         raise GanforgeError(f"lpips compares pairs of images of one shape; got {tuple(generated.shape)} and "
                             f"{tuple(ground_truth.shape)}. Give as many images of one size, in the same order.")
     return _summary((net.embed(generated) - net.embed(ground_truth)).square().sum(1))
+
+
+def lpips_folders(
+    generated: str | Path, ground_truth: str | Path, weights: str | Path | None = None, device: str = "cpu"
+) -> tuple[LPIPSResult, dict[str, float]]:
+    """LPIPS between same-named images of two folders -> (summary, {relative path: distance})."""
+    from PIL import Image
+
+    from ganforge.data.folder import images_under
+
+    gen_dir, truth_dir = Path(generated).expanduser(), Path(ground_truth).expanduser()
+    for d in (gen_dir, truth_dir):
+        if not d.is_dir():
+            raise GanforgeError(f"{d} is not a folder; give two folders of images whose file names pair them up.")
+    names = [p.relative_to(gen_dir) for p in images_under(gen_dir)]
+    if not names:
+        raise GanforgeError(f"{gen_dir} holds no images (png, jpg, ...).")
+    missing = [n for n in names if not (truth_dir / n).is_file()]
+    if missing:
+        raise GanforgeError(f"{len(missing)} of {len(names)} generated images have no ground truth of the same name in "
+                            f"{truth_dir} (first: {missing[0]}); pair the files by name.")
+    net = load_lpips(weights, device)
+
+    def load(path: Path) -> torch.Tensor:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+        return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1  # [3, H, W] in [-1, 1]
+
+    by_size: dict[tuple[int, ...], list[tuple[str, torch.Tensor, torch.Tensor]]] = {}
+    for n in names:
+        a, b = load(gen_dir / n), load(truth_dir / n)
+        if a.shape != b.shape:
+            raise GanforgeError(f"{n}: generated {tuple(a.shape[1:])} vs ground truth {tuple(b.shape[1:])} pixels; "
+                                "a pair must have one size.")
+        by_size.setdefault(tuple(a.shape), []).append((str(n), a, b))
+    per_file: dict[str, float] = {}
+    for group in by_size.values():  # one batch per image size
+        ea = net.embed(torch.stack([a for _, a, _ in group]))
+        eb = net.embed(torch.stack([b for _, _, b in group]))
+        for (n, _, _), d in zip(group, (ea - eb).square().sum(1).tolist()):
+            per_file[n] = d
+    return _summary(torch.tensor([per_file[str(n)] for n in names])), per_file
 
 
 # ----------------------------------------------------------------------------------------------
