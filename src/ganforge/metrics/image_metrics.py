@@ -103,7 +103,7 @@ def _fraction(ctx: EvalContext, field: str, n_of: str) -> Outcome:
     ci = wilson(p * n, n)
     ci = Interval(ci.low, ci.high, "wilson(balls fixed)")  # sampling error of the radii is not included
     k = value.k_pr if field in ("precision", "recall") else value.k_dc
-    return Outcome(p, ci, getattr(floor, field), params={"k": k, "k_convention": "prdc (one k for all four)"})
+    return Outcome(p, ci, getattr(floor, field), params={"k": k})
 
 
 @register_metric("precision", kinds=IMAGE, cheap=True, higher_is_better=True,
@@ -135,8 +135,7 @@ def density_metric(ctx: EvalContext) -> Outcome:
             raise AssertionError(f"density per sample {per_sample.mean()} != prdc density {value.density}")
         ci = from_ci(bootstrap_ci(np.mean, per_sample, n_boot=DENSITY_BOOT, rng=ctx.seed),
                      label=f"bootstrap-percentile(n={DENSITY_BOOT}, generated samples; balls fixed)")
-    return Outcome(value.density, ci, floor.density,
-                   params={"k": value.k_dc, "k_convention": "prdc (one k for all four)"})
+    return Outcome(value.density, ci, floor.density, params={"k": value.k_dc})
 
 
 def _balls_per_generated_sample(ctx: EvalContext) -> np.ndarray:
