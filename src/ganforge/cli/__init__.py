@@ -53,8 +53,8 @@ def main() -> None:
 def train(source: str | None, out: str | None, overrides: tuple[str, ...], resume: str | None, dry_run: bool,
           progress: bool | None) -> None:
     """Train a GAN from a preset or a YAML config."""
-    from ganforge.config import load_config
     from ganforge.experiments.runner import resume_config, resume_run, start_run
+    from ganforge.presets import load_config
 
     show = sys.stderr.isatty() if progress is None else progress
     if resume:
@@ -105,15 +105,17 @@ def _eval_hook(cfg=None):
 def demo(out: str | None, overrides: tuple[str, ...], progress: bool | None) -> None:
     """The default end-to-end job: train the `demo` preset on the offline MNIST digits, evaluate it, write the
     HTML report, and print where everything is."""
-    from ganforge.config import load_config
+    from ganforge.cli.evaluate import format_result
     from ganforge.experiments.runner import start_run
-    from ganforge.metrics.evaluate import demo_evaluation
+    from ganforge.metrics.evaluate import evaluate_run
+    from ganforge.presets import load_config
     from ganforge.reporting.html import write_report
 
     show = sys.stderr.isatty() if progress is None else progress
     result = start_run(load_config("demo", overrides), out, progress=show)
     _print_done(result)
-    demo_evaluation(result.run_dir)
+    click.echo("evaluating (domain extractor, default metrics) ...")
+    click.echo(format_result(evaluate_run(result.run_dir, log=lambda _: None)))
     report = write_report(result.run_dir)
     click.echo(f"report: {report}  (one self-contained HTML file; open it in a browser)")
 
@@ -168,69 +170,14 @@ def list_(what: str) -> None:
             click.echo(f"  {key.ljust(width)}  {help_text}")
 
 
-WEIGHTS_EXAMPLES = """
-\b
-Examples:
-  ganforge weights fetch inception      (NVIDIA's TorchScript Inception-v3, into $GANFORGE_CACHE/weights)
-  ganforge weights fetch vgg16          (VGG16 + LPIPS weights, for the lpips metric)
-  ganforge weights fetch inception --to /shared/weights --sha256 HEX
-  ganforge weights list                 (where each file is found, or how to get it)
-  Offline: copy the file and set GANFORGE_INCEPTION_WEIGHTS / GANFORGE_VGG16_WEIGHTS to its path.
-"""
-
-
-@main.group(epilog=WEIGHTS_EXAMPLES)
-def weights() -> None:
-    """Pretrained networks for the metrics: fetch them once (SHA-256 checked), or point at offline copies."""
-
-
-@weights.command(name="fetch", epilog=WEIGHTS_EXAMPLES)
-@click.argument("name", type=click.Choice(["inception", "vgg16"]))
-@click.option("--to", "dest", default=None, metavar="PATH", help="File or folder (default: $GANFORGE_CACHE/weights).")
-@click.option("--url", default=None, help="Download from here instead (a mirror, or file:///path/to/copy).")
-@click.option("--sha256", default=None, metavar="HEX", help="Refuse the file unless it has this SHA-256.")
-@click.option("--force", is_flag=True, help="Download again even if the file is there.")
-def weights_fetch(name: str, dest: str | None, url: str | None, sha256: str | None, force: bool) -> None:
-    """Download NAME once; its SHA-256 is checked (or recorded at first download) and printed."""
-    from ganforge.metrics.weights import fetch_weights
-
-    fetch_weights(name, dest, url=url, sha256=sha256, force=force, log=click.echo)
-
-
-@weights.command(name="list")
-def weights_list() -> None:
-    """Where each weights file is found (path, environment variable or cache), or how to get it."""
-    from ganforge.metrics.weights import weights_status
-
-    for name, where in weights_status():
-        click.echo(f"  {name.ljust(10)}  {where}")
-
-
-@main.command(epilog="""
-\b
-Examples:
-  ganforge lpips synth/translated data/ground-truth
-  ganforge lpips out/recon data/test --weights /offline/vgg16.pt
-""")
-@click.argument("generated", type=click.Path(path_type=Path))
-@click.argument("ground_truth", type=click.Path(path_type=Path))
-@click.option("--weights", default=None, metavar="PATH",
-              help="vgg16.pt (default: $GANFORGE_VGG16_WEIGHTS or the cache).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def lpips(generated: Path, ground_truth: Path, weights: str | None, device: str) -> None:
-    """Paired data: LPIPS (VGG16) between each generated image and the ground truth of the same file name."""
-    from ganforge.metrics.lpips import INPUT_CONVENTION, lpips_folders
-
-    result, _ = lpips_folders(generated, ground_truth, weights, device)
-    click.echo(f"lpips {result.mean:.4f} ± {result.std:.4f} (mean ± std over {result.n_pairs} pairs; "
-               f"VGG16 TorchScript; {INPUT_CONVENTION})")
-
-
-from ganforge.experiments.command import compare, sweep  # noqa: E402
-from ganforge.metrics.command import evaluate  # noqa: E402
-from ganforge.reporting.command import report  # noqa: E402
+from ganforge.cli.evaluate import evaluate  # noqa: E402
+from ganforge.cli.experiments import compare, sweep  # noqa: E402
+from ganforge.cli.report import report  # noqa: E402
+from ganforge.cli.weights import lpips, weights  # noqa: E402
 
 main.add_command(evaluate)
 main.add_command(sweep)
 main.add_command(compare)
 main.add_command(report)
+main.add_command(weights)
+main.add_command(lpips)
