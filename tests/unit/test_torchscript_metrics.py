@@ -148,6 +148,10 @@ def test_inception_mode_and_file_errors_are_one_line(clean_env, inception_file, 
         build_extractor("inception:cleen", _data(), weights=str(inception_file))
     with pytest.raises(GanforgeError, match="ganforge weights fetch inception"):
         build_extractor("inception:clean", _data())
+    pth = tmp_path / "weights-inception.pth"
+    pth.write_bytes(b"a torch-fidelity state dict")
+    with pytest.raises(GanforgeError, match="is not a TorchScript file"):
+        build_extractor("inception:clean", _data(), weights=str(pth))
     assert is_torchscript_file(inception_file) and not is_torchscript_file(tmp_path / "none.pt")
     with pytest.raises(GanforgeError, match="takes no ':x' part"):
         build_extractor("raw:x", _data())

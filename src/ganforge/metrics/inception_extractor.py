@@ -117,8 +117,11 @@ def build_inception_extractor(
     torchscript = find_weights("inception", given) if given is None or is_torchscript_file(given) else None
     if torchscript is not None:
         return build_torchscript_inception(torchscript, option, device, log)
-    if option:
-        resolve_weights("inception")  # a mode needs NVIDIA's file: one line saying how to get it
+    if option:  # a clean-fid mode needs NVIDIA's file
+        if given is not None:
+            raise GanforgeError(f"--extractor inception:{option} runs NVIDIA's TorchScript inception-2015-12-05.pt; "
+                                f"{given} is not a TorchScript file. Give that file, or drop ':{option}'.")
+        resolve_weights("inception")  # not found: one line saying how to get it
     if given is None and not default_inception_weights().is_file():
         resolve_weights("inception")  # neither network's weights are here: say how to fetch NVIDIA's
     cls = _import_inception()
