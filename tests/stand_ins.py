@@ -25,12 +25,14 @@ class StandInInception(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         # Cheap trunk on 299x299: 23x23 average pooling -> 13x13, two convolutions, global average pooling.
-        self.layers = nn.Sequential(nn.AvgPool2d(23), nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Conv2d(64, 2048, 1),
-                                    nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        self.layers = nn.Sequential(
+            nn.AvgPool2d(23), nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Conv2d(64, 2048, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
+        )
         self.output = nn.Linear(2048, 1008)
 
-    def forward(self, img: torch.Tensor, return_features: bool = False, use_fp16: bool = False,
-                no_output_bias: bool = False) -> torch.Tensor:
+    def forward(
+        self, img: torch.Tensor, return_features: bool = False, use_fp16: bool = False, no_output_bias: bool = False
+    ) -> torch.Tensor:
         x = F.interpolate(img.to(torch.float32), size=(299, 299), mode="bilinear", align_corners=False)
         x = (x - 127.5) / 127.5
         features = self.layers(x).reshape(-1, 2048)
@@ -50,8 +52,9 @@ class StandInVGG16(nn.Module):
         super().__init__()
         self.block1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
         self.block2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
-        self.block3 = nn.Sequential(nn.MaxPool2d(2), nn.MaxPool2d(2), nn.MaxPool2d(2), nn.Conv2d(16, 16, 3, padding=1),
-                                    nn.ReLU())
+        self.block3 = nn.Sequential(
+            nn.MaxPool2d(2), nn.MaxPool2d(2), nn.MaxPool2d(2), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU()
+        )
 
     def forward(self, img: torch.Tensor, resize_images: bool = True, return_lpips: bool = False) -> torch.Tensor:
         x = img / 255.0 - 0.5

@@ -154,8 +154,11 @@ def _skimage_ssim(a: np.ndarray, b: np.ndarray) -> float:
     from skimage.metrics import structural_similarity
 
     # Wang et al.'s settings, the ones pytorch_msssim implements: 11-tap Gaussian (sigma 1.5), population moments.
-    return float(structural_similarity(a, b, data_range=1.0, channel_axis=0, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False))
+    return float(
+        structural_similarity(
+            a, b, data_range=1.0, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+    )
 
 
 def test_ssim_diversity_matches_skimage_on_natural_images():

@@ -139,8 +139,10 @@ def test_torchscript_inception_clean_mode_resizes_with_pil_bicubic_first(incepti
     assert legacy.identity != ex.identity  # two protocols, never mixed
     assert not torch.allclose(legacy.features_and_logits(x)[0], feats)
     grey = _images(2, c=1, seed=2)  # a grey image resized once and copied equals resizing each copy
-    torch.testing.assert_close(resize_clean(((grey + 1) * 127.5).round().repeat(1, 3, 1, 1))[:, 0],
-                               resize_clean(((grey + 1) * 127.5).round().repeat(1, 3, 1, 1))[:, 2])
+    torch.testing.assert_close(
+        resize_clean(((grey + 1) * 127.5).round().repeat(1, 3, 1, 1))[:, 0],
+        resize_clean(((grey + 1) * 127.5).round().repeat(1, 3, 1, 1))[:, 2],
+    )
 
 
 def test_inception_mode_and_file_errors_are_one_line(clean_env, inception_file, tmp_path):

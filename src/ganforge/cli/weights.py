@@ -44,21 +44,26 @@ def weights_list() -> None:
         click.echo(f"  {name.ljust(10)}  {where}")
 
 
-@click.command(epilog="""
+@click.command(
+    epilog="""
 \b
 Examples:
   ganforge lpips synth/translated data/ground-truth
   ganforge lpips out/recon data/test --weights /offline/vgg16.pt
-""")
+"""
+)
 @click.argument("generated", type=click.Path(path_type=Path))
 @click.argument("ground_truth", type=click.Path(path_type=Path))
-@click.option("--weights", default=None, metavar="PATH",
-              help="vgg16.pt (default: $GANFORGE_VGG16_WEIGHTS or the cache).")
+@click.option(
+    "--weights", default=None, metavar="PATH", help="vgg16.pt (default: $GANFORGE_VGG16_WEIGHTS or the cache)."
+)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def lpips(generated: Path, ground_truth: Path, weights: str | None, device: str) -> None:
     """Paired data: LPIPS (VGG16) between each generated image and the ground truth of the same file name."""
     from ganforge.metrics.lpips import INPUT_CONVENTION, lpips_folders
 
     result, _ = lpips_folders(generated, ground_truth, weights, device)
-    click.echo(f"lpips {result.mean:.4f} ± {result.std:.4f} (mean ± std over {result.n_pairs} pairs; "
-               f"VGG16 TorchScript; {INPUT_CONVENTION})")
+    click.echo(
+        f"lpips {result.mean:.4f} ± {result.std:.4f} (mean ± std over {result.n_pairs} pairs; "
+        f"VGG16 TorchScript; {INPUT_CONVENTION})"
+    )

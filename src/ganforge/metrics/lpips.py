@@ -60,8 +60,9 @@ class VGG16LPIPS:
             if max(h, w) > MAX_SIDE:
                 img = F.interpolate(img, size=(min(h, MAX_SIDE), min(w, MAX_SIDE)), mode="area")
             elif min(h, w) < MIN_SIDE:
-                img = F.interpolate(img, size=(max(h, MIN_SIDE), max(w, MIN_SIDE)), mode="bilinear",
-                                    align_corners=False)
+                img = F.interpolate(
+                    img, size=(max(h, MIN_SIDE), max(w, MIN_SIDE)), mode="bilinear", align_corners=False
+                )
             e = self.net(img.to(self.device), resize_images=False, return_lpips=True)
             out.append(e.reshape(len(img), -1).float().cpu())
         return torch.cat(out) if out else torch.empty(0, 0)
@@ -109,8 +110,10 @@ def lpips_diversity(
 def lpips_paired(net: VGG16LPIPS, generated: torch.Tensor, ground_truth: torch.Tensor) -> LPIPSResult:
     """Mean LPIPS between generated[k] and ground_truth[k] (same shapes, [N, C, H, W] in [-1, 1])."""
     if generated.shape != ground_truth.shape or generated.dim() != 4 or len(generated) == 0:
-        raise GanforgeError(f"lpips compares pairs of images of one shape; got {tuple(generated.shape)} and "
-                            f"{tuple(ground_truth.shape)}. Give as many images of one size, in the same order.")
+        raise GanforgeError(
+            f"lpips compares pairs of images of one shape; got {tuple(generated.shape)} and "
+            f"{tuple(ground_truth.shape)}. Give as many images of one size, in the same order."
+        )
     return _summary((net.embed(generated) - net.embed(ground_truth)).square().sum(1))
 
 
@@ -131,8 +134,10 @@ def lpips_folders(
         raise GanforgeError(f"{gen_dir} holds no images (png, jpg, ...).")
     missing = [n for n in names if not (truth_dir / n).is_file()]
     if missing:
-        raise GanforgeError(f"{len(missing)} of {len(names)} generated images have no ground truth of the same name in "
-                            f"{truth_dir} (first: {missing[0]}); pair the files by name.")
+        raise GanforgeError(
+            f"{len(missing)} of {len(names)} generated images have no ground truth of the same name in "
+            f"{truth_dir} (first: {missing[0]}); pair the files by name."
+        )
     net = load_lpips(weights, device)
 
     def load(path: Path) -> torch.Tensor:
@@ -144,8 +149,10 @@ def lpips_folders(
     for n in names:
         a, b = load(gen_dir / n), load(truth_dir / n)
         if a.shape != b.shape:
-            raise GanforgeError(f"{n}: generated {tuple(a.shape[1:])} vs ground truth {tuple(b.shape[1:])} pixels; "
-                                "a pair must have one size.")
+            raise GanforgeError(
+                f"{n}: generated {tuple(a.shape[1:])} vs ground truth {tuple(b.shape[1:])} pixels; "
+                "a pair must have one size."
+            )
         by_size.setdefault(tuple(a.shape), []).append((str(n), a, b))
     per_file: dict[str, float] = {}
     for group in by_size.values():  # one batch per image size
@@ -164,9 +171,14 @@ def _image_channels(ctx: EvalContext, x: torch.Tensor) -> torch.Tensor:
     return x[:, : x.shape[1] - ctx.train.mask_channels] if ctx.train.mask_channels else x
 
 
-@register_metric("lpips", kinds=("image",), requires=("vgg16",), higher_is_better=None,
-                 help="mean LPIPS (VGG16, NVIDIA TorchScript) between random pairs of generated images; beside real "
-                      "pairs (higher: more diverse). Needs `ganforge weights fetch vgg16`")
+@register_metric(
+    "lpips",
+    kinds=("image",),
+    requires=("vgg16",),
+    higher_is_better=None,
+    help="mean LPIPS (VGG16, NVIDIA TorchScript) between random pairs of generated images; beside real "
+    "pairs (higher: more diverse). Needs `ganforge weights fetch vgg16`",
+)
 def lpips_metric(ctx: EvalContext) -> Outcome:
     net = ctx.shared.get("lpips:net")
     if net is None:
@@ -174,10 +186,15 @@ def lpips_metric(ctx: EvalContext) -> Outcome:
     x_gen, _ = ctx.fake()
     g = lpips_diversity(net, _image_channels(ctx, x_gen), n_pairs=LPIPS_PAIRS, rng=ctx.seed)
     real = _image_channels(ctx, ctx.floor_data.x)
-    r = ctx.real_memo(f"lpips:floor:{net.file_sha256}:{ctx.seed}",
-                      lambda: lpips_diversity(net, real, n_pairs=LPIPS_PAIRS, rng=ctx.seed))
+    r = ctx.real_memo(
+        f"lpips:floor:{net.file_sha256}:{ctx.seed}",
+        lambda: lpips_diversity(net, real, n_pairs=LPIPS_PAIRS, rng=ctx.seed),
+    )
     ci = normal_mean(g.mean, g.std, g.n_pairs, f"normal(pairs={g.n_pairs})")
-    params = {"lpips_net": "vgg16 (NVIDIA TorchScript)", "lpips_net_sha256": net.file_sha256,
-              "lpips_input": INPUT_CONVENTION, "lpips_pairs": LPIPS_PAIRS}
-    return Outcome(g.mean, ci, r.mean, params=params,
-                   details={"std_over_pairs": g.std, "real_split": ctx.floor_split})
+    params = {
+        "lpips_net": "vgg16 (NVIDIA TorchScript)",
+        "lpips_net_sha256": net.file_sha256,
+        "lpips_input": INPUT_CONVENTION,
+        "lpips_pairs": LPIPS_PAIRS,
+    }
+    return Outcome(g.mean, ci, r.mean, params=params, details={"std_over_pairs": g.std, "real_split": ctx.floor_split})

@@ -59,8 +59,10 @@ def load_torchscript(path: Path, what: str) -> torch.jit.ScriptModule:
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as e:  # RuntimeError from the archive reader: not a TorchScript file, truncated, ...
-        raise GanforgeError(f"{what}: {path} is not a loadable TorchScript file ({type(e).__name__}); save the network "
-                            "with torch.jit.script(model).save(PATH) or torch.jit.trace(...).save(PATH).") from None
+        raise GanforgeError(
+            f"{what}: {path} is not a loadable TorchScript file ({type(e).__name__}); save the network "
+            "with torch.jit.script(model).save(PATH) or torch.jit.trace(...).save(PATH)."
+        ) from None
 
 
 def quantise_uint8(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -111,10 +113,14 @@ class TorchScriptInception:
     @property
     def preprocessing(self) -> str:
         if self.mode == "clean":
-            return ("clean (clean-fid): quantise to uint8, grey repeated to RGB, PIL bicubic resize of float values to "
-                    "299, (x-128)/128, then net.layers")
-        return ("legacy_tensorflow (stylegan2-ada, clean-fid legacy): quantise to uint8, grey repeated to RGB, "
-                "resized to 299 inside the network (TF1 bilinear)")
+            return (
+                "clean (clean-fid): quantise to uint8, grey repeated to RGB, PIL bicubic resize of float values to "
+                "299, (x-128)/128, then net.layers"
+            )
+        return (
+            "legacy_tensorflow (stylegan2-ada, clean-fid legacy): quantise to uint8, grey repeated to RGB, "
+            "resized to 299 inside the network (TF1 bilinear)"
+        )
 
     @property
     def has_logits(self) -> bool:
@@ -139,19 +145,28 @@ class TorchScriptInception:
         return out, logits
 
 
-def build_torchscript_inception(path: Path, mode: str | None, device: torch.device, log: Log = _quiet
-                                ) -> TorchScriptInception:
+def build_torchscript_inception(
+    path: Path, mode: str | None, device: torch.device, log: Log = _quiet
+) -> TorchScriptInception:
     from ganforge.metrics.weights import check_weights
 
     mode = mode or "legacy_tensorflow"
     if mode not in INCEPTION_MODES:
-        raise GanforgeError(f"unknown Inception protocol {mode!r}; use --extractor inception:legacy_tensorflow "
-                            "(resize inside the network, as stylegan2-ada) or inception:clean (PIL bicubic first).")
+        raise GanforgeError(
+            f"unknown Inception protocol {mode!r}; use --extractor inception:legacy_tensorflow "
+            "(resize inside the network, as stylegan2-ada) or inception:clean (PIL bicubic first)."
+        )
     digest = check_weights("inception", path)
     net = load_torchscript(path, "--extractor inception")
     log(f"inception: TorchScript {path.name} (sha256 {digest[:12]}), protocol {mode}")
-    info = {"kind": f"Inception-v3 (NVIDIA TorchScript, {mode})", "backend": "torchscript", "feature_dim": 2048,
-            "weights": str(path), "file_sha256": digest, "test_accuracy": None}
+    info = {
+        "kind": f"Inception-v3 (NVIDIA TorchScript, {mode})",
+        "backend": "torchscript",
+        "feature_dim": 2048,
+        "weights": str(path),
+        "file_sha256": digest,
+        "test_accuracy": None,
+    }
     return TorchScriptInception(net, mode, digest, device, info)  # type: ignore[arg-type]
 
 
@@ -202,19 +217,32 @@ def _split_output(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         return out, None
     if isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out):
         return out[0], out[1]
-    raise GanforgeError("--extractor torchscript:PATH: the module must return a tensor of features or a tuple "
-                        f"(features, logits), not {type(out).__name__}.")
+    raise GanforgeError(
+        "--extractor torchscript:PATH: the module must return a tensor of features or a tuple "
+        f"(features, logits), not {type(out).__name__}."
+    )
 
 
-@EXTRACTORS.register("torchscript", help="any TorchScript network as the extractor: --extractor torchscript:PATH "
-                                         "(its file's SHA-256 goes into every protocol)")
+@EXTRACTORS.register(
+    "torchscript",
+    help="any TorchScript network as the extractor: --extractor torchscript:PATH "
+    "(its file's SHA-256 goes into every protocol)",
+)
 def build_torchscript_extractor(
-    train_set: Dataset | None = None, test_set: Dataset | None = None, *, device: str | torch.device | None = None,
-    weights: str | None = None, option: str | None = None, log: Log = _quiet, **_: Any,
+    train_set: Dataset | None = None,
+    test_set: Dataset | None = None,
+    *,
+    device: str | torch.device | None = None,
+    weights: str | None = None,
+    option: str | None = None,
+    log: Log = _quiet,
+    **_: Any,
 ) -> TorchScriptExtractor:
     if weights is not None:
-        raise GanforgeError("--extractor torchscript takes its file in the name: --extractor torchscript:PATH; drop "
-                            "--extractor-weights.")
+        raise GanforgeError(
+            "--extractor torchscript takes its file in the name: --extractor torchscript:PATH; drop "
+            "--extractor-weights."
+        )
     if not option:
         raise GanforgeError("name the network file: --extractor torchscript:PATH (a torch.jit.save'd module).")
     path = Path(option).expanduser()
@@ -233,11 +261,19 @@ def build_torchscript_extractor(
         except GanforgeError:
             raise
         except Exception as e:
-            raise GanforgeError(f"--extractor torchscript:{option} failed on the data's images "
-                                f"{tuple(train_set.x[:2].shape)} in [-1, 1] ({type(e).__name__}: {str(e)[:200]}); "
-                                "the module must accept them as they are.") from None
+            raise GanforgeError(
+                f"--extractor torchscript:{option} failed on the data's images "
+                f"{tuple(train_set.x[:2].shape)} in [-1, 1] ({type(e).__name__}: {str(e)[:200]}); "
+                "the module must accept them as they are."
+            ) from None
         logits_out, dim = lg is not None, int(f.reshape(f.shape[0], -1).shape[1])
     log(f"torchscript: {path.name} (sha256 {digest[:12]}), {dim}-d features" + (" + logits" if logits_out else ""))
-    info = {"kind": "user TorchScript network", "backend": "torchscript", "feature_dim": dim, "weights": str(path),
-            "file_sha256": digest, "test_accuracy": None}
+    info = {
+        "kind": "user TorchScript network",
+        "backend": "torchscript",
+        "feature_dim": dim,
+        "weights": str(path),
+        "file_sha256": digest,
+        "test_accuracy": None,
+    }
     return TorchScriptExtractor(net, digest, device, logits_out, info)

@@ -56,11 +56,20 @@ class WeightsFile:
 KNOWN_WEIGHTS: dict[str, WeightsFile] = {
     w.name: w
     for w in (
-        WeightsFile("inception", "inception-2015-12-05.pt", f"{NVIDIA_METRICS_URL}/inception-2015-12-05.pt",
-                    "GANFORGE_INCEPTION_WEIGHTS",
-                    "NVIDIA's TorchScript Inception-v3 (FID, KID, IS, precision/recall)"),
-        WeightsFile("vgg16", "vgg16.pt", f"{NVIDIA_METRICS_URL}/vgg16.pt", "GANFORGE_VGG16_WEIGHTS",
-                    "NVIDIA's TorchScript VGG16 with LPIPS weights (the lpips metric)"),
+        WeightsFile(
+            "inception",
+            "inception-2015-12-05.pt",
+            f"{NVIDIA_METRICS_URL}/inception-2015-12-05.pt",
+            "GANFORGE_INCEPTION_WEIGHTS",
+            "NVIDIA's TorchScript Inception-v3 (FID, KID, IS, precision/recall)",
+        ),
+        WeightsFile(
+            "vgg16",
+            "vgg16.pt",
+            f"{NVIDIA_METRICS_URL}/vgg16.pt",
+            "GANFORGE_VGG16_WEIGHTS",
+            "NVIDIA's TorchScript VGG16 with LPIPS weights (the lpips metric)",
+        ),
     )
 }
 
@@ -90,8 +99,10 @@ def find_weights(name: str, path: str | Path | None = None) -> Path | None:
         if given:
             p = Path(given).expanduser()
             if not p.is_file():
-                raise GanforgeError(f"{w.name} weights: {origin} ({p}) is not a file; fix the path, or unset it and "
-                                    f"run `ganforge weights fetch {w.name}`.")
+                raise GanforgeError(
+                    f"{w.name} weights: {origin} ({p}) is not a file; fix the path, or unset it and "
+                    f"run `ganforge weights fetch {w.name}`."
+                )
             return p
     p = default_path(name)
     return p if p.is_file() else None
@@ -102,8 +113,10 @@ def resolve_weights(name: str, path: str | Path | None = None) -> Path:
     p = find_weights(name, path)
     if p is None:
         w = known(name)
-        raise GanforgeError(f"{w.name} weights ({w.file}) not found: run `ganforge weights fetch {w.name}` once, or "
-                            f"point --weights PATH or ${w.env} at an offline copy.")
+        raise GanforgeError(
+            f"{w.name} weights ({w.file}) not found: run `ganforge weights fetch {w.name}` once, or "
+            f"point --weights PATH or ${w.env} at an offline copy."
+        )
     return p
 
 
@@ -118,14 +131,21 @@ def check_weights(name: str, path: Path) -> str:
     record = _digest_record(path)
     expected = w.sha256 or (record.read_text().split()[0] if record.is_file() else None)
     if expected and digest != expected:
-        raise GanforgeError(f"{path} has SHA-256 {digest[:16]}..., expected {expected[:16]}... (a partial or altered "
-                            f"file); fetch it again with `ganforge weights fetch {name} --force`.")
+        raise GanforgeError(
+            f"{path} has SHA-256 {digest[:16]}..., expected {expected[:16]}... (a partial or altered "
+            f"file); fetch it again with `ganforge weights fetch {name} --force`."
+        )
     return digest
 
 
 def fetch_weights(
-    name: str, dest: str | Path | None = None, *, url: str | None = None, sha256: str | None = None,
-    force: bool = False, log: Callable[[str], None] = print,
+    name: str,
+    dest: str | Path | None = None,
+    *,
+    url: str | None = None,
+    sha256: str | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = print,
 ) -> Path:
     """Download ``name`` once to ``dest`` (default: the cache), checking its SHA-256; return the path.
 
@@ -140,8 +160,10 @@ def fetch_weights(
     if path.is_file() and not force:
         digest = check_weights(name, path)
         if expected and digest != expected:
-            raise GanforgeError(f"{path} exists with SHA-256 {digest[:16]}..., not the {expected[:16]}... asked for; "
-                                "fetch again with --force.")
+            raise GanforgeError(
+                f"{path} exists with SHA-256 {digest[:16]}..., not the {expected[:16]}... asked for; "
+                "fetch again with --force."
+            )
         log(f"{w.name}: already at {path} (sha256 {digest})")
         return path
     source = url or w.url
@@ -156,12 +178,16 @@ def fetch_weights(
                 f.write(chunk)
         digest = h.hexdigest()
         if expected and digest != expected:
-            raise GanforgeError(f"the download of {source} has SHA-256 {digest[:16]}..., expected {expected[:16]}...; "
-                                "nothing was kept. Try again, or check the URL / --sha256.")
+            raise GanforgeError(
+                f"the download of {source} has SHA-256 {digest[:16]}..., expected {expected[:16]}...; "
+                "nothing was kept. Try again, or check the URL / --sha256."
+            )
         os.replace(tmp, path)
     except OSError as e:  # URLError is an OSError: no network, 404, disk full
-        raise GanforgeError(f"could not download {source} ({e}). On a machine without network, copy {w.file} from "
-                            f"one that has it and set ${w.env} to its path.") from None
+        raise GanforgeError(
+            f"could not download {source} ({e}). On a machine without network, copy {w.file} from "
+            f"one that has it and set ${w.env} to its path."
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     _digest_record(path).write_text(f"{digest}  {w.file}\n")
