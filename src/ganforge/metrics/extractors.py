@@ -11,16 +11,16 @@ are never mixed), the preprocessing it applies, and facts such as its test accur
   bottleneck is the feature (no logits). Trained deterministically, its test accuracy measured on the
   real test split, and cached on disk keyed by a SHA-256 of data, architecture and training recipe.
 - ``inception`` (``inception_extractor``): the standard FID network (Inception-v3 pool3, 2048-d,
-  TF-compatible) through torch-fidelity; needs ``pip install ganforge[inception]`` and its weights file.
+  TF-compatible): NVIDIA's TorchScript file when found (``ganforge weights fetch inception``; modes
+  ``inception:legacy_tensorflow`` and ``inception:clean``), else torch-fidelity (``ganforge[inception]``).
 - ``torchscript:PATH`` (``torchscript_extractor``): any user TorchScript network; its file hash in the protocol.
-  The same module runs NVIDIA's TorchScript Inception for ``inception`` (no torchvision needed).
 - ``raw`` (here): no network; flattened pixels or 2D coordinates (what the toy-2D metrics use).
 
 A name may carry an option after a colon, passed to the builder: ``inception:clean``, ``torchscript:PATH``.
 
 This module holds the protocol, the registry, the ``raw`` extractor and ``build_extractor``. ONE FILE
-PER NETWORK EXTRACTOR: each plugin module registers itself in ``EXTRACTORS``; they are imported at
-the bottom (registration), and their public names stay importable from here.
+PER NETWORK EXTRACTOR: each plugin module registers itself in ``EXTRACTORS`` when ``ganforge.metrics``
+imports its submodules.
 """
 
 from __future__ import annotations
@@ -136,33 +136,3 @@ def build_extractor(
         raise GanforgeError(f"--extractor {kind} takes no ':{option}' part; use --extractor {kind}.")
     return builder(train_set, test_set, device=device, weights=weights, option=option, log=log)
 
-
-# Registration (each plugin module imports EXTRACTORS, Log, _quiet and pick_device from above), and the
-# plugins' public names, re-exported so `from ganforge.metrics.extractors import DomainRecipe` keeps working.
-from ganforge.metrics.domain_extractor import (  # noqa: E402,F401
-    DOMAIN_FORMAT,
-    DomainExtractor,
-    DomainNet,
-    DomainRecipe,
-    DomainSpec,
-    TrainedNet,
-    build_domain_extractor,
-    classifier_accuracy,
-    domain_key,
-    n_downsamples,
-    run_net,
-    train_domain_net,
-)
-from ganforge.metrics.inception_extractor import (  # noqa: E402,F401
-    INCEPTION_FILE,
-    INCEPTION_URL,
-    InceptionExtractor,
-    build_inception_extractor,
-    default_inception_weights,
-    to_inception_input,
-)
-from ganforge.metrics.torchscript_extractor import (  # noqa: E402,F401
-    TorchScriptExtractor,
-    TorchScriptInception,
-    build_torchscript_extractor,
-)
