@@ -136,8 +136,9 @@ def no_inception_file(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
 
-def test_inception_torch_fidelity_weights_without_torch_fidelity_say_how_to_install_it(monkeypatch, tmp_path,
-                                                                                       no_inception_file):
+def test_inception_torch_fidelity_weights_without_torch_fidelity_say_how_to_install_it(
+    monkeypatch, tmp_path, no_inception_file
+):
     _block_torch_fidelity(monkeypatch)
     pth = tmp_path / "weights-inception.pth"
     pth.write_bytes(b"a torch-fidelity state dict, not TorchScript")
