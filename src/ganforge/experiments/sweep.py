@@ -13,6 +13,7 @@ Running the same command again continues the sweep: runs that reached their leng
 ``eval.json`` when evaluation is asked) are skipped, runs killed part-way resume exactly from their
 last checkpoint, runs killed before their first tick start over. Runs are separate processes
 (``python -m ganforge train``); with ``--jobs N`` each gets cores/N threads so they share the machine.
+Where those processes run is a backend (``ganforge.experiments.backends``): here, Ray tasks or Slurm jobs.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -48,9 +48,13 @@ from ganforge.experiments.sweep_spec import (  # load_sweep & co. re-exported: `
 from ganforge.reporting.tables import Table, build_table, to_markdown, write_tables
 from ganforge.training.checkpoint import atomic_write_json, atomic_write_text
 
+if TYPE_CHECKING:
+    from ganforge.experiments.backends import BackendOptions
+
 __all__ = [
-    "ENTRY_KEYS", "EVAL_KEYS", "PLAN", "TOP_KEYS", "EvalSpec", "JobOutcome", "PlannedRun", "Sweep", "SweepResult",
-    "format_result", "load_sweep", "load_sweep_dir", "run_state", "run_sweep", "sweep_table",
+    "ENTRY_KEYS", "EVAL_KEYS", "PLAN", "TOP_KEYS", "EvalSpec", "JobOutcome", "PlannedRun", "RunTask", "Sweep",
+    "SweepResult", "execute_run", "format_result", "load_sweep", "load_sweep_dir", "run_state", "run_sweep",
+    "sweep_table",
 ]
 
 PLAN = "plan.json"
@@ -167,7 +171,7 @@ def _eval_cmd(run: PlannedRun, out: Path, spec: EvalSpec) -> list[str]:
     return cmd
 
 
-class _Jobs:
+class ChildProcesses:
     """Child processes started by the sweep, so an interrupt can stop exactly those."""
 
     def __init__(self) -> None:
@@ -207,11 +211,62 @@ class _Jobs:
                     stop()
 
 
+@dataclass(frozen=True)
+class RunTask:
+    """One planned run as a backend ships it to where it runs: a thread here, a Ray worker, a Slurm job.
+    Plain data (it is pickled to Ray/submitit); ``out`` is absolute so it means the same on every node."""
+
+    run: PlannedRun
+    out: str
+    evaluate: EvalSpec | None
+    threads: int  # OpenMP/MKL threads of the run's processes
+
+
+def execute_run(task: RunTask, runner: ChildProcesses | None = None) -> JobOutcome:
+    """Bring one run to "done": train, resume or restart it, then evaluate it. The state is read from the
+    run folder *here*, where the run executes, so a retried task (a Ray node lost, a Slurm job requeued)
+    continues from the run's last checkpoint instead of starting over."""
+    run, out, runner = task.run, Path(task.out), runner or ChildProcesses()
+    state = run_state(run, out, task.evaluate)
+    if state == "done":
+        return JobOutcome(run, "skipped", True)
+    env = _child_env(task.threads)
+    logfile = out / "logs" / f"{run.name}.log"
+    t0 = time.perf_counter()
+    action = {"new": "trained", "restart": "restarted", "resume": "resumed", "evaluate": "evaluated"}[state]
+    try:
+        if state == "restart":
+            shutil.rmtree(run.run_dir(out))  # our own folder, never finished a tick: nothing to keep
+        if state in ("new", "restart", "resume"):
+            rc = runner.run(_train_cmd(run, out, "resume" if state == "resume" else "new"), env, logfile)
+            if rc != 0:
+                return JobOutcome(run, action, False, time.perf_counter() - t0, logfile, _last_error(logfile, rc))
+        if task.evaluate is not None:
+            rc = runner.run(_eval_cmd(run, out, task.evaluate), env, logfile)
+            if rc != 0:
+                return JobOutcome(run, action, False, time.perf_counter() - t0, logfile,
+                                  "evaluation failed: " + _last_error(logfile, rc))
+    except KeyboardInterrupt:  # Ctrl-C here, ray.cancel() on a worker: the child keeps its last checkpoint
+        runner.stop()
+        raise
+    return JobOutcome(run, action, True, time.perf_counter() - t0, logfile)
+
+
 def run_sweep(
-    sweep: Sweep, out: Path | str, *, jobs: int = 1, log: Callable[[str], None] = print,
+    sweep: Sweep, out: Path | str, *, jobs: int = 1, backend: str = "local", options: BackendOptions | None = None,
+    log: Callable[[str], None] = print,
 ) -> SweepResult:
     """Run (or continue) every planned run, then write table.csv and table.md. Failed runs are listed
-    at the end (the others still run); rerunning the same command retries only what is missing."""
+    at the end (the others still run); rerunning the same command retries only what is missing.
+
+    ``backend`` says where the runs execute (``ganforge.experiments.backends``): "local" processes, `--jobs`
+    at a time (the default), "ray" tasks on a Ray cluster, or "slurm" jobs. The table is built here from
+    the run folders, so it is the same whatever the backend."""
+    from ganforge.experiments.backends import BACKENDS, BackendOptions
+
+    options = options or BackendOptions(jobs=jobs)
+    engine = BACKENDS.get(backend)  # ConfigError naming the valid backends, before anything is written
+    engine.check(options)  # Ray/submitit installed, sbatch on PATH ...: fail before writing anything
     out = Path(out)
     start = time.perf_counter()
     _check_existing(sweep, out)
@@ -229,59 +284,39 @@ def run_sweep(
     for run in sweep.runs:
         atomic_write_text(out / "configs" / f"{run.name}.yaml", yaml.safe_dump(run.config, sort_keys=False))
 
-    jobs = max(1, jobs)
-    threads = max(1, _cores() // jobs)
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a lower limit set by the user is kept
-        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
-    env = _child_env(threads)
+    if backend == "local":
+        jobs = max(1, options.jobs)
+        threads = max(1, _cores() // jobs)
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a lower limit set by the user is kept
+            threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
+        where = f"{jobs} job(s) x {threads} thread(s)"
+    else:  # a run owns the CPUs its task/job reserved
+        threads = options.cpus_per_run
+        where = f"backend {backend}, {threads} CPU(s)" + (f" + {options.gpus_per_run:g} GPU(s)" if
+                                                          options.gpus_per_run else "") + " per run"
     states = {run.name: run_state(run, out, sweep.evaluate) for run in sweep.runs}
     todo = [r for r in sweep.runs if states[r.name] != "done"]
     outcomes = [JobOutcome(r, "skipped", True) for r in sweep.runs if states[r.name] == "done"]
     log(f"sweep {sweep.name}: {len(sweep.runs)} runs ({len(sweep.labels)} configurations x "
         f"{len({r.seed for r in sweep.runs})} seeds) in {out}; {len(outcomes)} complete, {len(todo)} to run; "
-        f"{jobs} job(s) x {threads} thread(s)")
-    print_lock = threading.Lock()
+        f"{where}")
     counter = [len(outcomes)]
-    runner = _Jobs()
 
-    def job(run: PlannedRun) -> JobOutcome:
-        state = states[run.name]
-        logfile = out / "logs" / f"{run.name}.log"
-        t0 = time.perf_counter()
-        action = {"new": "trained", "restart": "restarted", "resume": "resumed", "evaluate": "evaluated"}[state]
-        if state == "restart":
-            shutil.rmtree(run.run_dir(out))  # our own folder, never finished a tick: nothing to keep
-        if state in ("new", "restart", "resume"):
-            rc = runner.run(_train_cmd(run, out, "resume" if state == "resume" else "new"), env, logfile)
-            if rc != 0:
-                return JobOutcome(run, action, False, time.perf_counter() - t0, logfile, _last_error(logfile, rc))
-        if sweep.evaluate is not None:
-            rc = runner.run(_eval_cmd(run, out, sweep.evaluate), env, logfile)
-            if rc != 0:
-                return JobOutcome(run, action, False, time.perf_counter() - t0, logfile,
-                                  "evaluation failed: " + _last_error(logfile, rc))
-        return JobOutcome(run, action, True, time.perf_counter() - t0, logfile)
+    def finished(outcome: JobOutcome) -> None:  # called once per task, on the calling thread
+        outcomes.append(outcome)
+        counter[0] += 1
+        status = "ok" if outcome.ok else f"FAILED ({outcome.message}; log {outcome.log})"
+        log(f"[{counter[0]}/{len(sweep.runs)}] {outcome.run.label} seed {outcome.run.seed}: "
+            f"{outcome.action} in {outcome.seconds:.1f} s  {status}")
 
-    pool = ThreadPoolExecutor(max_workers=jobs)
+    tasks = [RunTask(r, str(out.resolve()), sweep.evaluate, threads) for r in todo]
     previous = _on_sigterm_interrupt()
     try:
-        futures = [pool.submit(job, run) for run in todo]
-        for fut in as_completed(futures):
-            outcome = fut.result()
-            outcomes.append(outcome)
-            with print_lock:
-                counter[0] += 1
-                status = "ok" if outcome.ok else f"FAILED ({outcome.message}; log {outcome.log})"
-                log(f"[{counter[0]}/{len(sweep.runs)}] {outcome.run.label} seed {outcome.run.seed}: "
-                    f"{outcome.action} in {outcome.seconds:.1f} s  {status}")
-    except KeyboardInterrupt:
-        runner.stop()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
+        if tasks:
+            engine.execute(tasks, options, finished, log)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    pool.shutdown(wait=True)
 
     table = sweep_table(sweep, out)
     write_tables(table, out, title=f"sweep {sweep.name}")
