@@ -56,8 +56,13 @@ def test_ray_backend_continues_a_stopped_sweep_and_gives_the_local_table(sweep_f
     try:
         # First pass stops every run after its first tick (as a lost node or a cancelled sweep would, minus
         # the unfinished tick); the rerun must resume each from its checkpoint, not start over.
-        first = run_sweep(load_sweep(sweep_file, ("train.kimg=0.25",)), out, backend="ray",
-                          options=BackendOptions(), log=lambda _: None)
+        first = run_sweep(
+            load_sweep(sweep_file, ("train.kimg=0.25",)),
+            out,
+            backend="ray",
+            options=BackendOptions(),
+            log=lambda _: None,
+        )
         assert [o.action for o in first.outcomes] == ["trained", "trained"] and not first.failed
         lines: list[str] = []
         second = run_sweep(load_sweep(sweep_file), out, backend="ray", options=BackendOptions(), log=lines.append)
@@ -75,8 +80,22 @@ def test_slurm_backend_submits_one_job_per_run_with_the_options_and_gives_the_lo
     pytest.importorskip("submitit")
     out = sweep_file.parent / "slurm"
     _with_fake_slurm(monkeypatch, tmp_path)
-    result = run_cli("sweep", str(sweep_file), "--out", str(out), "--backend", "slurm", "--partition", "gpu",
-                       "--time", "1:30:00", "--cpus-per-run", "1", "--slurm-arg", "account=proj42")
+    result = run_cli(
+        "sweep",
+        str(sweep_file),
+        "--out",
+        str(out),
+        "--backend",
+        "slurm",
+        "--partition",
+        "gpu",
+        "--time",
+        "1:30:00",
+        "--cpus-per-run",
+        "1",
+        "--slurm-arg",
+        "account=proj42",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     scripts = sorted(tmp_path.glob("*.sh"))
     assert len(scripts) == 2  # one job per run
@@ -85,38 +104,51 @@ def test_slurm_backend_submits_one_job_per_run_with_the_options_and_gives_the_lo
         for line in ("--partition=gpu", "--time=90", "--cpus-per-task=1", "--account=proj42", "--nodes=1"):
             assert f"#SBATCH {line}\n" in text
     assert {(s.parent / f"{s.stem}.state").read_text().strip() for s in scripts} == {"COMPLETED"}
-    assert "slurm: submitted pair-seed0 as job" in result.stdout
+    assert "slurm: submitted sine-seed0 as job" in result.stdout
     assert _numbers(out) == local_table
 
 
 def test_slurm_refusal_is_one_line(sweep_file, tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     _with_fake_slurm(monkeypatch, tmp_path, FAKE_SLURM_REFUSE="invalid partition specified: nope")
-    result = run_cli("sweep", str(sweep_file), "--out", str(tmp_path / "out"), "--backend", "slurm",
-                       "--partition", "nope")
+    result = run_cli(
+        "sweep", str(sweep_file), "--out", str(tmp_path / "out"), "--backend", "slurm", "--partition", "nope"
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "Slurm refused the job for pair seed 0: sbatch: error: invalid partition specified: nope" in result.stderr
+    assert "Slurm refused the job for sine seed 0: sbatch: error: invalid partition specified: nope" in result.stderr
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--partition", "gpu"], "--partition applies to --backend slurm, not local"),
-    (["--backend", "ray", "--time", "10"], "--time applies to --backend slurm, not ray"),
-    (["--address", "auto"], "--address applies to --backend ray"),
-    (["--backend", "ray", "--jobs", "2"], "--jobs is for local processes"),
-    (["--backend", "slurm", "--time", "soon"], "is not a Slurm time"),
-    (["--backend", "slurm", "--slurm-arg", "account"], "must be KEY=VALUE"),
-    (["--backend", "slurm", "--gpus-per-run", "0.5"], "Slurm reserves whole GPUs"),
-    (["--backend", "slurm"], "sbatch, srun, sacct not found on PATH"),  # this machine has no Slurm
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--partition", "gpu"], "--partition applies to --backend slurm, not local"),
+        (["--backend", "ray", "--time", "10"], "--time applies to --backend slurm, not ray"),
+        (["--address", "auto"], "--address applies to --backend ray"),
+        (["--backend", "ray", "--jobs", "2"], "--jobs is for local processes"),
+        (["--backend", "slurm", "--time", "soon"], "is not a Slurm time"),
+        (["--backend", "slurm", "--slurm-arg", "account"], "must be KEY=VALUE"),
+        (["--backend", "slurm", "--gpus-per-run", "0.5"], "Slurm reserves whole GPUs"),
+        (["--backend", "slurm"], "sbatch, srun, sacct not found on PATH"),  # this machine has no Slurm
+    ],
+)
 def test_wrong_backend_flags_fail_in_one_line_before_anything_is_written(sweep_file, tmp_path, args, match):
     result = run_cli("sweep", str(sweep_file), "--out", str(tmp_path / "out"), *args)
     assert result.returncode == 2 and match in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("text, minutes", [
-    ("90", 90), ("30:00", 30), ("30:01", 31), ("1:30:00", 90), ("2-00:00:00", 2880), ("1-12", 2160), ("0-1:05", 65),
-])
+@pytest.mark.parametrize(
+    "text, minutes",
+    [
+        ("90", 90),
+        ("30:00", 30),
+        ("30:01", 31),
+        ("1:30:00", 90),
+        ("2-00:00:00", 2880),
+        ("1-12", 2160),
+        ("0-1:05", 65),
+    ],
+)
 def test_parse_time_reads_slurm_time_formats(text, minutes):
     assert parse_time(text) == minutes
 

@@ -64,8 +64,9 @@ def parse_time(text: str) -> int:
     """Slurm time formats -> minutes: ``90``, ``1:30:00``, ``2-00:00:00``, ``30:00`` (MM:SS)."""
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
     if not m:
-        raise ConfigError(f"--time {text!r} is not a Slurm time; write minutes (90), H:MM:SS (1:30:00) or "
-                          "D-HH:MM:SS (2-00:00:00).")
+        raise ConfigError(
+            f"--time {text!r} is not a Slurm time; write minutes (90), H:MM:SS (1:30:00) or D-HH:MM:SS (2-00:00:00)."
+        )
     days, a, b, c = (int(g) if g else None for g in m.groups())
     if b is None:  # minutes (or D-HH)
         minutes = a * 60 if days is not None else a
@@ -114,13 +115,18 @@ def run_ray(tasks: list[RunTask], options: BackendOptions, finished: Finished, l
         try:
             ray.init(address=options.address, log_to_driver=False, include_dashboard=False)
         except ConnectionError as e:
-            raise GanforgeError(f"cannot reach the Ray cluster at {options.address!r} ({e}); start it with "
-                                "`ray start --head` or fix --address.") from None
-    log(f"ray: {ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs "
-        "in the cluster")
+            raise GanforgeError(
+                f"cannot reach the Ray cluster at {options.address!r} ({e}); start it with "
+                "`ray start --head` or fix --address."
+            ) from None
+    log(
+        f"ray: {ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs "
+        "in the cluster"
+    )
     # max_retries: a task whose worker or node died is run again; execute_run then resumes its checkpoint.
-    remote = ray.remote(execute_run).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
-                                             max_retries=3)
+    remote = ray.remote(execute_run).options(
+        num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=3
+    )
     pending = {remote.remote(task): task for task in tasks}
     try:
         while pending:
@@ -148,8 +154,10 @@ def check_slurm(options: BackendOptions) -> None:
         raise GanforgeError("--backend slurm needs submitit: pip install 'ganforge[slurm]'.") from None
     missing = [cmd for cmd in ("sbatch", "srun", "sacct") if shutil.which(cmd) is None]
     if missing:
-        raise GanforgeError(f"--backend slurm: {', '.join(missing)} not found on PATH; run the sweep on a "
-                            "Slurm login node (or use --backend local / ray).")
+        raise GanforgeError(
+            f"--backend slurm: {', '.join(missing)} not found on PATH; run the sweep on a "
+            "Slurm login node (or use --backend local / ray)."
+        )
 
 
 def run_slurm(tasks: list[RunTask], options: BackendOptions, finished: Finished, log: Log) -> None:
@@ -174,9 +182,10 @@ def run_slurm(tasks: list[RunTask], options: BackendOptions, finished: Finished,
             try:
                 job = executor.submit(execute_run, task)
             except Exception as e:  # sbatch refused (bad partition, account, time limit ...): nothing more starts
-                raise GanforgeError(f"Slurm refused the job for {task.run.label} seed {task.run.seed}: "
-                                    f"{_first_line(e)}. Fix the Slurm options and rerun (finished runs are kept)."
-                                    ) from None
+                raise GanforgeError(
+                    f"Slurm refused the job for {task.run.label} seed {task.run.seed}: "
+                    f"{_first_line(e)}. Fix the Slurm options and rerun (finished runs are kept)."
+                ) from None
             jobs[job.job_id] = (job, task)
             log(f"slurm: submitted {task.run.name} as job {job.job_id}")
         while jobs:
@@ -188,8 +197,9 @@ def run_slurm(tasks: list[RunTask], options: BackendOptions, finished: Finished,
                 if exc is None:
                     outcome = job.result()
                 else:  # killed, timed out, node failure: the run keeps its last checkpoint
-                    outcome = JobOutcome(task.run, "failed", False, 0.0, _log_of(task),
-                                         f"slurm job {job_id} failed: {_first_line(exc)}")
+                    outcome = JobOutcome(
+                        task.run, "failed", False, 0.0, _log_of(task), f"slurm job {job_id} failed: {_first_line(exc)}"
+                    )
                 finished(outcome)
             if jobs:
                 time.sleep(1.0)
@@ -218,30 +228,56 @@ _FLAGS = {  # backend -> the CLI flags it uses
 }
 
 
-def backend_options(backend: str, *, jobs: int = 1, address: str | None = None, cpus_per_run: int | None = None,
-                    gpus_per_run: float | None = None, partition: str | None = None, time_limit: str | None = None,
-                    slurm_args: tuple[str, ...] = ()) -> BackendOptions:
+def backend_options(
+    backend: str,
+    *,
+    jobs: int = 1,
+    address: str | None = None,
+    cpus_per_run: int | None = None,
+    gpus_per_run: float | None = None,
+    partition: str | None = None,
+    time_limit: str | None = None,
+    slurm_args: tuple[str, ...] = (),
+) -> BackendOptions:
     """The CLI's flags -> BackendOptions; a flag given to a backend that does not use it is an error (it would
     otherwise be silently ignored, e.g. --gpus-per-run on local processes)."""
-    given = {"--address": address, "--cpus-per-run": cpus_per_run, "--gpus-per-run": gpus_per_run,
-             "--partition": partition, "--time": time_limit, "--slurm-arg": slurm_args or None}
+    given = {
+        "--address": address,
+        "--cpus-per-run": cpus_per_run,
+        "--gpus-per-run": gpus_per_run,
+        "--partition": partition,
+        "--time": time_limit,
+        "--slurm-arg": slurm_args or None,
+    }
     for flag, value in given.items():
         if value is not None and flag not in _FLAGS.get(backend, ()):
             users = [b for b, flags in _FLAGS.items() if flag in flags]
-            raise ConfigError(f"{flag} applies to --backend {' or '.join(users)}, not {backend}; "
-                              f"add --backend {users[0]} or drop {flag}.")
+            raise ConfigError(
+                f"{flag} applies to --backend {' or '.join(users)}, not {backend}; "
+                f"add --backend {users[0]} or drop {flag}."
+            )
     if backend != "local" and jobs != 1:
-        raise ConfigError(f"--jobs is for local processes; with --backend {backend} the cluster runs as many runs "
-                          "at once as it has room for. Drop --jobs.")
+        raise ConfigError(
+            f"--jobs is for local processes; with --backend {backend} the cluster runs as many runs "
+            "at once as it has room for. Drop --jobs."
+        )
     if backend == "slurm" and gpus_per_run is not None and gpus_per_run != int(gpus_per_run):
-        raise ConfigError(f"--gpus-per-run {gpus_per_run:g}: Slurm reserves whole GPUs; give an integer "
-                          "(Ray can share a GPU: --backend ray --gpus-per-run 0.5).")
+        raise ConfigError(
+            f"--gpus-per-run {gpus_per_run:g}: Slurm reserves whole GPUs; give an integer "
+            "(Ray can share a GPU: --backend ray --gpus-per-run 0.5)."
+        )
     pairs = []
     for text in slurm_args:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--slurm-arg {text!r} must be KEY=VALUE, e.g. --slurm-arg account=proj42.")
         pairs.append((key.strip().lstrip("-"), value.strip()))
-    return BackendOptions(jobs=jobs, address=address, cpus_per_run=cpus_per_run or 1, gpus_per_run=gpus_per_run or 0,
-                          partition=partition, time_min=parse_time(time_limit) if time_limit else None,
-                          slurm_args=tuple(pairs))
+    return BackendOptions(
+        jobs=jobs,
+        address=address,
+        cpus_per_run=cpus_per_run or 1,
+        gpus_per_run=gpus_per_run or 0,
+        partition=partition,
+        time_min=parse_time(time_limit) if time_limit else None,
+        slurm_args=tuple(pairs),
+    )
