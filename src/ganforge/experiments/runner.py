@@ -8,6 +8,7 @@ import yaml
 
 from ganforge.config import Config, config_from_dict, merge, parse_override
 from ganforge.errors import ConfigError, RunDirError
+from ganforge.training import distributed
 from ganforge.training.checkpoint import atomic_write_text
 from ganforge.training.loop import CKPT_DIR, LATEST, TrainResult, training_loop
 from ganforge.training.setup import prepare
@@ -32,11 +33,17 @@ def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
 
 def start_run(cfg: Config, out: str | None, *, progress: bool = True, on_tick=None, log=print) -> TrainResult:
     setup = prepare(cfg)  # fails before anything is written
-    run_dir = new_run_dir(out, cfg.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    log(f"run directory: {run_dir}")
-    return training_loop(setup, run_dir, progress=progress, on_tick=on_tick, log=log)
+    world = distributed.current()
+
+    def create() -> str:  # rank 0 picks and creates the folder; every rank trains into that one
+        run_dir = new_run_dir(out, cfg.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        log(f"run directory: {run_dir}" + (f"  ({world.size} processes)" if world.parallel else ""))
+        return str(run_dir)
+
+    run_dir = Path(distributed.on_main(create, world))
+    return training_loop(setup, run_dir, progress=progress, on_tick=on_tick if world.main else None, log=log)
 
 
 RESUME_KEYS = ("train.kimg", "train.epochs", "train.tick_kimg", "train.snapshot_ticks")
@@ -67,6 +74,9 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
                on_tick=None, log=print) -> TrainResult:
     cfg = resume_config(run_dir, overrides)
     setup = prepare(cfg)
-    if overrides:
+    world = distributed.current()
+    if overrides and world.main:
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick, log=log)
+    distributed.barrier(world)
+    return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick if world.main else None,
+                         log=log)

@@ -27,6 +27,7 @@ import ganforge
 from ganforge.config import Config, total_kimg
 from ganforge.errors import ConfigError, TrainingDiverged
 from ganforge.objectives import GANObjective
+from ganforge.training import distributed
 from ganforge.training.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
 from ganforge.training.curves import save_loss_plot
 from ganforge.training.export import export_generator
@@ -44,7 +45,9 @@ def make_step(cfg: Config, *args: Any) -> Callable[[int], int]:
     ``args`` are (objective, opts, G, G_ema, sampler, real_x, real_y, stats, device).
     """
     device: torch.device = args[-1]
-    if cfg.train.cuda_graphs and device.type == "cuda":
+    if cfg.train.cuda_graphs and distributed.current().parallel:
+        warnings.warn("train.cuda_graphs is not used with several processes; using the eager step.", stacklevel=2)
+    elif cfg.train.cuda_graphs and device.type == "cuda":
         return GraphedStep(cfg, *args)
     if cfg.train.cuda_graphs:
         warnings.warn(f"train.cuda_graphs needs a CUDA device, not {device}; using the eager step.", stacklevel=2)
@@ -78,6 +81,8 @@ def training_loop(
     log: Callable[[str], None] = print, on_tick: Callable[[int, Path], None] | None = None,
 ) -> TrainResult:
     cfg, data = setup.cfg, setup.train_set
+    world = distributed.current()  # one process, or one rank of `torchrun` (training/distributed.py)
+    distributed.check_batch(cfg.train.batch_size, world)
     device = pick_device(cfg.train.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -85,6 +90,7 @@ def training_loop(
     seed_everything(cfg.train.seed)
     G, D = setup.build_models()  # built after seeding: initial weights depend on train.seed only
     G, D = G.to(device), D.to(device)
+    G, D = distributed.sync_batchnorm([G, D], device, world)
     if cfg.train.channels_last and data.kind == "image":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.train.ema_kimg > 0 else None
@@ -124,12 +130,18 @@ def training_loop(
         sampler.load_state_dict(ck["sampler"])
         step, images_seen, tick, wall_before = ck["step"], ck["images_seen"], ck["tick"], ck["wall_time"]
         set_rng_state(ck["rng"])
+        if int(ck.get("world_size", 1)) != world.size and world.main:
+            warnings.warn(f"resuming a run written by {int(ck.get('world_size', 1))} process(es) with {world.size}: "
+                          "data order and latents continue exactly, but per-rank randomness (dropout, augmentation) "
+                          "and float summation order differ, so it will not match an uninterrupted run bit for bit.",
+                          stacklevel=2)
         log(f"resumed from {run_dir / CKPT_DIR / LATEST} at {images_seen / 1000:.1f} kimg (tick {tick})")
-    history = _read_history(run_dir / "metrics.jsonl", images_seen)
+    history = _read_history(run_dir / "metrics.jsonl", images_seen) if world.main else []
 
     stats = StatsAccumulator()
     train_step = make_step(cfg, objective, opts, G, G_ema, sampler, real_x, real_y, stats, device)
     start, tick_start, tick_images_start = time.perf_counter(), time.perf_counter(), images_seen
+    progress = progress and world.main
     bar = tqdm(total=total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
     last_plot = 0.0
@@ -151,7 +163,7 @@ def training_loop(
         # ---- maintenance, once per tick ----------------------------------------------------------
         tick += 1
         now = time.perf_counter()
-        values = stats.read_and_reset()  # the one host-device sync of the tick
+        values = distributed.mean_over_ranks(stats.read_and_reset(), world)  # the one host-device sync of the tick
         record = {"tick": tick, "kimg": images_seen / 1000, "step": step, **values,
                   "time_s": round(wall_before + now - start, 3),
                   "img_per_s": round((images_seen - tick_images_start) / max(now - tick_start, 1e-9), 1)}
@@ -162,6 +174,8 @@ def training_loop(
                 f"checkpoint {run_dir / CKPT_DIR / LATEST} is intact. Lower optim.lr_g/lr_d, try "
                 "objective.loss=hinge or spectral norm, then --resume or start a new run."
             )
+        if not world.main:  # rank 0 alone writes; the other ranks go on training
+            continue
         history.append(record)
         _append_jsonl(run_dir / "metrics.jsonl", record)
         if tb is not None:
@@ -181,7 +195,7 @@ def training_loop(
         payload = {
             "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict() if G_ema is not None else {},
             "opt_G": opts["G"].state_dict(), "opt_D": opts["D"].state_dict(), "sampler": sampler.state_dict(),
-            "rng": rng_state(), "step": step, "images_seen": images_seen, "tick": tick,
+            "rng": rng_state(), "world_size": world.size, "step": step, "images_seen": images_seen, "tick": tick,
             "wall_time": wall_before + time.perf_counter() - start, "config": cfg.to_dict(),
             "ganforge_version": ganforge.__version__,
         }

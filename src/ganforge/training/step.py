@@ -17,6 +17,7 @@ from ganforge.config import Config
 from ganforge.objectives import GANObjective
 from ganforge.objectives.augment import classic_augment, uses_classic
 from ganforge.objectives.objective import Phase
+from ganforge.training import distributed
 from ganforge.training.state import BatchSampler
 from ganforge.training.stats import StatsAccumulator
 
@@ -35,6 +36,7 @@ class EagerStep:
         amp = cfg.train.amp == "bf16" and device.type == "cuda"
         self.autocast: Any = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
         self.d_params = [p for p in objective.D.parameters() if p.requires_grad]
+        self.world = distributed.current()  # several processes: each computes its share of the global batch
 
     def __call__(self, step: int) -> int:
         """Run iteration ``step``; return the number of real images shown to D."""
@@ -47,6 +49,7 @@ class EagerStep:
                 if phase.name == "D":
                     shown += self.batch
         self.update_ema()
+        distributed.broadcast_buffers([self.G, self.objective.D], self.world)  # BN running stats follow rank 0 (on CPU)
         return shown
 
     def run_phase(self, phase: Phase, idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -54,14 +57,16 @@ class EagerStep:
 
         Also the body that ``GraphedStep`` captures, so both implementations run the same code.
         """
+        idx = distributed.shard(idx, self.world)  # this rank's rows of the global batch (all of it in one process)
         real_img = self.real_x[idx]  # [N, C, H, W] or [N, D]
         real_c = self.real_y[idx] if self.real_y is not None else None
         if phase.name == "D" and uses_classic(self.cfg.augment):
             real_img = classic_augment(real_img, self.cfg.augment)
-        gen_z = torch.randn(self.batch, self.G.z_dim, device=self.device)
+        gen_z = distributed.shard(torch.randn(self.batch, self.G.z_dim, device=self.device), self.world)
         gen_c = real_c  # D: generated labels follow the real batch's labels
         if phase.name == "G" and self.real_y is not None:  # G: labels from the data's label distribution
-            gen_c = self.real_y[torch.randint(0, len(self.real_y), (self.batch,), device=self.device)]
+            pick = torch.randint(0, len(self.real_y), (self.batch,), device=self.device)
+            gen_c = distributed.shard(self.real_y[pick], self.world)
         opt = self.opts[phase.module]
         opt.zero_grad(set_to_none=True)
         # G phases need D's input gradients only: D's weight gradients would be discarded by the next
@@ -75,6 +80,7 @@ class EagerStep:
         finally:
             for p in frozen:
                 p.requires_grad_(True)
+        distributed.all_reduce_grads(opt, self.world)  # only the stepping network's gradients; a no-op in one process
         opt.step()
         return stats
 
