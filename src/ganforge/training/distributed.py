@@ -26,6 +26,7 @@ ranks before they are logged. Reference: PyTorch DDP (Li et al., VLDB 2020); sty
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,11 +76,35 @@ def init_from_env(timeout_s: float = 1800) -> World:
     if size <= 1:
         return World()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available() and os.environ.get("GANFORGE_DIST_BACKEND", "") != "gloo"
+    cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(local_rank)  # torch.device("cuda") is this rank's GPU from here on
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
     return current()
+
+
+def shutdown() -> None:
+    """Leave the process group (at the end of a torchrun rank), so the run ends without NCCL/gloo warnings."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def launch_command(nproc: int, argv: list[str]) -> list[str]:
+    """``ganforge ARGS --nproc N`` -> the torchrun command that runs ``ganforge ARGS`` on N local processes.
+
+    ``--standalone``: a rendezvous on this machine only (a free local port); for several nodes use torchrun
+    directly, e.g. ``torchrun --nnodes 2 --nproc-per-node 8 --rdzv-endpoint HOST:29500 -m ganforge train ...``.
+    """
+    args, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            args.append(a)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "ganforge", *args]
 
 
 def check_batch(batch_size: int, world: World) -> None:
