@@ -41,8 +41,20 @@ def run_cell(preset: str, nproc: int, kimg: float, threads: int, workdir: Path) 
     out = workdir / f"{preset}-{nproc}"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": str(threads), "MPLBACKEND": "Agg"}
     ticks = 6  # the first is warm-up
-    cmd = [sys.executable, "-m", "ganforge", "train", preset, "--out", str(out), "--no-progress",
-           "--set", f"train.kimg={kimg}", "--set", f"train.tick_kimg={kimg / ticks}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganforge",
+        "train",
+        preset,
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        f"train.kimg={kimg}",
+        "--set",
+        f"train.tick_kimg={kimg / ticks}",
+    ]
     for override in PRESETS.get(preset, ()):
         cmd += ["--set", override]
     if nproc > 1:
@@ -64,13 +76,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     default_kimg = {"sine": 12.0, "demo": 1.5}
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    lines = [f"# Data-parallel scaling on {device}", "",
-             f"torch {torch.__version__}, Python {platform.python_version()}, {args.threads} thread(s) per process "
-             "on CPU. img/s: median over ticks 2.. of the training part of each tick; efficiency = "
-             "img/s(N) / (N x img/s(1)).", "",
-             "| preset | global batch | " + " | ".join(f"{n} proc img/s" for n in args.nproc)
-             + " | " + " | ".join(f"x{n} speed-up (eff.)" for n in args.nproc[1:]) + " |",
-             "|" + " --- |" * (2 + len(args.nproc) + len(args.nproc[1:]))]
+    lines = [
+        f"# Data-parallel scaling on {device}",
+        "",
+        f"torch {torch.__version__}, Python {platform.python_version()}, {args.threads} thread(s) per process "
+        "on CPU. img/s: median over ticks 2.. of the training part of each tick; efficiency = "
+        "img/s(N) / (N x img/s(1)).",
+        "",
+        "| preset | global batch | "
+        + " | ".join(f"{n} proc img/s" for n in args.nproc)
+        + " | "
+        + " | ".join(f"x{n} speed-up (eff.)" for n in args.nproc[1:])
+        + " |",
+        "|" + " --- |" * (2 + len(args.nproc) + len(args.nproc[1:])),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets:
             kimg = args.kimg or default_kimg.get(preset, 10.0)

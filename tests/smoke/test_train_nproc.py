@@ -14,8 +14,19 @@ from tests.conftest import run_cli
 @pytest.mark.slow
 def test_train_with_two_processes_writes_one_run_and_resumes_with_one(tmp_path):
     out = tmp_path / "run"
-    result = run_cli("train", "sine", "--nproc", "2", "--out", str(out), "--no-progress",
-                     "--set", "train.kimg=0.128", "--set", "train.tick_kimg=0.064")
+    result = run_cli(
+        "train",
+        "sine",
+        "--nproc",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "train.kimg=0.128",
+        "--set",
+        "train.tick_kimg=0.064",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("done: 0.1 kimg") == 1  # rank 0 alone reports
     assert "launching 2 processes" in result.stderr
@@ -28,10 +39,13 @@ def test_train_with_two_processes_writes_one_run_and_resumes_with_one(tmp_path):
     assert json.loads((out / "summary.json").read_text())["images_seen"] == 192
 
 
-@pytest.mark.parametrize("args, match", [
-    (["train", "sine", "--nproc", "3"], "train.batch_size=32 cannot be split over 3 processes"),
-    (["train", "sinee", "--nproc", "2"], "Did you mean 'sine'"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["train", "sine", "--nproc", "3"], "train.batch_size=32 cannot be split over 3 processes"),
+        (["train", "sinee", "--nproc", "2"], "Did you mean 'sine'"),
+    ],
+)
 def test_nproc_mistakes_fail_in_one_line_before_launching(tmp_path, args, match):
     result = run_cli(*args, "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and match in result.stderr and "Traceback" not in result.stderr

@@ -16,7 +16,9 @@ dropout-free run is therefore equal to one process on the same global batch, up 
 Batch norm: on CUDA every BatchNorm becomes SyncBatchNorm (statistics over the global batch). On CPU,
 where SyncBatchNorm is not available, each rank normalises its share with its own batch statistics and
 the running statistics follow rank 0's (broadcast after every iteration, as DDP's ``broadcast_buffers``
-does), so the ranks stay identical and a checkpoint is the same from every rank.
+does), so the ranks stay identical and a checkpoint is the same from every rank. Likewise a loss that is
+not a mean over samples (feature matching: the squared distance of batch-mean features) is computed on
+each rank's share and then averaged, which is close to, not equal to, its value on the global batch.
 
 Rank 0 alone writes (checkpoints, grids, metrics, the exported generator); statistics are averaged over
 ranks before they are logged. Reference: PyTorch DDP (Li et al., VLDB 2020); stylegan2-ada-pytorch
@@ -103,8 +105,16 @@ def launch_command(nproc: int, argv: list[str]) -> list[str]:
             skip = True
         elif not a.startswith("--nproc="):
             args.append(a)
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "ganforge", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "ganforge",
+        *args,
+    ]
 
 
 def check_batch(batch_size: int, world: World) -> None:
@@ -154,8 +164,9 @@ def mean_over_ranks(values: dict[str, float], world: World) -> dict[str, float]:
 
 
 def broadcast_buffers(modules: list[nn.Module], world: World) -> None:
-    """Rank 0's buffers (batch-norm running statistics) to every rank; weights need no broadcast."""
-    if not world.parallel:
+    """Rank 0's buffers (batch-norm running statistics) to every rank; weights need no broadcast. Not needed
+    with NCCL: there every BatchNorm is a SyncBatchNorm, whose statistics are the same on every rank."""
+    if not world.parallel or dist.get_backend() == "nccl":
         return
     for module in modules:
         for buf in module.buffers():
