@@ -129,6 +129,7 @@ def test_slurm_refusal_is_one_line(sweep_file, tmp_path, monkeypatch):
         (["--backend", "slurm", "--slurm-arg", "account"], "must be KEY=VALUE"),
         (["--backend", "slurm", "--gpus-per-run", "0.5"], "Slurm reserves whole GPUs"),
         (["--backend", "slurm"], "sbatch, srun, sacct not found on PATH"),  # this machine has no Slurm
+        (["--backend", "ray", "--address", "auto"], "cannot reach the Ray cluster at 'auto'"),  # none running
     ],
 )
 def test_wrong_backend_flags_fail_in_one_line_before_anything_is_written(sweep_file, tmp_path, args, match):

@@ -102,15 +102,11 @@ BACKENDS.add("local", Backend(_nothing_to_check, run_local), help="processes on 
 
 
 def check_ray(options: BackendOptions) -> None:
+    """Ray is installed and the cluster answers (connecting here, before the sweep writes anything)."""
     try:
-        import ray  # noqa: F401
+        import ray
     except ImportError:
         raise GanforgeError("--backend ray needs Ray: pip install 'ganforge[ray]' (on every node).") from None
-
-
-def run_ray(tasks: list[RunTask], options: BackendOptions, finished: Finished, log: Log) -> None:
-    import ray
-
     if not ray.is_initialized():  # a caller (a notebook, a test) may have connected already
         try:
             ray.init(address=options.address, log_to_driver=False, include_dashboard=False)
@@ -119,6 +115,11 @@ def run_ray(tasks: list[RunTask], options: BackendOptions, finished: Finished, l
                 f"cannot reach the Ray cluster at {options.address!r} ({e}); start it with "
                 "`ray start --head` or fix --address."
             ) from None
+
+
+def run_ray(tasks: list[RunTask], options: BackendOptions, finished: Finished, log: Log) -> None:
+    import ray
+
     log(
         f"ray: {ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs "
         "in the cluster"
