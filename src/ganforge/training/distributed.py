@@ -5,9 +5,12 @@ each of the N ranks computes ``batch_size / N`` of it. Every rank draws the same
 process would (the data permutation and the global batch of latents/labels) and takes its own slice
 (``shard``), so the inputs a run sees are exactly those of a one-process run, whatever N. After each
 backward pass the gradients of the network whose optimiser steps in that phase, and only those, are
-averaged over ranks (``all_reduce_grads``: one flat buffer per step); the network a phase only reads (D
-in a G step) has no gradients to send. Since every rank starts from the same seed and applies the same
-averaged update, G, D and G_ema stay identical on every rank, with no broadcast of weights.
+averaged over ranks (``all_reduce_grads``: one flat buffer per step, as stylegan2-ada-pytorch does instead
+of wrapping G and D in DistributedDataParallel, whose reducer expects one forward per backward and fixed
+trainable parameters, while a GAN step runs D twice and freezes it in G steps); the network a phase only
+reads (D in a G step) has no gradients to send, so nothing of it is synchronised (DDP's ``no_sync``).
+Since every rank starts from the same seed and applies the same averaged update, G, D and G_ema stay
+identical on every rank, with no broadcast of weights.
 
 What is per rank: randomness inside the networks and the objective (dropout masks, augmentation
 parameters, the gradient-penalty interpolation) is drawn from the same stream on each rank, so rank r's
