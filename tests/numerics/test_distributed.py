@@ -26,7 +26,9 @@ from ganforge.training.checkpoint import load_checkpoint
 RECIPE = ("model.d_dropout=[0.0]", "train.kimg=0.256", "train.tick_kimg=0.001", "train.grid_size=16")
 
 
-def _worker(rank: int, world: int, rendezvous: str, out: str, overrides: tuple[str, ...], die_at: int) -> None:
+def _worker(
+    rank: int, world: int, rendezvous: str, out: str, overrides: tuple[str, ...], die_at: int, resume: bool
+) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     nets: list = []
@@ -48,7 +50,10 @@ def _worker(rank: int, world: int, rendezvous: str, out: str, overrides: tuple[s
                 return real(values, w)
 
             distributed.mean_over_ranks = dying
-        start_run(load_config("sine", overrides), out, progress=False, log=lambda _: None)
+        if resume:  # overrides: the resume overrides (train.kimg=...)
+            resume_run(Path(out), overrides, progress=False, log=lambda _: None)
+        else:
+            start_run(load_config("sine", overrides), out, progress=False, log=lambda _: None)
         state = {f"{name}.{k}": v for name, net in zip("GD", nets) for k, v in net.state_dict().items()}
         torch.save(state, Path(out).parent / f"{Path(out).name}-rank{rank}.pt")  # outside the run folder
     finally:
@@ -56,9 +61,10 @@ def _worker(rank: int, world: int, rendezvous: str, out: str, overrides: tuple[s
             dist.destroy_process_group()
 
 
-def _spawn(out: Path, overrides: tuple[str, ...] = RECIPE, die_at: int = 0) -> None:
+def _spawn(out: Path, overrides: tuple[str, ...] = RECIPE, die_at: int = 0, resume: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(2, str(Path(tmp) / "rdv"), str(out), overrides, die_at), nprocs=2, join=True)
+        args = (2, str(Path(tmp) / "rdv"), str(out), overrides, die_at, resume)
+        mp.spawn(_worker, args=args, nprocs=2, join=True)
 
 
 def _ticks(run: Path) -> list[dict]:
@@ -120,6 +126,26 @@ def test_a_two_process_checkpoint_resumes_in_one_process_and_ends_where_one_proc
     assert ck1["images_seen"] == ck2["images_seen"] == 320
     for net in ("G", "D", "G_ema"):  # the data order and latents continued exactly across world sizes
         _close(ck1[net], ck2[net])
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumed_on_two_processes_continues_bit_for_bit(runs, tmp_path):
+    import shutil
+
+    _, two = runs
+    shutil.copytree(two, tmp_path / "resumed")
+    _spawn(tmp_path / "resumed", ("train.kimg=0.32",), resume=True)
+    _spawn(tmp_path / "straight", tuple("train.kimg=0.32" if o.startswith("train.kimg") else o for o in RECIPE))
+    a, b = _ticks(tmp_path / "resumed"), _ticks(tmp_path / "straight")
+    assert len(a) == len(b) == 10
+    for ra, rb in zip(a, b):
+        assert {k: ra[k] for k in ("loss_D", "loss_G", "D_real", "D_fake")} == {
+            k: rb[k] for k in ("loss_D", "loss_G", "D_real", "D_fake")
+        }
+    ck_a = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "latest.pt")
+    ck_b = load_checkpoint(tmp_path / "straight" / "checkpoints" / "latest.pt")
+    for net in ("G", "D"):
+        assert all(torch.equal(ck_a[net][k], ck_b[net][k]) for k in ck_a[net])
 
 
 @pytest.mark.slow
