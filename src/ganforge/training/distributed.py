@@ -30,6 +30,7 @@ ranks before they are logged. Reference: PyTorch DDP (Li et al., VLDB 2020); sty
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -136,6 +137,26 @@ def shard(x: torch.Tensor, world: World) -> torch.Tensor:
     return x[world.rank * n : (world.rank + 1) * n]
 
 
+def shard_batch(batch: Any, global_batch: int, world: World) -> Any:
+    """This rank's share of what a family's ``draw`` returned for the global batch: every tensor whose
+    leading dimension is the global batch size is sliced (``shard``); anything else (None, per-batch
+    constants) is kept. ``batch`` is a dataclass, a dict, a tuple or a tensor."""
+    if not world.parallel:
+        return batch
+
+    def cut(v: Any) -> Any:
+        return shard(v, world) if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == global_batch else v
+
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        return dataclasses.replace(batch, **{f.name: cut(getattr(batch, f.name)) for f in dataclasses.fields(batch)
+                                             if f.init})
+    if isinstance(batch, dict):
+        return {k: cut(v) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return type(batch)(*map(cut, batch)) if hasattr(batch, "_fields") else tuple(map(cut, batch))
+    return cut(batch)
+
+
 def all_reduce_grads(params: Any, world: World) -> None:
     """Average the gradients of ``params`` (an optimiser's, or a module's) over ranks, in one collective.
 
@@ -176,11 +197,16 @@ def broadcast_buffers(modules: list[nn.Module], world: World) -> None:
             dist.broadcast(buf, src=0)
 
 
-def sync_batchnorm(modules: list[nn.Module], device: torch.device, world: World) -> list[nn.Module]:
-    """SyncBatchNorm on CUDA (statistics over the global batch); unchanged on CPU (see the module notes)."""
+def sync_batchnorm(modules: list[nn.Module], device: torch.device, world: World) -> None:
+    """SyncBatchNorm on CUDA (statistics over the global batch); unchanged on CPU (see the module notes).
+
+    In place: ``convert_sync_batchnorm`` swaps the BatchNorm children and keeps their parameters, so the
+    optimizers and the objective's references stay valid (a network is never itself a bare BatchNorm)."""
     if not world.parallel or device.type != "cuda":
-        return modules
-    return [nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in modules]
+        return
+    for m in modules:
+        assert not isinstance(m, nn.modules.batchnorm._BatchNorm)
+        nn.SyncBatchNorm.convert_sync_batchnorm(m)
 
 
 def has_batchnorm(module: nn.Module) -> bool:
