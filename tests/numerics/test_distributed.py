@@ -191,3 +191,21 @@ def test_shard_takes_each_ranks_contiguous_rows():
     assert distributed.shard(x, distributed.World(0, 2)).tolist() == [0, 1, 2, 3]
     assert distributed.shard(x, distributed.World(1, 2)).tolist() == [4, 5, 6, 7]
     assert distributed.shard(x, distributed.World()).tolist() == list(range(8))
+
+
+def test_shard_batch_splits_the_global_batch_fields_of_a_family_draw():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Draw:
+        real_img: torch.Tensor
+        real_c: torch.Tensor | None
+        gen_z: torch.Tensor
+        table: torch.Tensor  # not per sample: kept whole
+
+    draw = Draw(torch.arange(8.0).view(8, 1), None, torch.arange(16.0).view(8, 2), torch.zeros(3))
+    mine = distributed.shard_batch(draw, 8, distributed.World(1, 2))
+    assert mine.real_img.view(-1).tolist() == [4, 5, 6, 7] and mine.real_c is None
+    assert mine.gen_z.shape == (4, 2) and mine.gen_z[0].tolist() == [8, 9] and mine.table.shape == (3,)
+    assert distributed.shard_batch(draw, 8, distributed.World()) is draw
+    assert distributed.shard_batch({"z": torch.zeros(8, 2)}, 8, distributed.World(0, 2))["z"].shape == (4, 2)

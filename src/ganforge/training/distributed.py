@@ -2,8 +2,9 @@
 
 The recipe does not change with the number of processes: ``train.batch_size`` stays the *global* batch and
 each of the N ranks computes ``batch_size / N`` of it. Every rank draws the same random stream as a single
-process would (the data permutation and the global batch of latents/labels) and takes its own slice
-(``shard``), so the inputs a run sees are exactly those of a one-process run, whatever N. After each
+process would: the data permutation and everything a family's ``draw`` makes for the global batch (real
+images with classic augmentation, latents, labels); each takes its own rows (``shard_batch``), so the
+inputs a run sees are exactly those of a one-process run, whatever N. After each
 backward pass the gradients of the network whose optimiser steps in that phase, and only those, are
 averaged over ranks (``all_reduce_grads``: one flat buffer per step, as stylegan2-ada-pytorch does instead
 of wrapping G and D in DistributedDataParallel, whose reducer expects one forward per backward and fixed
@@ -12,16 +13,17 @@ reads (D in a G step) has no gradients to send, so nothing of it is synchronised
 Since every rank starts from the same seed and applies the same averaged update, G, D and G_ema stay
 identical on every rank, with no broadcast of weights.
 
-What is per rank: randomness inside the networks and the objective (dropout masks, augmentation
-parameters, the gradient-penalty interpolation) is drawn from the same stream on each rank, so rank r's
+What is per rank: randomness inside the networks and the losses (dropout masks, DiffAugment parameters,
+the gradient-penalty interpolation) is drawn from the same stream on each rank, so rank r's
 k-th sample gets the same draw as rank 0's k-th sample (different images, same draw); a batch-norm and
 dropout-free run is therefore equal to one process on the same global batch, up to float summation order.
 Batch norm: on CUDA every BatchNorm becomes SyncBatchNorm (statistics over the global batch). On CPU,
 where SyncBatchNorm is not available, each rank normalises its share with its own batch statistics and
 the running statistics follow rank 0's (broadcast after every iteration, as DDP's ``broadcast_buffers``
 does), so the ranks stay identical and a checkpoint is the same from every rank. Likewise a loss that is
-not a mean over samples (feature matching: the squared distance of batch-mean features) is computed on
-each rank's share and then averaged, which is close to, not equal to, its value on the global batch.
+not a mean over samples (feature matching's squared distance of batch-mean features, RaGAN's relativistic
+average) is computed on each rank's share and then averaged, which is close to, not equal to, its value
+on the global batch.
 
 Rank 0 alone writes (checkpoints, grids, metrics, the exported generator); statistics are averaged over
 ranks before they are logged. Reference: PyTorch DDP (Li et al., VLDB 2020); stylegan2-ada-pytorch
@@ -148,8 +150,9 @@ def shard_batch(batch: Any, global_batch: int, world: World) -> Any:
         return shard(v, world) if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == global_batch else v
 
     if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
-        return dataclasses.replace(batch, **{f.name: cut(getattr(batch, f.name)) for f in dataclasses.fields(batch)
-                                             if f.init})
+        return dataclasses.replace(
+            batch, **{f.name: cut(getattr(batch, f.name)) for f in dataclasses.fields(batch) if f.init}
+        )
     if isinstance(batch, dict):
         return {k: cut(v) for k, v in batch.items()}
     if isinstance(batch, tuple):
