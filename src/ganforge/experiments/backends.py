@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.experiments.sweep import ChildProcesses, JobOutcome, RunTask, execute_run
+from ganforge.experiments.execute import ChildProcesses, JobOutcome, RunTask, execute_run
 from ganforge.registry import Registry
 
 Finished = Callable[[JobOutcome], None]
