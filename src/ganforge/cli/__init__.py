@@ -21,6 +21,8 @@ Examples:
   ganforge train pathmnist-dcgan --set data.path=~/.medmnist/pathmnist.npz
   ganforge train my-config.yaml --dry-run
   ganforge train --resume runs/dcgan --set train.kimg=120
+  ganforge train mnist-dcgan --nproc 4 --out runs/dcgan4          (4 processes, one per GPU; same global batch)
+  torchrun --nproc-per-node 8 -m ganforge train mnist-dcgan       (the same, launched by torchrun)
 """
 
 
@@ -65,13 +67,21 @@ def main() -> None:
 @click.option("--resume", "resume", default=None, metavar="RUN_DIR", help="Continue a run exactly where it stopped.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on in a terminal).")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Data-parallel over N local processes (one per GPU, or CPU processes), launched with torchrun; "
+                   "train.batch_size stays the global batch.")
 def train(source: str | None, out: str | None, overrides: tuple[str, ...], resume: str | None, dry_run: bool,
-          progress: bool | None) -> None:
+          progress: bool | None, nproc: int | None) -> None:
     """Train a GAN from a preset or a YAML config."""
     from ganforge.experiments.runner import resume_config, resume_run, start_run
     from ganforge.presets import load_config
+    from ganforge.training import distributed
 
     show = sys.stderr.isatty() if progress is None else progress
+    if nproc is not None and nproc > 1 and not dry_run:
+        _launch(nproc, source, out, overrides, resume)
+        return
+    world = distributed.init_from_env()  # a rank of torchrun joins its process group; else one process
     if resume:
         if source or out:
             raise GanforgeError("--resume takes the run directory alone; drop the preset and --out.")
@@ -89,7 +99,37 @@ def train(source: str | None, out: str | None, overrides: tuple[str, ...], resum
             click.echo(cfg.to_yaml())
             return
         result = start_run(cfg, out, progress=show, on_tick=_eval_hook(cfg))
-    _print_done(result)
+    distributed.shutdown()
+    if world.main:
+        _print_done(result)
+
+
+def _launch(nproc: int, source: str | None, out: str | None, overrides: tuple[str, ...], resume: str | None) -> None:
+    """--nproc N: check what a user can get wrong here (one clear message, as without --nproc), then run the
+    same command under torchrun and pass on its exit code."""
+    import os
+    import subprocess
+
+    from ganforge.experiments.runner import new_run_dir, resume_config
+    from ganforge.presets import load_config
+    from ganforge.training import distributed
+    from ganforge.training.setup import prepare
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise GanforgeError("--nproc launches torchrun itself; under torchrun drop --nproc (torchrun sets the count).")
+    if resume:
+        cfg = resume_config(Path(resume), overrides)
+    elif not source:
+        raise GanforgeError("name a preset or a YAML config, e.g. `ganforge train sine --nproc 2`.")
+    else:
+        cfg = load_config(source, overrides)
+        if out is not None:
+            new_run_dir(out, cfg.name)  # an existing --out fails here, before any process starts
+    distributed.check_batch(cfg.train.batch_size, distributed.World(0, nproc))
+    prepare(cfg)
+    cmd = distributed.launch_command(nproc, sys.argv[1:])
+    click.echo(f"launching {nproc} processes: {' '.join(cmd[1:])}", err=True)
+    sys.exit(subprocess.call(cmd))
 
 
 def _print_done(result) -> None:

@@ -13,6 +13,8 @@ Examples:
   ganforge sweep sweeps/curve-ladder.yaml --set train.kimg=10 --jobs 2
   ganforge sweep sweeps/mnist-depth.yaml --out runs/depth        # rerun the same line to continue it
   ganforge sweep sweeps/mnist-augment.yaml --dry-run             # list the runs, check every config
+  ganforge sweep sweeps/mnist-depth.yaml --backend ray --address auto --gpus-per-run 1 --out /shared/depth
+  ganforge sweep sweeps/mnist-depth.yaml --backend slurm --partition gpu --time 2:00:00 --gpus-per-run 1
 """
 
 COMPARE_EXAMPLES = """
@@ -32,10 +34,29 @@ Examples:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key in every run (repeatable), e.g. --set train.kimg=10 for a CPU-sized sweep.")
 @click.option("--dry-run", is_flag=True, help="Check every run's config and list the runs; train nothing.")
-def sweep(sweep_file: Path, out: Path | None, jobs: int, overrides: tuple[str, ...], dry_run: bool) -> None:
+@click.option("--backend", type=click.Choice(["local", "ray", "slurm"]), default="local", show_default=True,
+              help="Where runs execute: local processes, one Ray task per run, or one Slurm job per run.")
+@click.option("--address", default=None, metavar="ADDR",
+              help="ray: the cluster to join (auto: the one this node belongs to). Default: start a local one.")
+@click.option("--cpus-per-run", type=click.IntRange(min=1), default=None,
+              help="ray/slurm: CPUs reserved per run (and its threads). [default: 1]")
+@click.option("--gpus-per-run", type=click.FloatRange(min=0), default=None,
+              help="ray/slurm: GPUs reserved per run (ray allows fractions, e.g. 0.5). [default: 0]")
+@click.option("--partition", default=None, help="slurm: the partition to submit to.")
+@click.option("--time", "time_limit", default=None, metavar="TIME",
+              help="slurm: time limit per run (90, 1:30:00, 2-00:00:00). A run that hits it resumes when rerun.")
+@click.option("--slurm-arg", "slurm_args", multiple=True, metavar="KEY=VALUE",
+              help="slurm: any other sbatch option, e.g. --slurm-arg account=proj42 --slurm-arg qos=high.")
+def sweep(sweep_file: Path, out: Path | None, jobs: int, overrides: tuple[str, ...], dry_run: bool, backend: str,
+          address: str | None, cpus_per_run: int | None, gpus_per_run: float | None, partition: str | None,
+          time_limit: str | None, slurm_args: tuple[str, ...]) -> None:
     """Run a grid of configurations x seeds in parallel; write table.csv / table.md (mean ± std, 95% CI)."""
+    from ganforge.experiments.backends import backend_options
     from ganforge.experiments.sweep import format_result, load_sweep, run_state, run_sweep
 
+    options = backend_options(backend, jobs=jobs, address=address, cpus_per_run=cpus_per_run,
+                              gpus_per_run=gpus_per_run, partition=partition, time_limit=time_limit,
+                              slurm_args=slurm_args)
     spec = load_sweep(sweep_file, overrides)
     out = out or Path("runs") / f"sweep-{spec.name}"
     if dry_run:
@@ -45,7 +66,7 @@ def sweep(sweep_file: Path, out: Path | None, jobs: int, overrides: tuple[str, .
         click.echo(f"{len(spec.runs)} runs, every config checked; nothing was trained.")
         return
     try:
-        result = run_sweep(spec, out, jobs=jobs, log=click.echo)
+        result = run_sweep(spec, out, backend=backend, options=options, log=click.echo)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted. Finished runs are kept and killed runs keep their last checkpoint: rerun the same "
                    f"command (with --out {out}) to continue the sweep.", err=True)

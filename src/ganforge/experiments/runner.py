@@ -7,6 +7,7 @@ checkpoint leaves no folder behind.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 
 from ganforge.config import Config, config_from_dict, merge, parse_override, total_kimg
 from ganforge.errors import ConfigError, RunDirError
+from ganforge.training import distributed
 from ganforge.training.checkpoint import restore_checkpoint, sha256_file
 from ganforge.training.lock import LOCK_FILE, FolderLock, acquire
 from ganforge.training.loop import TrainResult, build_training, training_loop
@@ -102,18 +104,28 @@ def claim_new_folder(out: str | None, name: str, command: str, log: Callable[[st
 
 def start_run(cfg: Config, out: str | None, *, progress: bool = True, on_tick=None, log=print) -> TrainResult:
     setup = prepare(cfg)  # fails before anything is written
-    run_dir, lock, undo = claim_new_folder(out, cfg.name, f"ganforge train {cfg.name}", log)
-    try:
+    world = distributed.current()
+    claimed: dict = {}
+
+    def create() -> str:  # rank 0 claims, locks and creates the folder; every rank trains into that one
+        run_dir, lock, undo = claim_new_folder(out, cfg.name, f"ganforge train {cfg.name}", log)
+        claimed.update(lock=lock, undo=undo, run_dir=run_dir)
         atomic_write_text(run_dir / CONFIG, cfg.to_yaml())
-        log(f"run directory: {run_dir}")
-        return training_loop(setup, run_dir, progress=progress, on_tick=on_tick, log=log)
+        log(f"run directory: {run_dir}" + (f"  ({world.size} processes)" if world.parallel else ""))
+        return str(run_dir)
+
+    try:
+        run_dir = Path(distributed.on_main(create, world))
+        return training_loop(setup, run_dir, progress=progress, on_tick=on_tick if world.main else None, log=log)
     except BaseException:
-        if not (run_dir / CKPT_DIR / LATEST).is_file():  # nothing worth keeping: leave no half-made folder
-            undo()
-            log(f"no tick finished: removed {run_dir}")
+        made = claimed.get("run_dir")
+        if made is not None and not (made / CKPT_DIR / LATEST).is_file():  # nothing worth keeping: no half-made folder
+            claimed["undo"]()
+            log(f"no tick finished: removed {made}")
         raise
     finally:
-        lock.release()
+        if "lock" in claimed:
+            claimed["lock"].release()
 
 
 def _check_resumable(run_dir: Path) -> None:
@@ -156,7 +168,9 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
                on_tick=None, log=print) -> TrainResult:
     run_dir = Path(run_dir)
     _check_resumable(run_dir)
-    with acquire(run_dir, f"ganforge train --resume {run_dir}", log):
+    world = distributed.current()  # every rank runs the checks; rank 0 alone locks and writes
+    lock = acquire(run_dir, f"ganforge train --resume {run_dir}", log) if world.main else contextlib.nullcontext()
+    with lock:
         old = resume_config(run_dir)
         cfg = resume_config(run_dir, overrides)
         setup = prepare(cfg)
@@ -169,16 +183,21 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
                     f"this run has trained {done / 1000:g} kimg already; a length of {target / 1000:g} kimg would "
                     f"end before that. Give more, e.g. --set train.kimg={2 * done / 1000:g} (nothing was changed)."
                 )
+            if not world.main:
+                return TrainResult(run_dir, {})
             log(f"{run_dir} is already finished ({done / 1000:g} kimg of {target / 1000:g}); nothing to train. "
                 f"To train longer: ganforge train --resume {run_dir} --set train.kimg={2 * done / 1000:g}")
             return TrainResult(run_dir, _finished_summary(run_dir, ck, log))
-        remove_stale_temps(run_dir, log)
         changes = _changes(old.to_dict(), cfg.to_dict())
-        if changes:  # the config the run continues under, and the change in the run's history
-            atomic_write_text(run_dir / CONFIG, cfg.to_yaml())
-            append_record(run_dir, {"type": "resume", "at_kimg": done / 1000, "changes": changes})
-            log("resume changes: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
-        return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick, log=log)
+        if world.main:
+            remove_stale_temps(run_dir, log)
+            if changes:  # the config the run continues under, and the change in the run's history
+                atomic_write_text(run_dir / CONFIG, cfg.to_yaml())
+                append_record(run_dir, {"type": "resume", "at_kimg": done / 1000, "changes": changes})
+                log("resume changes: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
+        distributed.barrier(world)
+        return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick if world.main else None,
+                             log=log)
 
 
 def _finished_summary(run_dir: Path, ck: dict, log: Callable[[str], None]) -> dict:

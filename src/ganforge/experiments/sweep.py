@@ -13,20 +13,17 @@ Running the same command again continues the sweep: runs that reached their leng
 ``eval.json`` when evaluation is asked) are skipped, runs killed part-way resume exactly from their
 last checkpoint, runs killed before their first tick start over. Runs are separate processes
 (``python -m ganforge train``); with ``--jobs N`` each gets cores/N threads so they share the machine.
+Where those processes run is a backend (``ganforge.experiments.backends``): here, Ray tasks or Slurm jobs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +31,13 @@ from typing import Any
 import yaml
 
 from ganforge.errors import RunDirError
-from ganforge.experiments.compare import config_key, read_eval, read_run
+from ganforge.experiments.compare import config_key, read_run
+from ganforge.experiments.execute import (  # re-exported: `from ...sweep import run_state` works
+    JobOutcome,
+    RunTask,
+    execute_run,
+    run_state,
+)
 from ganforge.experiments.runner import RESUME_KEYS
 from ganforge.experiments.sweep_spec import (  # load_sweep & co. re-exported: `from ...sweep import load_sweep` works
     ENTRY_KEYS,
@@ -48,8 +51,6 @@ from ganforge.experiments.sweep_spec import (  # load_sweep & co. re-exported: `
 from ganforge.metrics.tables import Table, build_table, to_markdown, write_tables
 from ganforge.training.lock import acquire
 from ganforge.training.rundir import (
-    CKPT_DIR,
-    LATEST,
     SUMMARY,
     atomic_write_json,
     atomic_write_text,
@@ -60,21 +61,12 @@ from ganforge.training.rundir import (
 )
 
 __all__ = [
-    "ENTRY_KEYS", "EVAL_KEYS", "PLAN", "TOP_KEYS", "EvalSpec", "JobOutcome", "PlannedRun", "Sweep", "SweepResult",
-    "format_result", "load_sweep", "load_sweep_dir", "run_state", "run_sweep", "sweep_table",
+    "ENTRY_KEYS", "EVAL_KEYS", "PLAN", "TOP_KEYS", "EvalSpec", "JobOutcome", "PlannedRun", "RunTask", "Sweep",
+    "SweepResult", "execute_run", "format_result", "load_sweep", "load_sweep_dir", "run_state", "run_sweep",
+    "sweep_table",
 ]
 
 PLAN = "plan.json"
-
-
-@dataclass
-class JobOutcome:
-    run: PlannedRun
-    action: str  # "skipped", "trained", "resumed", "restarted", "evaluated"
-    ok: bool
-    seconds: float = 0.0
-    log: Path | None = None
-    message: str = ""
 
 
 @dataclass
@@ -87,32 +79,6 @@ class SweepResult:
     @property
     def failed(self) -> list[JobOutcome]:
         return [o for o in self.outcomes if not o.ok]
-
-
-def run_state(run: PlannedRun, out: Path, evaluate: EvalSpec | None) -> str:
-    """What a planned run needs: "done", "evaluate", "resume", "restart" or "new"."""
-    run_dir = run.run_dir(out)
-    if not run_dir.exists():
-        return "new"
-    if not (run_dir / CKPT_DIR / LATEST).is_file():
-        return "restart"  # killed before its first complete tick: start again
-    try:
-        summary = read_summary(run_dir, require=("images_seen",))
-    except RunDirError:
-        return "restart"  # summary missing or damaged: retrain (same config and seed: the same result)
-    if int(summary["images_seen"]) < run.target_images:
-        return "resume"
-    if evaluate is not None and not _eval_complete(run_dir, evaluate):
-        return "evaluate"
-    return "done"
-
-
-def _eval_complete(run_dir: Path, spec: EvalSpec) -> bool:
-    records = read_eval(run_dir)
-    if not records:
-        return False
-    names = {r["name"] for r in records}
-    return all(m in names for m in spec.metrics)
 
 
 def _check_existing(sweep: Sweep, out: Path) -> None:
@@ -147,82 +113,22 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _child_env(threads: int) -> dict[str, str]:
-    src = str(Path(__file__).resolve().parents[2])  # so `python -m ganforge` works from a source checkout
-    env = dict(os.environ)
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    env.setdefault("MPLBACKEND", "Agg")
-    return env
-
-
-def _train_cmd(run: PlannedRun, out: Path, state: str) -> list[str]:
-    base = [sys.executable, "-m", "ganforge", "train"]
-    if state == "resume":
-        train = run.config["train"]
-        length = f"train.kimg={train['kimg']}" if train.get("kimg") is not None else f"train.epochs={train['epochs']}"
-        return base + ["--resume", str(run.run_dir(out)), "--set", length, "--no-progress"]
-    return base + [str(out / "configs" / f"{run.name}.yaml"), "--out", str(run.run_dir(out)), "--no-progress"]
-
-
-def _eval_cmd(run: PlannedRun, out: Path, spec: EvalSpec) -> list[str]:
-    cmd = [sys.executable, "-m", "ganforge", "evaluate", str(run.run_dir(out))]
-    for m in spec.metrics:
-        cmd += ["--metric", m]
-    if spec.n is not None:
-        cmd += ["--n", str(spec.n)]
-    if spec.extractor:
-        cmd += ["--extractor", spec.extractor]
-    return cmd
-
-
-class _Jobs:
-    """Child processes started by the sweep, so an interrupt can stop exactly those."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.procs: set[subprocess.Popen] = set()
-        self.stopping = False
-
-    def run(self, cmd: list[str], env: dict[str, str], log: Path) -> int:
-        with open(log, "a") as f:
-            f.write(f"$ {' '.join(cmd)}\n")
-            f.flush()
-            with self.lock:
-                if self.stopping:
-                    return 130
-                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-                self.procs.add(proc)
-            try:
-                return proc.wait()
-            finally:
-                with self.lock:
-                    self.procs.discard(proc)
-
-    def stop(self) -> None:
-        with self.lock:
-            self.stopping = True
-            procs = list(self.procs)
-        # SIGINT first: the trainer stops cleanly. A child that ignores SIGINT (started from a background
-        # shell job) gets SIGTERM; either way its last checkpoint is intact (checkpoints are atomic).
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            for stop in (proc.terminate, proc.kill):
-                try:
-                    proc.wait(timeout=10)
-                    break
-                except subprocess.TimeoutExpired:
-                    stop()
-
-
 def run_sweep(
-    sweep: Sweep, out: Path | str, *, jobs: int = 1, log: Callable[[str], None] = print,
+    sweep: Sweep, out: Path | str, *, jobs: int = 1, backend: str = "local", options: Any = None,
+    log: Callable[[str], None] = print,
 ) -> SweepResult:
     """Run (or continue) every planned run, then write table.csv and table.md. Failed runs are listed
     at the end (the others still run); rerunning the same command retries only what is missing.
-    The sweep folder is locked meanwhile: a second sweep into it is refused (each run also locks its own)."""
+    The sweep folder is locked meanwhile: a second sweep into it is refused (each run also locks its own).
+
+    ``backend`` says where the runs execute (``ganforge.experiments.backends``): "local" processes, `--jobs`
+    at a time (the default), "ray" tasks on a Ray cluster, or "slurm" jobs; ``options`` is its
+    ``BackendOptions``. The table is built here from the run folders, so it is the same whatever the backend."""
+    from ganforge.experiments.backends import BACKENDS, BackendOptions
+
+    options = options or BackendOptions(jobs=jobs)
+    engine = BACKENDS.get(backend)  # ConfigError naming the valid backends, before anything is written
+    engine.check(options)  # Ray/submitit installed, sbatch on PATH ...: fail before writing anything
     out = Path(out)
     _check_existing(sweep, out)
     try:
@@ -230,10 +136,11 @@ def run_sweep(
     except OSError as e:
         raise RunDirError(write_failure(out, e)) from None
     with acquire(out, f"ganforge sweep {sweep.name} --out {out}", log):
-        return _run_sweep(sweep, out, jobs, log)
+        return _run_sweep(sweep, out, backend, engine, options, log)
 
 
-def _run_sweep(sweep: Sweep, out: Path, jobs: int, log: Callable[[str], None]) -> SweepResult:
+def _run_sweep(sweep: Sweep, out: Path, backend: str, engine: Any, options: Any,
+               log: Callable[[str], None]) -> SweepResult:
     start = time.perf_counter()
     (out / "configs").mkdir(exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
@@ -248,59 +155,39 @@ def _run_sweep(sweep: Sweep, out: Path, jobs: int, log: Callable[[str], None]) -
     for run in sweep.runs:
         atomic_write_text(out / "configs" / f"{run.name}.yaml", yaml.safe_dump(run.config, sort_keys=False))
 
-    jobs = max(1, jobs)
-    threads = max(1, _cores() // jobs)
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a lower limit set by the user is kept
-        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
-    env = _child_env(threads)
+    if backend == "local":
+        jobs = max(1, options.jobs)
+        threads = max(1, _cores() // jobs)
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a lower limit set by the user is kept
+            threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
+        where = f"{jobs} job(s) x {threads} thread(s)"
+    else:  # a run owns the CPUs its task/job reserved
+        threads = options.cpus_per_run
+        where = f"backend {backend}, {threads} CPU(s)" + (f" + {options.gpus_per_run:g} GPU(s)" if
+                                                          options.gpus_per_run else "") + " per run"
     states = {run.name: run_state(run, out, sweep.evaluate) for run in sweep.runs}
     todo = [r for r in sweep.runs if states[r.name] != "done"]
     outcomes = [JobOutcome(r, "skipped", True) for r in sweep.runs if states[r.name] == "done"]
     log(f"sweep {sweep.name}: {len(sweep.runs)} runs ({len(sweep.labels)} configurations x "
         f"{len({r.seed for r in sweep.runs})} seeds) in {out}; {len(outcomes)} complete, {len(todo)} to run; "
-        f"{jobs} job(s) x {threads} thread(s)")
-    print_lock = threading.Lock()
+        f"{where}")
     counter = [len(outcomes)]
-    runner = _Jobs()
 
-    def job(run: PlannedRun) -> JobOutcome:
-        state = states[run.name]
-        logfile = out / "logs" / f"{run.name}.log"
-        t0 = time.perf_counter()
-        action = {"new": "trained", "restart": "restarted", "resume": "resumed", "evaluate": "evaluated"}[state]
-        if state == "restart":
-            shutil.rmtree(run.run_dir(out))  # our own folder, never finished a tick: nothing to keep
-        if state in ("new", "restart", "resume"):
-            rc = runner.run(_train_cmd(run, out, "resume" if state == "resume" else "new"), env, logfile)
-            if rc != 0:
-                return JobOutcome(run, action, False, time.perf_counter() - t0, logfile, _last_error(logfile, rc))
-        if sweep.evaluate is not None:
-            rc = runner.run(_eval_cmd(run, out, sweep.evaluate), env, logfile)
-            if rc != 0:
-                return JobOutcome(run, action, False, time.perf_counter() - t0, logfile,
-                                  "evaluation failed: " + _last_error(logfile, rc))
-        return JobOutcome(run, action, True, time.perf_counter() - t0, logfile)
+    def finished(outcome: JobOutcome) -> None:  # called once per task, on the calling thread
+        outcomes.append(outcome)
+        counter[0] += 1
+        status = "ok" if outcome.ok else f"FAILED ({outcome.message}; log {outcome.log})"
+        log(f"[{counter[0]}/{len(sweep.runs)}] {outcome.run.label} seed {outcome.run.seed}: "
+            f"{outcome.action} in {outcome.seconds:.1f} s  {status}")
 
-    pool = ThreadPoolExecutor(max_workers=jobs)
+    tasks = [RunTask(r, str(out.resolve()), sweep.evaluate, threads) for r in todo]
     previous = _on_sigterm_interrupt()
     try:
-        futures = [pool.submit(job, run) for run in todo]
-        for fut in as_completed(futures):
-            outcome = fut.result()
-            outcomes.append(outcome)
-            with print_lock:
-                counter[0] += 1
-                status = "ok" if outcome.ok else f"FAILED ({outcome.message}; log {outcome.log})"
-                log(f"[{counter[0]}/{len(sweep.runs)}] {outcome.run.label} seed {outcome.run.seed}: "
-                    f"{outcome.action} in {outcome.seconds:.1f} s  {status}")
-    except KeyboardInterrupt:
-        runner.stop()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
+        if tasks:
+            engine.execute(tasks, options, finished, log)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    pool.shutdown(wait=True)
 
     table = sweep_table(sweep, out)
     write_tables(table, out, title=f"sweep {sweep.name}")
@@ -319,12 +206,6 @@ def _on_sigterm_interrupt():
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, handler)
-
-
-def _last_error(logfile: Path, rc: int) -> str:
-    lines = [ln for ln in logfile.read_text().splitlines() if ln.strip()] if logfile.is_file() else []
-    errors = [ln for ln in lines if ln.startswith("error:") or "Error" in ln]
-    return (errors[-1] if errors else (lines[-1] if lines else f"exit code {rc}")).strip()[:300]
 
 
 def sweep_table(sweep: Sweep, out: Path) -> Table:

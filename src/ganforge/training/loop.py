@@ -28,6 +28,7 @@ import ganforge
 from ganforge.config import Config, total_kimg
 from ganforge.data import Dataset
 from ganforge.errors import ConfigError
+from ganforge.training import distributed
 from ganforge.training.checkpoint import restore_checkpoint, save_checkpoint
 from ganforge.training.curves import save_loss_plot
 from ganforge.training.export import export_generator
@@ -48,7 +49,9 @@ def make_step(cfg: Config, *args: Any) -> Callable[[int], int]:
     ``args`` are (objective, opts, opt_specs, networks, ema, sampler, stats, device).
     """
     device: torch.device = args[-1]
-    if cfg.train.cuda_graphs and device.type == "cuda":
+    if cfg.train.cuda_graphs and distributed.current().parallel:
+        warnings.warn("train.cuda_graphs is not used with several processes; using the eager step.", stacklevel=2)
+    elif cfg.train.cuda_graphs and device.type == "cuda":
         return GraphedStep(cfg, *args)
     if cfg.train.cuda_graphs:
         warnings.warn(f"train.cuda_graphs needs a CUDA device, not {device}; using the eager step.", stacklevel=2)
@@ -125,12 +128,18 @@ def training_loop(
     log: Callable[[str], None] = print, on_tick: Callable[[int, Path], None] | None = None,
 ) -> TrainResult:
     cfg, data = setup.cfg, setup.train_set
+    world = distributed.current()  # one process, or one rank of `torchrun` (training/distributed.py)
+    distributed.check_batch(cfg.train.batch_size, world)
+    if world.parallel and cfg.train.nan_policy == "rollback":
+        raise ConfigError("train.nan_policy=rollback runs in one process only; under torchrun / --nproc use "
+                          "train.nan_policy=stop and resume with lower learning rates.")
     device = pick_device(cfg.train.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     seed_everything(cfg.train.seed)
     t = build_training(cfg, setup.family, data, device)
+    distributed.sync_batchnorm(list(t.nets.values()), device, world)  # SyncBatchNorm on CUDA, in place
     family, nets, ema, objective, opts, sampler = t.family, t.nets, t.ema, t.objective, t.opts, t.sampler
     batch = cfg.train.batch_size
     total_images = int(round(total_kimg(cfg, len(data)) * 1000))
@@ -141,12 +150,18 @@ def training_loop(
         ck = restore_checkpoint(run_dir / CKPT_DIR / LATEST, nets, ema, opts, sampler)  # validated first
         set_learning_rates(opts, t.opt_specs)  # a resume may change them (config.yaml wins over the optimiser state)
         step, images_seen, tick, wall_before = ck["step"], ck["images_seen"], ck["tick"], ck["wall_time"]
+        if int(ck.get("world_size", 1)) != world.size and world.main:
+            warnings.warn(f"resuming a run written by {int(ck.get('world_size', 1))} process(es) with {world.size}: "
+                          "data order and latents continue exactly, but per-rank randomness (dropout, augmentation) "
+                          "and float summation order differ, so it will not match an uninterrupted run bit for bit.",
+                          stacklevel=2)
         log(f"resumed from {run_dir / CKPT_DIR / LATEST} at {images_seen / 1000:.1f} kimg (tick {tick})")
-    history = truncate_history(run_dir, images_seen, log)
+    history = truncate_history(run_dir, images_seen, log) if world.main else []
     rollbacks = 0
 
     train_step = t.make_step(cfg, device)
     start, tick_start, tick_images_start = time.perf_counter(), time.perf_counter(), images_seen
+    progress = progress and world.main
     bar = tqdm(total=total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
     last_plot = 0.0
@@ -168,7 +183,7 @@ def training_loop(
         # ---- maintenance, once per tick ----------------------------------------------------------
         tick += 1
         now = time.perf_counter()
-        values = t.stats.read_and_reset()  # the one host-device sync of the tick
+        values = distributed.mean_over_ranks(t.stats.read_and_reset(), world)  # the one host-device sync of the tick
         record = {"tick": tick, "kimg": images_seen / 1000, "step": step, **values,
                   "time_s": round(wall_before + now - start, 3),
                   "img_per_s": round((images_seen - tick_images_start) / max(now - tick_start, 1e-9), 1)}
@@ -180,10 +195,12 @@ def training_loop(
                 raise
             rollbacks += 1
             step, images_seen, tick = ck["step"], ck["images_seen"], ck["tick"]
-            history = truncate_history(run_dir, images_seen, log)
+            history = truncate_history(run_dir, images_seen, log) if world.main else []
             bar.reset(total=total_images)
             bar.update(images_seen)
             tick_start, tick_images_start = time.perf_counter(), images_seen
+            continue
+        if not world.main:  # rank 0 alone writes; the other ranks go on training
             continue
         history.append(record)
         _append_jsonl(run_dir / "metrics.jsonl", record)
@@ -206,6 +223,7 @@ def training_loop(
             **{f"{name}_ema": averaged.state_dict() for name, averaged in ema.items()},
             **{f"opt_{name}": opt.state_dict() for name, opt in opts.items()},
             "sampler": sampler.state_dict(), "rng": rng_state(), "step": step, "images_seen": images_seen, "tick": tick,
+            "world_size": world.size,
             "wall_time": wall_before + time.perf_counter() - start, "config": cfg.to_dict(),
             "ganforge_version": ganforge.__version__,
         }

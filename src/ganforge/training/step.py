@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ganforge.config import Config
+from ganforge.training import distributed
 from ganforge.training.state import BatchSampler
 from ganforge.training.stats import StatsAccumulator
 from ganforge.variants import Objective, OptimizerSpec, Phase
@@ -38,6 +39,7 @@ class EagerStep:
         trainable = {name: [p for p in net.parameters() if p.requires_grad] for name, net in networks.items()}
         self.frozen = {opt: [p for name, ps in trainable.items() if name not in spec.networks for p in ps]
                        for opt, spec in opt_specs.items()}
+        self.world = distributed.current()  # several processes: each computes its share of the global batch
 
     def __call__(self, step: int) -> int:
         """Run iteration ``step``; return the number of real images shown."""
@@ -50,6 +52,7 @@ class EagerStep:
                 if phase.shows_real:
                     shown += self.batch
         self.update_ema()
+        distributed.broadcast_buffers(list(self.networks.values()), self.world)  # BN stats follow rank 0 (CPU)
         return shown
 
     def run_phase(self, phase: Phase, idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -57,7 +60,7 @@ class EagerStep:
 
         Also the body that ``GraphedStep`` captures, so both implementations run the same code.
         """
-        batch = self.objective.draw(phase, idx)
+        batch = distributed.shard_batch(self.objective.draw(phase, idx), self.batch, self.world)  # this rank's rows
         opt = self.opts[phase.opt]
         opt.zero_grad(set_to_none=True)
         frozen = self.frozen[phase.opt]
@@ -69,6 +72,7 @@ class EagerStep:
         finally:
             for p in frozen:
                 p.requires_grad_(True)
+        distributed.all_reduce_grads(opt, self.world)  # only the stepping networks' gradients; no-op in one process
         opt.step()
         return stats
 
