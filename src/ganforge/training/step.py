@@ -17,6 +17,7 @@ from ganforge.config import Config
 from ganforge.objectives import GANObjective
 from ganforge.objectives.augment import classic_augment, uses_classic
 from ganforge.objectives.objective import Phase
+from ganforge.training.precision import autocast_for
 from ganforge.training.state import BatchSampler
 from ganforge.training.stats import StatsAccumulator
 
@@ -32,8 +33,7 @@ class EagerStep:
         self.batch = cfg.train.batch_size
         self.phases = objective.phases()
         self.ema_beta = 0.5 ** (self.batch / (cfg.train.ema_kimg * 1000)) if G_ema is not None else 0.0
-        amp = cfg.train.amp == "bf16" and device.type == "cuda"
-        self.autocast: Any = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
+        self.autocast: Any = autocast_for(cfg.train.amp, device)  # bf16 where the device runs it natively
         self.d_params = [p for p in objective.D.parameters() if p.requires_grad]
 
     def __call__(self, step: int) -> int:
