@@ -52,7 +52,8 @@ def resolve_amp(amp: Amp, device: torch.device) -> torch.dtype | None:
         warnings.warn(
             f"train.amp=bf16: this {device.type.upper()} has no native bfloat16 (AVX512-BF16/AMX), where bf16 is "
             "slower than fp32; training in fp32. Set train.amp=auto (or off) to silence this.",
-            RuntimeWarning, stacklevel=3,
+            RuntimeWarning,
+            stacklevel=3,
         )
     return None
 
