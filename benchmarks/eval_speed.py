@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-boot", type=int, default=20, help="bootstrap resamples per interval (ganforge's default)")
     args = ap.parse_args(argv)
 
-    from ganforge.config import load_config
     from ganforge.experiments.runner import start_run
     from ganforge.metrics.evaluate import Evaluator
+    from ganforge.presets import load_config
     from ganforge.training.export import load_generator
 
     work = Path(tempfile.mkdtemp(prefix="ganforge-evalbench-"))

@@ -39,9 +39,10 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks.plain_loop``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.plain_loop import plain_train  # noqa: E402
-from ganforge.config import Config, load_config  # noqa: E402
+from ganforge.config import Config  # noqa: E402
 from ganforge.models import build_models  # noqa: E402
 from ganforge.objectives import GANObjective  # noqa: E402
+from ganforge.presets import load_config  # noqa: E402
 from ganforge.training.loop import make_optimizer, make_step  # noqa: E402
 from ganforge.training.precision import resolve_amp  # noqa: E402
 from ganforge.training.state import BatchSampler, seed_everything  # noqa: E402

@@ -4,8 +4,9 @@ A run's config is resolved in layers, each a nested dict checked against the dat
 
     dataclass defaults  <-  the variant's defaults  <-  preset YAML (``extends:`` chains)  <-  ``--set`` overrides
 
-Unknown keys fail with the nearest valid name; values are coerced to the annotated type and range
-checked; the resolved config is written into the run directory and into every checkpoint.
+``ganforge.presets`` does the resolving, since the variants' defaults live a layer above this module.
+Unknown keys fail with the nearest valid name; values are coerced to the annotated type and range checked;
+the resolved config is written into the run directory and into every checkpoint.
 """
 
 from __future__ import annotations
@@ -359,11 +360,11 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in layer.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = value
     # A layer that sets one training length replaces the other one set below it.
@@ -387,27 +388,6 @@ def describe_layer(layer: dict[str, Any], prefix: str = "") -> list[str]:
         else:
             out.append(f"{prefix}{k}={json.dumps(v) if not isinstance(v, str) else v}")
     return out
-
-
-def load_config(source: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Resolve preset/file + overrides into a validated Config."""
-    layers: list[dict[str, Any]] = read_layers(resolve_source(source)) if source else []
-    layers += [parse_override(o) for o in overrides]
-    return config_from_layers(layers)
-
-
-def config_from_layers(layers: list[dict[str, Any]]) -> Config:
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = _merge(merged, layer)
-    # Strict check of every key first, so a typo is reported before anything else.
-    from_dict(Config, merged)
-    variant_name = merged.get("variant", Config.variant)
-    from ganforge.variants import VARIANTS  # lazy: variants import models, which import config
-
-    defaults = VARIANTS.get(variant_name).defaults
-    resolved = _merge(defaults, merged) if defaults else merged
-    return validate(from_dict(Config, resolved))
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

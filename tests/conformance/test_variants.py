@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from ganforge.catalog import catalog
-from ganforge.config import config_from_layers
 from ganforge.errors import GanforgeError
 from ganforge.experiments.runner import start_run
+from ganforge.presets import config_from_layers
 from ganforge.training.export import load_generator
 from ganforge.variants import VARIANTS
 

@@ -18,8 +18,8 @@ import torch
 
 from benchmarks.plain_loop import plain_train
 from benchmarks.train_speed import build_trainer, synthetic_images
-from ganforge.config import load_config
 from ganforge.models import build_models
+from ganforge.presets import load_config
 from ganforge.training.fast import GraphedStep
 from ganforge.training.step import EagerStep
 from ganforge.variants import VARIANTS

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.config import load_config
 from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError, RunDirError
 from ganforge.generate import generate_dataset
 from ganforge.models import build_models
+from ganforge.presets import load_config
 from ganforge.training.export import export_generator
 from ganforge.variants import VARIANTS
 from tests.conftest import run_cli

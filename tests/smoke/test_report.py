@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganforge.config import load_config
 from ganforge.experiments.runner import start_run
+from ganforge.presets import load_config
 from ganforge.reporting.html import data_uri_images, write_report
 
 EVIL = '<script>alert("x")</script> & "q"'
@@ -105,7 +105,7 @@ def test_points_run_and_sweep_folder(tmp_path):
 
 
 def test_tensorboard_sink_logs_scalars_or_warns_once_when_absent(tmp_path):
-    from ganforge.reporting.tensorboard import TensorBoardSink
+    from ganforge.training.tensorboard import TensorBoardSink
 
     warnings: list[str] = []
     sink = TensorBoardSink(tmp_path, warn=warnings.append)

@@ -11,13 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.config import DataConfig, load_config
+from ganforge.config import DataConfig
 from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError
 from ganforge.generate import generate_dataset
 from ganforge.models import build_models
-from ganforge.reporting.grids import image_grid
+from ganforge.presets import load_config
 from ganforge.training.export import export_generator, load_generator
+from ganforge.training.grids import image_grid
 from ganforge.variants import VARIANTS
 from tests.conftest import run_cli
 

@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.config import AugmentConfig, load_config
+from ganforge.config import AugmentConfig
 from ganforge.errors import ConfigError
 from ganforge.models.layers import Conditioning, DOut
 from ganforge.objectives import GANObjective
 from ganforge.objectives.augment import POLICIES, classic_augment, diff_augment, parse_policy
+from ganforge.presets import load_config
 
 
 @pytest.mark.parametrize("policy", [(p,) for p in POLICIES] + [POLICIES])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ganforge.config import Config, config_from_dict, load_config, parse_override, preset_names
+from ganforge.config import Config, config_from_dict, parse_override, preset_names
 from ganforge.errors import ConfigError
+from ganforge.presets import load_config
 
 
 @pytest.mark.parametrize("name", preset_names())

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganforge.config import load_config
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.metrics import METRICS
 from ganforge.metrics import evaluate as evaluate_module
 from ganforge.metrics.baselines import ReplayGenerator
 from ganforge.metrics.evaluate import evaluate_run, periodic_eval_hook
+from ganforge.presets import load_config
 from ganforge.training.checkpoint import atomic_write_text
 from ganforge.training.export import export_generator
 from ganforge.training.setup import prepare

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.config import load_config
 from ganforge.errors import ConfigError
 from ganforge.models.layers import Conditioning, DOut
 from ganforge.objectives import LOSSES, GANObjective
+from ganforge.presets import load_config
 
 REAL = [2.0, -1.0]  # D's logits on a real batch
 GEN = [0.5, -3.0]  # D's logits on a generated batch

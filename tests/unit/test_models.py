@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.config import ModelConfig, config_from_layers, load_config, preset_names
+from ganforge.config import ModelConfig, preset_names
 from ganforge.errors import ConfigError
 from ganforge.models import ARCHS, build_models
 from ganforge.models.layers import CondBatchNorm, Conditioning
+from ganforge.presets import config_from_layers, load_config
 from ganforge.variants import VARIANTS
 
 # (shape, num_classes) of each dataset a preset may name, so presets build without reading data files.

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.config import load_config
 from ganforge.errors import ConfigError
 from ganforge.models.layers import Conditioning, DOut
 from ganforge.objectives import GANObjective
 from ganforge.objectives.regularizers import gradient_penalty, r1_penalty
+from ganforge.presets import load_config
 
 
 def linear_critic(w: torch.Tensor):

@@ -12,7 +12,7 @@ import yaml
 
 from ganforge.errors import RunDirError
 from ganforge.experiments.compare import compare_runs
-from ganforge.reporting.tables import RunValues, build_table, cell_text, summarize, to_csv, to_markdown
+from ganforge.metrics.tables import RunValues, build_table, cell_text, summarize, to_csv, to_markdown
 
 
 def test_summarize_matches_the_t_interval_by_hand():

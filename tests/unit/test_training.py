@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from ganforge.config import load_config
 from ganforge.errors import TrainingDiverged
 from ganforge.experiments.runner import start_run
 from ganforge.objectives.objective import GANObjective
+from ganforge.presets import load_config
 from ganforge.training.checkpoint import load_checkpoint
 from ganforge.training.state import BatchSampler
 from ganforge.training.stats import StatsAccumulator

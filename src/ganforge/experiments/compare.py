@@ -3,7 +3,7 @@
 Runs are grouped by their resolved config minus the seed (and minus keys that cannot change a
 result: device, snapshot interval, TensorBoard), so three seeds of one configuration make one row.
 Metrics come from each run's ``eval.json``; the table never puts figures computed under different
-protocols in one column (see ``ganforge.reporting.tables``).
+protocols in one column (see ``ganforge.metrics.tables``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ganforge.errors import RunDirError
-from ganforge.reporting.tables import RunValues, Table, build_table, write_tables
+from ganforge.metrics.tables import RunValues, Table, build_table, write_tables
 
 # Keys that differ between seeds of one configuration, or that cannot change the numbers.
 IGNORED_KEYS = ("train.seed", "train.device", "train.snapshot_ticks", "train.tensorboard", "eval.every_ticks")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ganforge.config import Config, _merge, config_from_dict, parse_override
+from ganforge.config import Config, config_from_dict, merge, parse_override
 from ganforge.errors import ConfigError, RunDirError
 from ganforge.training.checkpoint import atomic_write_text
 from ganforge.training.loop import CKPT_DIR, LATEST, TrainResult, training_loop
@@ -59,7 +59,7 @@ def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) ->
                 f"--set {key} cannot change when resuming (it would not continue the same run). "
                 f"Only {', '.join(RESUME_KEYS)} can; start a new run for anything else."
             )
-        data = _merge(data, parse_override(text))
+        data = merge(data, parse_override(text))
     return config_from_dict(data)
 
 

@@ -45,7 +45,7 @@ from ganforge.experiments.sweep_spec import (  # load_sweep & co. re-exported: `
     Sweep,
     load_sweep,
 )
-from ganforge.reporting.tables import Table, build_table, to_markdown, write_tables
+from ganforge.metrics.tables import Table, build_table, to_markdown, write_tables
 from ganforge.training.checkpoint import atomic_write_json, atomic_write_text
 
 __all__ = [

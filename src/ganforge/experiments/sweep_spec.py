@@ -31,7 +31,6 @@ import yaml
 
 from ganforge.config import (
     Config,
-    config_from_layers,
     describe_layer,
     parse_override,
     read_layers,
@@ -39,6 +38,7 @@ from ganforge.config import (
     total_kimg,
 )
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.presets import config_from_layers
 from ganforge.registry import closest
 
 TOP_KEYS = ("name", "description", "base", "set", "seeds", "list", "grid", "evaluate")
@@ -90,7 +90,7 @@ def _check_keys(data: dict[str, Any], valid: tuple[str, ...], where: str) -> Non
 
 
 def _deep_merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
-    """Plain nested merge (config._merge's kimg/epochs rule is applied later, when layers are resolved)."""
+    """Plain nested merge (config.merge's kimg/epochs rule is applied later, when layers are resolved)."""
     out = dict(base)
     for key, value in layer.items():
         out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value

@@ -312,18 +312,4 @@ def _check_eval_config(cfg: Config) -> None:
         raise ConfigError("eval.n must be >= 2")
 
 
-# ----------------------------------------------------------------------------------------------
-# `ganforge demo`
-
-
-def demo_evaluation(run_dir: Path | str, log: Log = print) -> EvalResult:
-    """The demo's evaluation: the default metric set, printed as a table."""
-    from ganforge.metrics.command import format_result
-
-    log("evaluating (domain extractor, default metrics) ...")
-    result = evaluate_run(run_dir, log=_quiet)
-    log(format_result(result))
-    return result
-
-
-__all__ = ["EVAL_FILE", "EvalResult", "Evaluator", "demo_evaluation", "evaluate_run", "periodic_eval_hook"]
+__all__ = ["EVAL_FILE", "EvalResult", "Evaluator", "evaluate_run", "periodic_eval_hook"]

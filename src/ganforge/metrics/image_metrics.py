@@ -265,7 +265,7 @@ def memorization_metric(ctx: EvalContext) -> Outcome:
 
 def _save_pairs(ctx: EvalContext, x_gen: torch.Tensor, *audits: MemorizationAudit) -> list:
     """eval/closest_pairs.png (feature space) and eval/closest_pairs_pixel.png: generated row over nearest-train row."""
-    from ganforge.reporting.grids import save_image_grid
+    from ganforge.training.grids import save_image_grid
 
     assert ctx.run_dir is not None
     paths = []

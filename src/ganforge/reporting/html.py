@@ -24,6 +24,7 @@ import yaml
 
 import ganforge
 from ganforge.errors import GanforgeError, RunDirError
+from ganforge.metrics.tables import Table, cell_text, fmt
 from ganforge.reporting.figures import (
     d_scores_plot,
     evenly_spaced,
@@ -32,7 +33,6 @@ from ganforge.reporting.figures import (
     progression_gif,
     scatter_plot,
 )
-from ganforge.reporting.tables import Table, cell_text, fmt
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -224,8 +224,8 @@ def _generator_sections(run_dir: Path, config: dict[str, Any], h: str, full: boo
         return ""
     import torch
 
-    from ganforge.reporting.grids import image_grid
     from ganforge.training.export import load_generator
+    from ganforge.training.grids import image_grid
 
     parts = []
     try:
@@ -352,7 +352,7 @@ def _interval_plots(table: Table) -> str:
 def sweep_report(sweep_dir: Path | str) -> str:
     from ganforge.experiments.compare import read_run
     from ganforge.experiments.sweep import load_sweep_dir
-    from ganforge.reporting.tables import build_table
+    from ganforge.metrics.tables import build_table
 
     sweep_dir = Path(sweep_dir)
     plan, groups = load_sweep_dir(sweep_dir)

@@ -27,11 +27,11 @@ import ganforge
 from ganforge.config import Config, total_kimg
 from ganforge.errors import ConfigError, TrainingDiverged
 from ganforge.objectives import GANObjective
-from ganforge.reporting.curves import save_loss_plot
-from ganforge.reporting.grids import save_image_grid, save_scatter
 from ganforge.training.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from ganforge.training.curves import save_loss_plot
 from ganforge.training.export import export_generator
 from ganforge.training.fast import GraphedStep
+from ganforge.training.grids import save_image_grid, save_scatter
 from ganforge.training.setup import Setup
 from ganforge.training.state import BatchSampler, rng_state, seed_everything, set_rng_state
 from ganforge.training.stats import StatsAccumulator
@@ -136,7 +136,7 @@ def training_loop(
     summary: dict[str, Any] = {}
     tb = None
     if cfg.train.tensorboard:
-        from ganforge.reporting.tensorboard import TensorBoardSink  # lazy: optional dependency
+        from ganforge.training.tensorboard import TensorBoardSink  # lazy: optional dependency
 
         tb = TensorBoardSink(run_dir, warn=log)
     while images_seen < total_images:

@@ -68,7 +68,7 @@ def sweep(sweep_file: Path, out: Path | None, jobs: int, overrides: tuple[str, .
 def compare(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     """Compare existing runs: one row per config (seeds pooled), mean ± std and 95% CI per metric."""
     from ganforge.experiments.compare import compare_runs
-    from ganforge.reporting.tables import to_markdown
+    from ganforge.metrics.tables import to_markdown
 
     table, _ = compare_runs(list(run_dirs), out)
     click.echo(to_markdown(table))

@@ -53,8 +53,8 @@ def main() -> None:
 def train(source: str | None, out: str | None, overrides: tuple[str, ...], resume: str | None, dry_run: bool,
           progress: bool | None) -> None:
     """Train a GAN from a preset or a YAML config."""
-    from ganforge.config import load_config
     from ganforge.experiments.runner import resume_config, resume_run, start_run
+    from ganforge.presets import load_config
 
     show = sys.stderr.isatty() if progress is None else progress
     if resume:
@@ -105,15 +105,17 @@ def _eval_hook(cfg=None):
 def demo(out: str | None, overrides: tuple[str, ...], progress: bool | None) -> None:
     """The default end-to-end job: train the `demo` preset on the offline MNIST digits, evaluate it, write the
     HTML report, and print where everything is."""
-    from ganforge.config import load_config
+    from ganforge.cli.evaluate import format_result
     from ganforge.experiments.runner import start_run
-    from ganforge.metrics.evaluate import demo_evaluation
+    from ganforge.metrics.evaluate import evaluate_run
+    from ganforge.presets import load_config
     from ganforge.reporting.html import write_report
 
     show = sys.stderr.isatty() if progress is None else progress
     result = start_run(load_config("demo", overrides), out, progress=show)
     _print_done(result)
-    demo_evaluation(result.run_dir)
+    click.echo("evaluating (domain extractor, default metrics) ...")
+    click.echo(format_result(evaluate_run(result.run_dir, log=lambda _: None)))
     report = write_report(result.run_dir)
     click.echo(f"report: {report}  (one self-contained HTML file; open it in a browser)")
 
@@ -168,9 +170,9 @@ def list_(what: str) -> None:
             click.echo(f"  {key.ljust(width)}  {help_text}")
 
 
-from ganforge.experiments.command import compare, sweep  # noqa: E402
-from ganforge.metrics.command import evaluate  # noqa: E402
-from ganforge.reporting.command import report  # noqa: E402
+from ganforge.cli.evaluate import evaluate  # noqa: E402
+from ganforge.cli.experiments import compare, sweep  # noqa: E402
+from ganforge.cli.report import report  # noqa: E402
 
 main.add_command(evaluate)
 main.add_command(sweep)

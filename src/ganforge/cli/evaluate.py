@@ -48,7 +48,7 @@ def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: 
 
 
 def _fmt(x: float | None) -> str:
-    from ganforge.reporting.tables import fmt
+    from ganforge.metrics.tables import fmt
 
     return "—" if x is None else fmt(x)
 

@@ -1,0 +1,81 @@
+"""Every shipped preset, run briefly on CPU with a fixed seed, exports a known generator (bit for bit).
+
+The hashes in ``tests/data/preset_hashes.json`` pin the numerics of every preset's whole pipeline (data,
+networks, initialisation, objective, phases, RNG draw order, EMA, export). A restructuring must keep them;
+a deliberate change of a recipe or of the numerics updates the file in the same commit and says why:
+
+    python tests/numerics/test_preset_hashes.py --write
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge.config import preset_names
+from ganforge.experiments.runner import start_run
+from ganforge.presets import load_config
+
+HASHES = Path(__file__).resolve().parents[1] / "data" / "preset_hashes.json"
+# Short enough for CI (about a second per preset), long enough for several D and G steps, an EMA update,
+# lazy regularisation (r1_interval) and a grid.
+OVERRIDES = ["train.kimg=0.4", "train.tick_kimg=0.4", "train.device=cpu", "train.seed=3", "eval.every_ticks=0"]
+# Options and variants that no preset uses on its own, pinned on top of a preset: name -> (preset, overrides).
+RECIPES: dict[str, tuple[str, list[str]]] = {
+    "dcgan+projection": ("mnist-dcgan", ["variant=projection", "objective.n_critic=2"]),
+    "mlp+projection": ("mnist-mlp", ["variant=projection", "objective.n_critic=2"]),
+    "mlp+acgan": ("mnist-mlp", ["variant=acgan"]),
+    "mlp+cwgan-gp": ("mnist-mlp", ["variant=cwgan-gp", "objective.n_critic=2"]),
+    "dcgan+diffaugment": ("mnist-cgan", ["augment.diffaugment=color,translation,cutout"]),
+    "dcgan+classic-augment": ("mnist-dcgan", ["augment.rotation=10", "augment.shift=0.1", "augment.zoom=0.1"]),
+    "dcgan+lazy-r1": ("mnist-dcgan", ["objective.r1_gamma=1.0", "objective.r1_interval=2"]),
+    "dcgan+hinge+sn": ("mnist-dcgan", ["objective.loss=hinge", "model.spectral_norm_d=true",
+                                       "model.spectral_norm_g=true"]),
+    "dcgan+ls+smoothing": ("mnist-dcgan", ["objective.loss=ls", "objective.label_smoothing=0.1"]),
+    "mlp+minimax+feature-matching": ("mnist-mlp", ["objective.loss=minimax", "objective.feature_matching=true"]),
+}
+CASES = {**{name: (name, []) for name in preset_names()}, **RECIPES}
+
+
+def pathmnist_standin(path: Path) -> Path:
+    """A deterministic PathMNIST-format .npz (9 classes of random 28x28 RGB tiles) for the pathmnist presets."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 270), ("val", 9), ("test", 90)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=(n, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 9).reshape(n, 1).astype(np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+
+def case_sha(case: str, tmp: Path) -> str:
+    preset, extra = CASES[case]
+    overrides = OVERRIDES + extra
+    if preset.startswith("pathmnist"):
+        overrides.append(f"data.path={pathmnist_standin(tmp / 'pathmnist.npz')}")
+    result = start_run(load_config(preset, overrides), out=str(tmp / case), progress=False, log=lambda _: None)
+    return result.summary["generator_sha256"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_preset_generator_is_bit_identical(case, tmp_path):
+    torch.set_num_threads(1)  # the recorded hashes are single-threaded CPU numerics
+    expected = json.loads(HASHES.read_text())
+    assert case in expected, f"{case!r} has no recorded hash: run python {__file__} --write"
+    assert case_sha(case, tmp_path) == expected[case]
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as d:
+        hashes = {c: case_sha(c, Path(d)) for c in sorted(CASES)}
+    if "--write" in sys.argv:
+        HASHES.write_text(json.dumps(hashes, indent=1, sort_keys=True) + "\n")
+    print(json.dumps(hashes, indent=1, sort_keys=True))
