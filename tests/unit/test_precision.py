@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.train_speed import build_trainer, synthetic_images
-from ganforge.config import load_config
+from ganforge.presets import load_config
 from ganforge.errors import ConfigError
 from ganforge.models import build_models
 from ganforge.training import precision
