@@ -40,12 +40,12 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks.plain_loop``
 
 from benchmarks.plain_loop import plain_train  # noqa: E402
 from ganforge.config import Config  # noqa: E402
+from ganforge.data import Dataset  # noqa: E402
 from ganforge.models import build_models  # noqa: E402
-from ganforge.objectives import GANObjective  # noqa: E402
 from ganforge.presets import load_config  # noqa: E402
-from ganforge.training.loop import make_optimizer, make_step  # noqa: E402
+from ganforge.training.loop import build_training  # noqa: E402
 from ganforge.training.precision import resolve_amp  # noqa: E402
-from ganforge.training.state import BatchSampler, seed_everything  # noqa: E402
+from ganforge.training.state import seed_everything  # noqa: E402
 from ganforge.training.stats import StatsAccumulator  # noqa: E402
 from ganforge.variants import VARIANTS  # noqa: E402
 
@@ -72,22 +72,11 @@ def build_trainer(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     seed_everything(cfg.train.seed)
-    cond = VARIANTS.get(cfg.variant).conditioning
-    if models is None:
-        models = build_models(cfg.model, tuple(x.shape[1:]), max(num_classes, 1), cond)
-    G, D = (m.to(device) for m in models)
-    if cfg.train.channels_last and x.dim() == 4:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.train.ema_kimg > 0 else None
-    objective = GANObjective(G, D, cfg, cond, num_classes)
-    opts = {"G": make_optimizer(G.parameters(), cfg.optim.lr_g, cfg, device),
-            "D": make_optimizer(D.parameters(), cfg.optim.lr_d, cfg, device)}
-    real_x = x.to(device)
-    real_y = y.to(device) if y is not None else None
-    sampler = BatchSampler(len(x), cfg.train.batch_size, device, seed=cfg.train.seed)
-    stats = StatsAccumulator()
-    step = make_step(cfg, objective, opts, G, G_ema, sampler, real_x, real_y, stats, device)
-    return Trainer(step, stats, G, D, G_ema)
+    family = VARIANTS.get(cfg.variant)
+    data = Dataset("benchmark", x, y, num_classes=num_classes, class_names=tuple(map(str, range(num_classes))))
+    nets = {"G": models[0], "D": models[1]} if models is not None else None
+    t = build_training(cfg, family, data, device, nets)
+    return Trainer(t.make_step(cfg, device), t.stats, t.nets["G"], t.nets["D"], t.ema.get("G"))
 
 
 def synthetic_images(n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -209,7 +198,7 @@ def time_evaluation(device: torch.device, x: torch.Tensor, n_gen: int = 50_000, 
     """
     try:
         from ganforge.data.base import Dataset
-        from ganforge.metrics.extractors import build_domain_extractor
+        from ganforge.metrics.domain_extractor import build_domain_extractor
         from ganforge.metrics.fid import fid_from_features
         from ganforge.metrics.kid import kid
         from ganforge.metrics.prdc import prdc

@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m ganforge ARGS`` in a subprocess, as a user would."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "MPLBACKEND": "Agg"}
+    path = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg"}
     return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=timeout)
 
@@ -30,3 +31,25 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def stub_objective(variant: str, G, D, cfg, num_classes: int, shape: tuple[int, ...], kind: str = "image"):
+    """``variant``'s objective around hand-made G and D (tests of loss terms on fixed outputs).
+
+    Its ``step(name, real_img, real_c, gen_z, gen_c)`` runs one phase by name on a batch given by hand.
+    """
+    from ganforge.data.base import Dataset
+    from ganforge.variants import VARIANTS
+    from ganforge.variants.gan import Batch
+
+    family = VARIANTS.get(variant)
+    y = torch.arange(2) % num_classes if num_classes else None
+    data = Dataset("stub", torch.zeros(2, *shape), y, num_classes=num_classes, kind=kind)
+    family.check(cfg, data)
+    family.check_networks(cfg, {"G": G, "D": D}, data)
+    G.train(), D.train()
+    obj = family.objective_class(family, cfg, G, D, data, data.x, None)
+    phases = {p.name: p for p in obj.phases}
+    obj.step = lambda name, real_img, real_c, gen_z, gen_c: obj.accumulate_gradients(
+        phases[name], Batch(real_img, real_c, gen_z, gen_c))
+    return obj

@@ -52,6 +52,8 @@ class Registry(Generic[T]):
         self._entries[name] = Entry(name, obj, help)
 
     def get(self, name: str) -> T:
+        if name not in self._entries:
+            _load_plugins()  # a name we do not know may come from an installed third-party plugin
         try:
             return self._entries[name].obj
         except KeyError:
@@ -62,6 +64,7 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def names(self) -> list[str]:
+        _load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
@@ -72,6 +75,12 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _load_plugins() -> None:
+    from ganforge.plugins import load_entry_points  # lazy: plugins import the packages that own registries
+
+    load_entry_points()
 
 
 def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:

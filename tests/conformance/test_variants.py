@@ -51,12 +51,12 @@ def test_variant_trains_one_tick_and_samples_requested_labels(variant, arch, tmp
         assert math.isfinite(record[key]), (key, record)
     assert ("gp" in record) == (cfg.objective.gp_weight > 0)
     cond = VARIANTS.get(variant).conditioning
-    assert ("loss_aux" in record) == (cond.d == "aux")
+    assert ("loss_aux" in record) == (cond.d.name == "aux")
 
     gen = load_generator(out)
     assert gen.conditioning == cond
     shape = gen.shape
-    if cond.g != "none":
+    if cond.g.conditional:
         labels = torch.tensor([3, 0, 7, 7, 1])
         x, got = gen.sample(5, seed=1, labels=labels)
         assert torch.equal(got, labels) and x.shape == (5, *shape)

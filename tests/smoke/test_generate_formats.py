@@ -14,7 +14,6 @@ from PIL import Image
 from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError, RunDirError
 from ganforge.generate import generate_dataset
-from ganforge.models import build_models
 from ganforge.presets import load_config
 from ganforge.training.export import export_generator
 from ganforge.variants import VARIANTS
@@ -28,9 +27,9 @@ def _export(run_dir, preset, overrides, shape, num_classes, kind="image"):
     cfg = load_config(preset, overrides)
     variant = VARIANTS.get(cfg.variant)
     torch.manual_seed(0)
-    G, _ = build_models(cfg.model, shape, max(num_classes, 1), variant.conditioning)
+    G = variant.build_generator(cfg.model, shape, num_classes)
     info = {"shape": list(shape), "num_classes": num_classes, "class_names": [str(k) for k in range(num_classes)],
-            "kind": kind, "conditioning": {"g": variant.conditioning.g, "d": variant.conditioning.d},
+            "kind": kind, **variant.export_info(),
             "variant": cfg.variant, "ema": False, "kimg": 0.0}
     run_dir.mkdir(parents=True)
     export_generator(run_dir, G, cfg, info)

@@ -15,7 +15,6 @@ from ganforge.config import DataConfig
 from ganforge.data import load_dataset
 from ganforge.errors import GanforgeError
 from ganforge.generate import generate_dataset
-from ganforge.models import build_models
 from ganforge.presets import load_config
 from ganforge.training.export import export_generator, load_generator
 from ganforge.training.grids import image_grid
@@ -66,9 +65,9 @@ def pair_gen(tmp_path_factory):
     variant = VARIANTS.get(cfg.variant)
     torch.manual_seed(0)
     shape = (2, RES, RES)
-    G, _ = build_models(cfg.model, shape, 2, variant.conditioning)
+    G = variant.build_generator(cfg.model, shape, 2)
     info = {"shape": list(shape), "num_classes": 2, "class_names": ["no tumour", "tumour"], "kind": "image",
-            "mask_channels": 1, "conditioning": {"g": variant.conditioning.g, "d": variant.conditioning.d},
+            "mask_channels": 1, **variant.export_info(),
             "variant": cfg.variant, "ema": False, "kimg": 0.0}
     run_dir = tmp_path_factory.mktemp("g") / "brain"
     run_dir.mkdir()

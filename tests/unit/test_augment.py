@@ -9,10 +9,10 @@ from torch import nn
 
 from ganforge.config import AugmentConfig
 from ganforge.errors import ConfigError
-from ganforge.models.layers import Conditioning, DOut
-from ganforge.objectives import GANObjective
+from ganforge.models.layers import DOut
 from ganforge.objectives.augment import POLICIES, classic_augment, diff_augment, parse_policy
 from ganforge.presets import load_config
+from tests.conftest import stub_objective
 
 
 @pytest.mark.parametrize("policy", [(p,) for p in POLICIES] + [POLICIES])
@@ -91,8 +91,9 @@ def seen_by_d(policy: str, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     """(what D saw of the real batch, what it saw of the generated batch) in one D step."""
     cfg = load_config(None, ["train.kimg=1"] + ([f"augment.diffaugment={policy}"] if policy else []))
     D = Recorder()
-    obj = GANObjective(ZeroG(real.shape[1:]), D, cfg, Conditioning(), 0)
-    obj.accumulate_gradients("D", real, None, torch.zeros(len(real), 2), None)
+    obj = stub_objective("gan", ZeroG(real.shape[1:]), D, cfg, 0, tuple(real.shape[1:]))
+    D.seen.clear()  # the family's shape check ran D once
+    obj.step("D", real, None, torch.zeros(len(real), 2), None)
     assert len(D.seen) == 2
     return D.seen[0], D.seen[1]
 
@@ -120,8 +121,9 @@ def test_real_and_generated_both_get_translation_and_cutout():
     n = 2048
     cfg = load_config(None, ["train.kimg=1", "augment.diffaugment=translation,cutout"])
     D = Recorder()
-    obj = GANObjective(OnesG((1, 16, 16)), D, cfg, Conditioning(), 0)
-    obj.accumulate_gradients("D", torch.ones(n, 1, 16, 16), None, torch.zeros(n, 2), None)
+    obj = stub_objective("gan", OnesG((1, 16, 16)), D, cfg, 0, (1, 16, 16))
+    D.seen.clear()  # the family's shape check ran D once
+    obj.step("D", torch.ones(n, 1, 16, 16), None, torch.zeros(n, 2), None)
     # Both batches are all ones: the share of pixels kept is the statistic of the two augmentations.
     real_kept, gen_kept = (seen.mean((1, 2, 3)) for seen in D.seen)
     assert real_kept.mean().item() == pytest.approx(gen_kept.mean().item(), abs=0.01)

@@ -30,12 +30,12 @@ def make_untrained_run(run_dir: Path, preset: str, overrides: list[str]) -> Path
     cfg = load_config(preset, overrides)
     setup = prepare(cfg)
     torch.manual_seed(0)
-    G, _ = setup.build_models()
+    G = setup.build_networks()["G"]
     data = setup.train_set
     run_dir.mkdir(parents=True)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     info = {"shape": list(data.shape), "num_classes": data.num_classes, "class_names": list(data.class_names),
-            "kind": data.kind, "conditioning": {"g": setup.conditioning.g, "d": setup.conditioning.d},
+            "kind": data.kind, **setup.family.export_info(),
             "variant": cfg.variant, "ema": False, "kimg": 0.0}
     export_generator(run_dir, G.eval(), cfg, info)
     return run_dir

@@ -14,14 +14,9 @@ from ganforge.data import load_dataset
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.metrics import EXTRACTORS
-from ganforge.metrics.extractors import (
-    INCEPTION_URL,
-    DomainRecipe,
-    build_domain_extractor,
-    build_extractor,
-    build_inception_extractor,
-    to_inception_input,
-)
+from ganforge.metrics.domain_extractor import DomainRecipe, build_domain_extractor
+from ganforge.metrics.extractors import build_extractor
+from ganforge.metrics.inception_extractor import INCEPTION_URL, build_inception_extractor, to_inception_input
 
 QUICK = DomainRecipe(epochs=1.0)
 

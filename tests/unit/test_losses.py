@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.models.layers import Conditioning, DOut
-from ganforge.objectives import LOSSES, GANObjective
+from ganforge.models.layers import DOut
+from ganforge.objectives import LOSSES
 from ganforge.presets import load_config
+from tests.conftest import stub_objective
 
 REAL = [2.0, -1.0]  # D's logits on a real batch
 GEN = [0.5, -3.0]  # D's logits on a generated batch
@@ -139,17 +140,17 @@ class StubD(nn.Module):
         return DOut(x.sum(1) * self.scale, aux, x * self.scale)
 
 
-def objective(overrides, cond=Conditioning(), aux_logits=None, num_classes=3):
+def objective(overrides, variant="gan", aux_logits=None, num_classes=3):
     cfg = load_config(None, ["train.kimg=1", *overrides])
-    return GANObjective(StubG(), StubD(aux_logits), cfg, cond, num_classes)
+    return stub_objective(variant, StubG(), StubD(aux_logits), cfg, num_classes, (4,), kind="points")
 
 
 def test_acgan_aux_loss_is_cross_entropy_on_logits_not_softmax():
     aux = torch.tensor([[2.0, 0.5, -1.0], [0.1, 3.0, 0.2]])
     gen_c = torch.tensor([0, 2])
-    obj = objective(["objective.loss=wasserstein"], Conditioning(g="concat", d="aux"), aux)
+    obj = objective(["objective.loss=wasserstein"], "acgan", aux)
     gen_z = torch.randn(2, 3)
-    stats = obj.accumulate_gradients("G", torch.zeros(2, 4), gen_c, gen_z, gen_c)
+    stats = obj.step("G", torch.zeros(2, 4), gen_c, gen_z, gen_c)
     adv = -(gen_z @ torch.ones(3, 4)).sum(1).mean()  # wasserstein G loss on D(x) = sum(x)
     ce = F.cross_entropy(aux, gen_c)
     # by hand: -log softmax(aux)[i, c_i], averaged
@@ -163,8 +164,8 @@ def test_acgan_aux_loss_is_cross_entropy_on_logits_not_softmax():
 def test_acgan_d_loss_adds_aux_on_real_and_generated():
     aux = torch.tensor([[2.0, 0.5, -1.0], [0.1, 3.0, 0.2]])
     c = torch.tensor([1, 2])
-    obj = objective(["objective.loss=hinge", "objective.aux_weight=0.5"], Conditioning(g="concat", d="aux"), aux)
-    stats = obj.accumulate_gradients("D", torch.zeros(2, 4), c, torch.zeros(2, 3), c)
+    obj = objective(["objective.loss=hinge", "objective.aux_weight=0.5"], "acgan", aux)
+    stats = obj.step("D", torch.zeros(2, 4), c, torch.zeros(2, 3), c)
     ce = F.cross_entropy(aux, c)
     assert stats["loss_aux"].item() == pytest.approx(2 * ce.item(), rel=1e-6)  # same stub logits for both halves
     hinge = 1.0 + 1.0  # D(x) = 0 on both halves: relu(1 - 0) + relu(1 + 0)
@@ -175,7 +176,7 @@ def test_feature_matching_matches_mean_features():
     obj = objective(["objective.feature_matching=true"])
     real = torch.tensor([[1.0, 2.0, 3.0, 4.0], [3.0, 2.0, 1.0, 0.0]])
     gen_z = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])  # G(z) rows: [1,1,1,1] and [0,0,0,0]
-    stats = obj.accumulate_gradients("G", real, None, gen_z, None)
+    stats = obj.step("G", real, None, gen_z, None)
     # E f(real) = [2, 2, 2, 2]; E f(gen) = [0.5] * 4; sum of squared differences = 4 * 1.5^2
     assert stats["loss_G"].item() == pytest.approx(9.0)
 
@@ -183,7 +184,7 @@ def test_feature_matching_matches_mean_features():
 def test_label_smoothing_reaches_the_d_loss():
     obj = objective(["objective.label_smoothing=0.1"])
     real = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.0, -0.25, 0.0, 0.0]])  # D(x) = 2.0 and -0.25
-    stats = obj.accumulate_gradients("D", real, None, torch.zeros(2, 3), None)
+    stats = obj.step("D", real, None, torch.zeros(2, 3), None)
     expected = LOSSES.get("bce").d_loss(torch.tensor([2.0, -0.25]), torch.zeros(2), 0.1)
     assert stats["loss_D"].item() == pytest.approx(expected.item(), rel=1e-6)
 
@@ -195,6 +196,7 @@ def test_smoothing_with_a_loss_that_cannot_use_it_is_refused():
 
 def test_phases_carry_n_critic_and_lazy_r1():
     obj = objective(["objective.n_critic=5", "objective.r1_gamma=1", "objective.r1_interval=4"])
-    phases = {p.name: p for p in obj.phases()}
-    assert [p.name for p in obj.phases()] == ["D", "Dreg", "G"]
-    assert phases["D"].repeats == 5 and phases["Dreg"].interval == 4 and phases["G"].module == "G"
+    phases = {p.name: p for p in obj.phases}
+    assert [p.name for p in obj.phases] == ["D", "Dreg", "G"]
+    assert phases["D"].repeats == 5 and phases["Dreg"].interval == 4 and phases["G"].opt == "G"
+    assert phases["D"].shows_real and not phases["Dreg"].shows_real and not phases["G"].shows_real

@@ -11,7 +11,7 @@ from torch import nn
 from ganforge.config import ModelConfig, preset_names
 from ganforge.errors import ConfigError
 from ganforge.models import ARCHS, build_models
-from ganforge.models.layers import CondBatchNorm, Conditioning
+from ganforge.models.conditioning import CondBatchNorm, Conditioning
 from ganforge.presets import config_from_layers, load_config
 from ganforge.variants import VARIANTS
 
@@ -50,14 +50,14 @@ def test_every_preset_builds_models_with_the_right_shapes(name):
     n = 4
     z = torch.randn(n, cfg.model.z_dim)
     c = torch.arange(n) % max(classes, 1)
-    x = G(z, c if cond.g != "none" else None)
+    x = G(z, c if cond.g.conditional else None)
     assert x.shape == (n, *shape)
     if len(shape) == 3:
         assert x.min() >= -1 and x.max() <= 1  # tanh images
-    out = D(x, c if cond.d != "none" else None)
+    out = D(x, c if cond.d.conditional else None)
     assert out.logits.shape == (n,)
     assert out.features.dim() == 2 and len(out.features) == n
-    assert (out.aux_logits is not None) == (cond.d == "aux")
+    assert (out.aux_logits is not None) == (cond.d.name == "aux")
     if out.aux_logits is not None:
         assert out.aux_logits.shape == (n, classes)
 
@@ -78,12 +78,12 @@ def small(arch: str, **model) -> ModelConfig:
 
 SHAPES = {"mlp": (1, 8, 8), "dcgan": (1, 8, 8)}
 ALL_CONDITIONINGS = [
-    Conditioning(g, d) for g in ("none", "concat", "cbn") for d in ("none", "concat", "aux", "projection")
+    Conditioning.named(g, d) for g in ("none", "concat", "cbn") for d in ("none", "concat", "aux", "projection")
 ]
 
 
 @pytest.mark.parametrize("arch", ARCHS.names())
-@pytest.mark.parametrize("cond", ALL_CONDITIONINGS, ids=lambda c: f"{c.g}-{c.d}")
+@pytest.mark.parametrize("cond", ALL_CONDITIONINGS, ids=lambda c: f"{c.g.name}-{c.d.name}")
 def test_every_arch_supports_every_conditioning(arch, cond):
     torch.manual_seed(0)
     shape = SHAPES[arch]
@@ -92,7 +92,7 @@ def test_every_arch_supports_every_conditioning(arch, cond):
     z = torch.randn(1, 8).expand(3, 8)
     c = torch.tensor([0, 1, 2])
     with torch.no_grad():
-        if cond.g == "cbn":  # per-class gains start at 1, biases at 0: give the classes their own
+        if cond.g.name == "cbn":  # per-class gains start at 1, biases at 0: give the classes their own
             for m in G.modules():
                 if isinstance(m, CondBatchNorm):
                     nn.init.normal_(m.beta.weight)
@@ -100,28 +100,28 @@ def test_every_arch_supports_every_conditioning(arch, cond):
         out = D(x[:1].expand(3, *shape), c)
     assert x.shape == (3, *shape)
     # Same latent, different labels: G's output depends on the label exactly when G is conditional.
-    assert (not torch.allclose(x[0], x[1])) == (cond.g != "none")
+    assert (not torch.allclose(x[0], x[1])) == cond.g.conditional
     # Same image, different labels: D's score depends on the label when the label enters D.
-    assert (not torch.allclose(out.logits[0], out.logits[1])) == (cond.d in ("concat", "projection"))
+    assert (not torch.allclose(out.logits[0], out.logits[1])) == (cond.d.name in ("concat", "projection"))
 
 
 def test_dcgan_d_stacks_the_label_as_an_embedded_map():
-    _, D = build_models(small("dcgan"), (3, 28, 28), 9, Conditioning("concat", "concat"))
+    _, D = build_models(small("dcgan"), (3, 28, 28), 9, Conditioning.named("concat", "concat"))
     assert D.embed.weight.shape == (9, 28 * 28)  # one 28x28 map per class
     first = next(m for m in D.body.modules() if isinstance(m, nn.Conv2d))
     assert first.in_channels == 3 + 1  # RGB + label map
 
 
 def test_concat_g_uses_an_embedding_of_embed_dim():
-    G, D = build_models(small("mlp", embed_dim=50), (1, 8, 8), 10, Conditioning("concat", "concat"))
+    G, D = build_models(small("mlp", embed_dim=50), (1, 8, 8), 10, Conditioning.named("concat", "concat"))
     assert G.embed.weight.shape == (10, 50) and D.embed.weight.shape == (10, 50)
-    G, _ = build_models(small("dcgan", embed_dim=50), (1, 28, 28), 10, Conditioning("concat", "none"))
+    G, _ = build_models(small("dcgan", embed_dim=50), (1, 28, 28), 10, Conditioning.named("concat", "none"))
     assert G.embed.weight.shape == (10, 50) and G.fc.in_features == 8 + 50
 
 
 def test_mlp_cbn_without_batch_norm_is_refused():
     with pytest.raises(ConfigError, match="g_batchnorm"):
-        build_models(small("mlp", g_batchnorm=[False]), (2,), 3, Conditioning("cbn", "projection"))
+        build_models(small("mlp", g_batchnorm=[False]), (2,), 3, Conditioning.named("cbn", "projection"))
 
 
 def largest_singular_value(module: nn.Module) -> float:
@@ -135,7 +135,7 @@ def largest_singular_value(module: nn.Module) -> float:
 def test_spectral_norm_brings_the_largest_singular_value_to_one(arch):
     torch.manual_seed(0)
     cfg = small(arch, spectral_norm_d=True, spectral_norm_g=True, d_batchnorm=[False])
-    G, D = build_models(cfg, SHAPES[arch], 3, Conditioning("cbn", "projection"))
+    G, D = build_models(cfg, SHAPES[arch], 3, Conditioning.named("cbn", "projection"))
     G.train(), D.train()
     c = torch.tensor([0, 1, 2, 0])
     for _ in range(30):  # one power iteration per training-mode forward pass
@@ -157,16 +157,15 @@ def test_ema_of_g_lags_g_with_the_configured_half_life():
     from ganforge.training.state import BatchSampler
     from ganforge.training.stats import StatsAccumulator
     from ganforge.training.step import EagerStep
+    from ganforge.variants import OptimizerSpec, Phase
 
     class Jump:
         """An objective with one G phase that does nothing: G's weights stay where the test puts them."""
 
-        D = torch.nn.Linear(2, 1)  # the step freezes D's weights during G phases
+        phases = [Phase("G", "G")]
 
-        def phases(self):
-            from ganforge.objectives import Phase
-
-            return [Phase("G", "G")]
+        def draw(self, phase, idx):
+            return None
 
         def accumulate_gradients(self, *args):
             return {}
@@ -185,11 +184,10 @@ def test_ema_of_g_lags_g_with_the_configured_half_life():
         cfg,
         Jump(),
         {"G": opt},
-        G,
-        G_ema,
+        {"G": OptimizerSpec(("G",), 0.0)},
+        {"G": G},
+        {"G": G_ema},
         BatchSampler(64, batch, torch.device("cpu"), seed=0),
-        torch.zeros(64, 2),
-        None,
         StatsAccumulator(),
         torch.device("cpu"),
     )

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from benchmarks.train_speed import build_trainer, synthetic_images
-from ganforge.presets import load_config
 from ganforge.errors import ConfigError
 from ganforge.models import build_models
+from ganforge.presets import load_config
 from ganforge.training import precision
 from ganforge.training.precision import autocast_for, resolve_amp
 from ganforge.variants import VARIANTS

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.models.layers import Conditioning, DOut
-from ganforge.objectives import GANObjective
+from ganforge.models.layers import DOut
 from ganforge.objectives.regularizers import gradient_penalty, r1_penalty
 from ganforge.presets import load_config
+from tests.conftest import stub_objective
 
 
 def linear_critic(w: torch.Tensor):
@@ -61,7 +61,7 @@ def test_r1_of_known_critics():
 
 
 # ---------------------------------------------------------------------------------------------
-# wiring into GANObjective
+# wiring into the GAN family's objective
 
 
 class LinearD(nn.Module):
@@ -87,14 +87,14 @@ class ConstG(nn.Module):
 
 def make(overrides, D, dim=6):
     cfg = load_config(None, ["train.kimg=1", *overrides])
-    return GANObjective(ConstG(dim), D, cfg, Conditioning(), 0)
+    return stub_objective("gan", ConstG(dim), D, cfg, 0, (dim,), kind="points")
 
 
 def test_objective_adds_lambda_times_penalty_for_wgan_gp():
     D = LinearD(6, norm=2.0)
     obj = make(["variant=wgan-gp"], D)
     real, z = torch.randn(8, 6), torch.randn(8, 2)
-    stats = obj.accumulate_gradients("D", real, None, z, None)
+    stats = obj.step("D", real, None, z, None)
     assert stats["gp"].item() == pytest.approx(1.0, abs=1e-5)  # (2 - 1)^2
     fake = z.sum(1, keepdim=True).expand(8, 6)
     wasserstein = (fake @ D.w - real @ D.w).mean()
@@ -104,7 +104,7 @@ def test_objective_adds_lambda_times_penalty_for_wgan_gp():
 def test_lazy_r1_phase_scales_by_gamma_half_and_interval():
     D = LinearD(6, norm=3.0)
     obj = make(["objective.r1_gamma=2", "objective.r1_interval=4"], D)
-    stats = obj.accumulate_gradients("Dreg", torch.randn(5, 6), None, torch.randn(5, 2), None)
+    stats = obj.step("Dreg", torch.randn(5, 6), None, torch.randn(5, 2), None)
     assert stats["r1"].item() == pytest.approx(9.0, rel=1e-5)
     # d/dw of (gamma / 2) * interval * ||w||^2 = 2 * 2/2 * 4 * w
     assert torch.allclose(D.w.grad, 8 * D.w.detach(), rtol=1e-5)
@@ -120,5 +120,5 @@ def test_wgan_gp_variant_defaults():
     cfg = load_config(None, ["train.kimg=1", "variant=wgan-gp"])
     assert (cfg.objective.loss, cfg.objective.gp_weight, cfg.objective.n_critic) == ("wasserstein", 10.0, 5)
     assert cfg.model.d_batchnorm == (False,) and cfg.optim.beta2 == 0.9
-    phases = make(["variant=wgan-gp"], LinearD(6, 1.0)).phases()
+    phases = make(["variant=wgan-gp"], LinearD(6, 1.0)).phases
     assert phases[0].name == "D" and phases[0].repeats == 5

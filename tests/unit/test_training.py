@@ -9,11 +9,11 @@ import torch
 
 from ganforge.errors import TrainingDiverged
 from ganforge.experiments.runner import start_run
-from ganforge.objectives.objective import GANObjective
 from ganforge.presets import load_config
 from ganforge.training.checkpoint import load_checkpoint
 from ganforge.training.state import BatchSampler
 from ganforge.training.stats import StatsAccumulator
+from ganforge.variants.gan import GANObjective
 
 
 def test_nan_losses_stop_training_and_keep_the_last_good_checkpoint(tmp_path, monkeypatch):

@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.config import DataConfig
-from ganforge.data import brain_phantom, digits, folder, ihc, medmnist, mnist, segmentation, toy2d  # noqa: F401  (they register themselves)
 from ganforge.data.base import DATASETS, Dataset, Split, rebinarize_masks
 from ganforge.errors import DataError
+from ganforge.plugins import import_submodules
+
+import_submodules(__name__, __path__)  # every loader module registers itself in DATASETS
 
 RESIZE_CHUNK = 4096  # images resized per interpolate call, to bound the temporary memory
 

@@ -8,8 +8,10 @@ recorded; ``image_metrics``, ``usefulness`` and ``points`` register the metrics;
 
 from __future__ import annotations
 
-from ganforge.metrics import image_metrics, points, segmentation, usefulness  # noqa: F401  (registration)
 from ganforge.metrics.extractors import EXTRACTORS
 from ganforge.metrics.protocol import METRICS
+from ganforge.plugins import import_submodules
+
+import_submodules(__name__, __path__)  # each metric and extractor module registers itself
 
 __all__ = ["EXTRACTORS", "METRICS"]

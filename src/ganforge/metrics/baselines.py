@@ -20,8 +20,8 @@ import torch
 from ganforge.config import Config
 from ganforge.data.base import Dataset
 from ganforge.errors import GanforgeError
-from ganforge.models import build_models
 from ganforge.training.export import LoadedGenerator
+from ganforge.variants import VARIANTS
 
 BASELINES = {
     "untrained": "the run's generator architecture, freshly initialised (far from the floor on every metric)",
@@ -81,7 +81,7 @@ def baseline_generator(name: str, gen: LoadedGenerator, train: Dataset, seed: in
         return ReplayGenerator(train, gen.config, conditional=gen.conditional)
     with torch.random.fork_rng(devices=[]):  # untrained
         torch.manual_seed(seed)
-        G, _ = build_models(gen.config.model, gen.shape, gen.num_classes, gen.conditioning)
+        G = VARIANTS.get(gen.config.variant).build_generator(gen.config.model, gen.shape, gen.num_classes)
     return dataclasses.replace(gen, G=G.eval(), sha256=f"baseline:untrained(seed={seed})",
                                spec={**gen.spec, "kimg": 0.0, "ema": False, "baseline": "untrained"})
 

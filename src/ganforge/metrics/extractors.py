@@ -108,29 +108,3 @@ def build_extractor(
     """Look up ``name`` in EXTRACTORS (ConfigError with the valid names) and build it for this data."""
     builder = EXTRACTORS.get(name)
     return builder(train_set, test_set, device=device, weights=weights, log=log)
-
-
-# Registration (each plugin module imports EXTRACTORS, Log, _quiet and pick_device from above), and the
-# plugins' public names, re-exported so `from ganforge.metrics.extractors import DomainRecipe` keeps working.
-from ganforge.metrics.domain_extractor import (  # noqa: E402,F401
-    DOMAIN_FORMAT,
-    DomainExtractor,
-    DomainNet,
-    DomainRecipe,
-    DomainSpec,
-    TrainedNet,
-    build_domain_extractor,
-    classifier_accuracy,
-    domain_key,
-    n_downsamples,
-    run_net,
-    train_domain_net,
-)
-from ganforge.metrics.inception_extractor import (  # noqa: E402,F401
-    INCEPTION_FILE,
-    INCEPTION_URL,
-    InceptionExtractor,
-    build_inception_extractor,
-    default_inception_weights,
-    to_inception_input,
-)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ganforge.metrics.bootstrap import bootstrap_ci
-from ganforge.metrics.extractors import DomainRecipe, DomainSpec, run_net, train_domain_net
+from ganforge.metrics.domain_extractor import DomainRecipe, DomainSpec, run_net, train_domain_net
 from ganforge.metrics.features import sha256_json
 from ganforge.metrics.protocol import EvalContext, Interval, Outcome, from_ci, register_metric, wilson
 

@@ -1,27 +1,18 @@
-"""Generator and discriminator architectures. Each module registers a builder in ``ARCHS``.
+"""Generator and discriminator architectures. Each module registers a builder in ``ARCHS`` (``models.archs``).
 
 A builder is ``(cfg: ModelConfig, shape, num_classes, cond: Conditioning) -> (G, D)`` where
-``G(z [N, z_dim], c [N] | None) -> x [N, *shape]`` and ``D(x, c) -> DOut``.
+``G(z [N, z_dim], c [N] | None) -> x [N, *shape]`` and ``D(x, c) -> DOut``. How the label enters each network
+is the ``Conditioning``'s business (``models.conditioning``): builders ask its pieces for layers.
+Every module in this package is imported, so a new architecture file registers itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from ganforge.models.archs import ARCHS, build_models
+from ganforge.models.conditioning import Conditioning
+from ganforge.models.layers import DOut
+from ganforge.plugins import import_submodules
 
-from torch import nn
-
-from ganforge.config import ModelConfig
-from ganforge.models.layers import Conditioning, DOut
-from ganforge.registry import Registry
-
-Builder = Callable[[ModelConfig, tuple, int, Conditioning], tuple[nn.Module, nn.Module]]
-ARCHS: Registry[Builder] = Registry("architecture")
-
-from ganforge.models import dcgan, mlp  # noqa: E402,F401  (registration)
-
-
-def build_models(cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> tuple[nn.Module, nn.Module]:
-    return ARCHS.get(cfg.arch)(cfg, shape, num_classes, cond)
-
+import_submodules(__name__, __path__)
 
 __all__ = ["ARCHS", "Conditioning", "DOut", "build_models"]

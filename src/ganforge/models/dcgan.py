@@ -13,15 +13,9 @@ from torch import nn
 
 from ganforge.config import ModelConfig
 from ganforge.errors import ConfigError
-from ganforge.models import ARCHS
-from ganforge.models.layers import (
-    CondBatchNorm,
-    Conditioning,
-    CondSequential,
-    DOut,
-    apply_spectral_norm,
-    spectral_norm_projection,
-)
+from ganforge.models.archs import ARCHS
+from ganforge.models.conditioning import Conditioning
+from ganforge.models.layers import CondSequential, DOut, apply_spectral_norm, spectral_norm_projection
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -37,34 +31,33 @@ def upsampling_plan(resolution: int) -> tuple[int, int]:
     return size, n
 
 
-def _bn(ch: int, cond: bool, num_classes: int) -> nn.Module:
-    return CondBatchNorm(ch, num_classes) if cond else nn.BatchNorm2d(ch)
-
-
 class DCGANGenerator(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> None:
         super().__init__()
         channels, height, width = shape
         if height != width:
             raise ConfigError(f"dcgan needs square images, got {height}x{width}; set data.resolution.")
-        self.z_dim, self.out_shape, self.num_classes, self.cond = cfg.z_dim, tuple(shape), num_classes, cond.g
+        self.z_dim, self.out_shape, self.num_classes = cfg.z_dim, tuple(shape), num_classes
         self.start, n_up = upsampling_plan(height)
-        cbn = cond.g == "cbn"
-        self.embed = nn.Embedding(num_classes, cfg.embed_dim) if cond.g == "concat" else None
+        self.embed = cond.g.embedding(num_classes, cfg.embed_dim)  # label embedding joined to z, or None
         in_dim = cfg.z_dim + (cfg.embed_dim if self.embed is not None else 0)
         ch = cfg.g_channels
         self.fc = nn.Linear(in_dim, ch * self.start * self.start, bias=False)
-        layers: list[nn.Module] = [_bn(ch, cbn, num_classes), nn.ReLU()]
+
+        def bn(features: int) -> nn.Module:  # plain or class-conditional, as the label piece says
+            return cond.g.norm(features, num_classes)
+
+        layers: list[nn.Module] = [bn(ch), nn.ReLU()]
         for i in range(n_up - 1):
             out = max(ch // 2, 16)
-            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False), _bn(out, cbn, num_classes), nn.ReLU()]
+            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False), bn(out), nn.ReLU()]
             ch = out
             if i == n_up - 2:  # extra layers work at the last hidden resolution
                 for _ in range(cfg.g_extra_layers):
-                    layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=False), _bn(ch, cbn, num_classes), nn.ReLU()]
+                    layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=False), bn(ch), nn.ReLU()]
         if n_up == 1:
             for _ in range(cfg.g_extra_layers):
-                layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=False), _bn(ch, cbn, num_classes), nn.ReLU()]
+                layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=False), bn(ch), nn.ReLU()]
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.body = CondSequential(layers)
         self.ch0 = cfg.g_channels
@@ -79,10 +72,10 @@ class DCGANDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> None:
         super().__init__()
         channels, height, _ = shape
-        self.cond, self.res = cond.d, height
+        self.res = height
         start, n_down = upsampling_plan(height)
         # Conditional GAN as in the studies: the label becomes an embedded H x W map stacked as a channel.
-        self.embed = nn.Embedding(num_classes, height * height) if cond.d == "concat" else None
+        self.embed = cond.d.input_embedding(num_classes, height * height)
         use_bn = cfg.d_batchnorm[0]
         ch_in, ch = channels + (1 if self.embed is not None else 0), cfg.d_channels
         layers: list[nn.Module] = [nn.Conv2d(ch_in, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
@@ -100,10 +93,8 @@ class DCGANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         feat = ch * start * start
         self.out = nn.Linear(feat, 1)
-        self.aux = nn.Linear(feat, num_classes) if cond.d == "aux" else None
-        self.proj = nn.Embedding(num_classes, feat) if cond.d == "projection" else None
-        if self.proj is not None:  # N(0, 1) rows would dwarf psi(phi(x)) at F in the thousands
-            nn.init.xavier_uniform_(self.proj.weight)
+        self.aux = cond.d.aux_head(feat, num_classes)  # AC-GAN class logits, or None
+        self.proj = cond.d.projection(feat, num_classes)  # projection discriminator's class embedding, or None
         if cfg.spectral_norm_d:
             apply_spectral_norm(self)
             spectral_norm_projection(self)
@@ -115,7 +106,7 @@ class DCGANDiscriminator(nn.Module):
         feat = self.body(x).flatten(1)  # [N, F]
         logits = self.out(feat).squeeze(1)  # [N]
         if self.proj is not None:
-            logits = logits + (self.proj(c) * feat).sum(1)
+            logits = logits + self.proj.project(c, feat)
         return DOut(logits, self.aux(feat) if self.aux is not None else None, feat)
 
 

@@ -1,27 +1,16 @@
-"""Small building blocks shared by the architectures: activations, conditioning, spectral norm."""
+"""Small building blocks shared by the architectures: activations, D's output, spectral norm.
+
+The label pieces (concat, conditional batch norm, projection, ...) live in ``models.conditioning``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-GCond = Literal["none", "concat", "cbn"]  # how G sees the label
-DCond = Literal["none", "concat", "aux", "projection"]  # how D sees the label
-
-
-@dataclass(frozen=True)
-class Conditioning:
-    """How labels enter G and D. Chosen by the variant, never by the architecture."""
-
-    g: GCond = "none"
-    d: DCond = "none"
-
-    @property
-    def conditional(self) -> bool:
-        return self.g != "none" or self.d != "none"
+from ganforge.models.conditioning import CondBatchNorm
 
 
 class DOut(NamedTuple):
@@ -47,32 +36,6 @@ def per_layer(values: tuple, n: int, what: str) -> list:
 
         raise ConfigError(f"model.{what} has {len(values)} entries but there are {n} hidden layers; give 1 or {n}.")
     return list(values)
-
-
-class CondBatchNorm(nn.Module):
-    """Conditional batch norm (de Vries et al. 2017): BN without affine, then per-class gamma, beta."""
-
-    def __init__(self, num_features: int, num_classes: int) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm2d(num_features, affine=False)
-        self.gamma = nn.Embedding(num_classes, num_features)
-        self.beta = nn.Embedding(num_classes, num_features)
-        nn.init.ones_(self.gamma.weight)
-        nn.init.zeros_(self.beta.weight)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        flat = x.dim() == 2
-        h = self.bn(x[:, :, None, None] if flat else x)
-        h = h * self.gamma(c)[:, :, None, None] + self.beta(c)[:, :, None, None]  # [N, C, H, W]
-        return h[:, :, 0, 0] if flat else h
-
-
-def norm_layer(num_features: int, enabled: bool, cond: GCond, num_classes: int) -> nn.Module | None:
-    if not enabled:
-        return None
-    if cond == "cbn":
-        return CondBatchNorm(num_features, num_classes)
-    return nn.BatchNorm2d(num_features)
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

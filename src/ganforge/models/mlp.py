@@ -13,10 +13,9 @@ from torch import nn
 
 from ganforge.config import ModelConfig
 from ganforge.errors import ConfigError
-from ganforge.models import ARCHS
+from ganforge.models.archs import ARCHS
+from ganforge.models.conditioning import Conditioning, LabelPiece, NoLabel
 from ganforge.models.layers import (
-    CondBatchNorm,
-    Conditioning,
     CondSequential,
     DOut,
     activation,
@@ -28,13 +27,13 @@ from ganforge.models.layers import (
 
 def _hidden_stack(
     in_dim: int, widths: list[int], act: str, slope: float, bns: list[bool], drops: list[float],
-    cond_bn: bool, num_classes: int,
+    labels: LabelPiece, num_classes: int,
 ) -> CondSequential:
     layers: list[nn.Module] = []
     for width, bn, p in zip(widths, bns, drops):
         layers.append(nn.Linear(in_dim, width))
         if bn:
-            layers.append(CondBatchNorm(width, num_classes) if cond_bn else nn.BatchNorm1d(width))
+            layers.append(labels.norm(width, num_classes, flat=True))
         layers.append(activation(act, slope))
         if p > 0:
             layers.append(nn.Dropout(p))
@@ -45,19 +44,19 @@ def _hidden_stack(
 class MLPGenerator(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> None:
         super().__init__()
-        self.z_dim, self.out_shape, self.num_classes, self.cond = cfg.z_dim, tuple(shape), num_classes, cond.g
+        self.z_dim, self.out_shape, self.num_classes = cfg.z_dim, tuple(shape), num_classes
         n = len(cfg.g_hidden)
         g_bn = per_layer(cfg.g_batchnorm, n, "g_batchnorm")
-        if cond.g == "cbn" and not any(g_bn):
+        if cond.g.carried_by_norm and not any(g_bn):
             raise ConfigError(
                 "conditional batch norm carries the label into the MLP generator, but it has no batch norm layer. "
                 "Set model.g_batchnorm=[true] (or use a variant whose G concatenates the label, e.g. cgan)."
             )
-        self.embed = nn.Embedding(num_classes, cfg.embed_dim) if cond.g == "concat" else None
+        self.embed = cond.g.embedding(num_classes, cfg.embed_dim)  # label embedding joined to z, or None
         in_dim = cfg.z_dim + (cfg.embed_dim if self.embed is not None else 0)
         self.body = _hidden_stack(
             in_dim, list(cfg.g_hidden), cfg.g_act, cfg.leaky_slope, g_bn,
-            per_layer(cfg.g_dropout, n, "g_dropout"), cond.g == "cbn", num_classes,
+            per_layer(cfg.g_dropout, n, "g_dropout"), cond.g, num_classes,
         )
         self.out = nn.Linear(cfg.g_hidden[-1] if n else in_dim, math.prod(shape))
         self.squash = len(shape) > 1  # images -> tanh; 2D points stay linear
@@ -73,20 +72,17 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> None:
         super().__init__()
-        self.cond = cond.d
         n = len(cfg.d_hidden)
-        self.embed = nn.Embedding(num_classes, cfg.embed_dim) if cond.d == "concat" else None
+        self.embed = cond.d.input_embedding(num_classes, cfg.embed_dim)  # label embedding joined to x, or None
         in_dim = math.prod(shape) + (cfg.embed_dim if self.embed is not None else 0)
         self.body = _hidden_stack(
             in_dim, list(cfg.d_hidden), cfg.d_act, cfg.leaky_slope, per_layer(cfg.d_batchnorm, n, "d_batchnorm"),
-            per_layer(cfg.d_dropout, n, "d_dropout"), False, num_classes,
+            per_layer(cfg.d_dropout, n, "d_dropout"), NoLabel(), num_classes,
         )
         feat = cfg.d_hidden[-1] if n else in_dim
         self.out = nn.Linear(feat, 1)
-        self.aux = nn.Linear(feat, num_classes) if cond.d == "aux" else None
-        self.proj = nn.Embedding(num_classes, feat) if cond.d == "projection" else None
-        if self.proj is not None:  # N(0, 1) rows would dwarf psi(phi(x)) at F in the thousands
-            nn.init.xavier_uniform_(self.proj.weight)
+        self.aux = cond.d.aux_head(feat, num_classes)  # AC-GAN class logits, or None
+        self.proj = cond.d.projection(feat, num_classes)  # projection discriminator's class embedding, or None
         if cfg.spectral_norm_d:
             apply_spectral_norm(self)
             spectral_norm_projection(self)
@@ -98,7 +94,7 @@ class MLPDiscriminator(nn.Module):
         feat = self.body(h, None)  # [N, F]
         logits = self.out(feat).squeeze(1)  # [N]
         if self.proj is not None:
-            logits = logits + (self.proj(c) * feat).sum(1)  # projection discriminator (Miyato & Koyama 2018)
+            logits = logits + self.proj.project(c, feat)  # projection discriminator (Miyato & Koyama 2018)
         return DOut(logits, self.aux(feat) if self.aux is not None else None, feat)
 
 

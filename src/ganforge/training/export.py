@@ -1,6 +1,6 @@
 """The exported generator: ``generator.safetensors`` (weights) + ``generator.json`` (how to build it).
 
-``load_generator(run_dir)`` rebuilds G from the architecture registry and these two files alone:
+``load_generator(run_dir)`` rebuilds G with its variant's ``build_generator`` from these two files alone:
 no training code, no discriminator, no pickles.
 """
 
@@ -18,9 +18,9 @@ from torch import nn
 import ganforge
 from ganforge.config import Config, ModelConfig, config_from_dict, from_dict
 from ganforge.errors import GanforgeError, RunDirError
-from ganforge.models import build_models
-from ganforge.models.layers import Conditioning
+from ganforge.models.conditioning import Conditioning
 from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file
+from ganforge.variants import VARIANTS
 
 WEIGHTS, SPEC = "generator.safetensors", "generator.json"
 FORMAT = "ganforge-generator/1"
@@ -60,7 +60,7 @@ class LoadedGenerator:
 
     @property
     def conditional(self) -> bool:
-        return self.conditioning.g != "none"
+        return self.conditioning.g.conditional
 
     @torch.no_grad()
     def sample(
@@ -94,9 +94,10 @@ def load_generator(run_dir: Path | str) -> LoadedGenerator:
     if spec.get("format") != FORMAT:
         raise RunDirError(f"{str(spec_path)!r} is not a {FORMAT} file.")
     cfg = config_from_dict(spec["config"])
-    cond = Conditioning(**spec["conditioning"])
+    family = VARIANTS.get(cfg.variant)
+    cond = Conditioning.from_dict(spec.get("conditioning", {}))
     shape = tuple(spec["shape"])
-    G, _ = build_models(from_dict(ModelConfig, spec["config"]["model"]), shape, spec["num_classes"], cond)
+    G = family.build_generator(from_dict(ModelConfig, spec["config"]["model"]), shape, spec["num_classes"])
     G.load_state_dict(load_file(str(weights_path)))
     G.eval()
     return LoadedGenerator(

@@ -38,11 +38,10 @@ import torch
 from torch import nn
 
 from ganforge.config import Config
-from ganforge.objectives import GANObjective
-from ganforge.objectives.objective import Phase
 from ganforge.training.state import BatchSampler
 from ganforge.training.stats import StatsAccumulator
 from ganforge.training.step import EagerStep
+from ganforge.variants import Objective, OptimizerSpec, Phase
 
 Pattern = tuple[int, ...]  # indices of the phases that run in an iteration
 
@@ -59,13 +58,13 @@ class GraphedStep:
     """Drop-in for ``EagerStep`` on CUDA: ``step(iteration) -> images shown to D``."""
 
     def __init__(
-        self, cfg: Config, objective: GANObjective, opts: dict[str, torch.optim.Optimizer], G: nn.Module,
-        G_ema: nn.Module | None, sampler: BatchSampler, real_x: torch.Tensor, real_y: torch.Tensor | None,
-        stats: StatsAccumulator, device: torch.device, *, warmup: int = 3,
+        self, cfg: Config, objective: Objective, opts: dict[str, torch.optim.Optimizer],
+        opt_specs: dict[str, OptimizerSpec], networks: dict[str, nn.Module], ema: dict[str, nn.Module],
+        sampler: BatchSampler, stats: StatsAccumulator, device: torch.device, *, warmup: int = 3,
     ) -> None:
         if device.type != "cuda":
             raise ValueError(f"GraphedStep needs a CUDA device, got {device}; use EagerStep.")
-        self.eager = EagerStep(cfg, objective, opts, G, G_ema, sampler, real_x, real_y, stats, device)
+        self.eager = EagerStep(cfg, objective, opts, opt_specs, networks, ema, sampler, stats, device)
         self.sampler, self.stats, self.opts, self.device = sampler, stats, opts, device
         self.phases: list[Phase] = self.eager.phases
         self.warmup = warmup
@@ -144,5 +143,5 @@ class GraphedStep:
             return None
         # Outside the graph nobody reads these gradients; the graph keeps writing its own copies.
         self._drop_grads()
-        shown = self.eager.batch * sum(1 for phase in draws if phase.name == "D")
+        shown = self.eager.batch * sum(1 for phase in draws if phase.shows_real)
         return _Captured(graph, idx, stats, shown)

@@ -1,7 +1,7 @@
 """The training loop: one readable function, measured in images (kimg), maintenance once per tick.
 
-It walks the phases the objective declares (D steps, lazy regularisation, G step) and never names
-a loss or a variant. Statistics stay on the device and are read once per tick, so a step costs no
+It walks the phases the run's family declares (for a GAN: D steps, lazy regularisation, G step) and
+never names a family, a network or a loss. Statistics stay on the device and are read once per tick, so a step costs no
 host-device synchronisation. Every tick: a log line, ``metrics.jsonl``, a fixed-noise sample grid,
 the loss plot, the exported generator and an atomic checkpoint from which ``--resume`` continues
 bit for bit.
@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 import ganforge
 from ganforge.config import Config, total_kimg
+from ganforge.data import Dataset
 from ganforge.errors import ConfigError, TrainingDiverged
-from ganforge.objectives import GANObjective
 from ganforge.training.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
 from ganforge.training.curves import save_loss_plot
 from ganforge.training.export import export_generator
@@ -36,12 +37,13 @@ from ganforge.training.setup import Setup
 from ganforge.training.state import BatchSampler, rng_state, seed_everything, set_rng_state
 from ganforge.training.stats import StatsAccumulator
 from ganforge.training.step import EagerStep
+from ganforge.variants import Family, Objective, OptimizerSpec
 
 
 def make_step(cfg: Config, *args: Any) -> Callable[[int], int]:
     """The iteration implementation: eager, or CUDA-graph captured when train.cuda_graphs is on.
 
-    ``args`` are (objective, opts, G, G_ema, sampler, real_x, real_y, stats, device).
+    ``args`` are (objective, opts, opt_specs, networks, ema, sampler, stats, device).
     """
     device: torch.device = args[-1]
     if cfg.train.cuda_graphs and device.type == "cuda":
@@ -73,6 +75,51 @@ def make_optimizer(params: Any, lr: float, cfg: Config, device: torch.device) ->
     return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2), **fast)
 
 
+@dataclass
+class Training:
+    """Everything a run builds before its first step: networks, EMA copies, objective, optimizers, sampler."""
+
+    family: Family
+    nets: dict[str, nn.Module]
+    ema: dict[str, nn.Module]  # name of an averaged network -> its EMA copy
+    objective: Objective
+    opts: dict[str, torch.optim.Optimizer]
+    opt_specs: dict[str, OptimizerSpec]
+    sampler: BatchSampler
+    stats: StatsAccumulator
+
+    def make_step(self, cfg: Config, device: torch.device) -> Callable[[int], int]:
+        """The iteration, ``step(iteration) -> real images shown``. Made after a resume has restored the
+        optimizers, since the CUDA-graph step adjusts their settings."""
+        return make_step(cfg, self.objective, self.opts, self.opt_specs, self.nets, self.ema, self.sampler,
+                         self.stats, device)
+
+
+def build_training(cfg: Config, family: Family, data: Dataset, device: torch.device,
+                   nets: dict[str, nn.Module] | None = None) -> Training:
+    """Build a run from scratch (call after ``seed_everything``: initial weights depend on the seed).
+
+    ``nets`` may bring already-built networks (the speed benchmark gives both programs the same weights).
+    """
+    nets = dict(nets) if nets is not None else family.build_networks(cfg, data)
+    for name, net in nets.items():
+        nets[name] = net.to(device)
+        if cfg.train.channels_last and data.kind == "image":
+            nets[name] = nets[name].to(memory_format=torch.channels_last)
+    # Exponential moving averages of the networks the family names (G's, for a GAN), when train.ema_kimg > 0.
+    ema = {name: copy.deepcopy(nets[name]).eval().requires_grad_(False)
+           for name in family.ema_networks if cfg.train.ema_kimg > 0}
+    # Small datasets live on the device whole; batches are gathered there by index.
+    real_x = data.x.to(device)
+    real_y = data.y.to(device) if data.y is not None else None
+    objective = family.objective(cfg, nets, data, real_x, real_y)
+    opt_specs = family.optimizers(cfg)
+    opts = {name: make_optimizer([p for n in spec.networks for p in nets[n].parameters()], spec.lr, cfg, device)
+            for name, spec in opt_specs.items()}
+    sampler = BatchSampler(len(data), cfg.train.batch_size, device, seed=cfg.train.seed)
+    return Training(family, nets, ema, objective, opts, opt_specs, sampler, StatsAccumulator())
+
+
 def training_loop(
     setup: Setup, run_dir: Path, *, resume: bool = False, progress: bool = True,
     log: Callable[[str], None] = print, on_tick: Callable[[int, Path], None] | None = None,
@@ -83,42 +130,19 @@ def training_loop(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     seed_everything(cfg.train.seed)
-    G, D = setup.build_models()  # built after seeding: initial weights depend on train.seed only
-    G, D = G.to(device), D.to(device)
-    if cfg.train.channels_last and data.kind == "image":
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.train.ema_kimg > 0 else None
-    objective = GANObjective(G, D, cfg, setup.conditioning, data.num_classes, data.mask_channels)
-    opts = {"G": make_optimizer(G.parameters(), cfg.optim.lr_g, cfg, device),
-            "D": make_optimizer(D.parameters(), cfg.optim.lr_d, cfg, device)}
-
-    # Small datasets live on the device whole; batches are gathered there by index.
-    real_x = data.x.to(device)
-    real_y = data.y.to(device) if data.y is not None else None
+    t = build_training(cfg, setup.family, data, device)
+    family, nets, ema, objective, opts, sampler = t.family, t.nets, t.ema, t.objective, t.opts, t.sampler
     batch = cfg.train.batch_size
-    sampler = BatchSampler(len(data), batch, device, seed=cfg.train.seed)
     total_images = int(round(total_kimg(cfg, len(data)) * 1000))
     tick_images = max(int(round((cfg.train.tick_kimg or total_images / 20_000) * 1000)), batch)
-
-    # Fixed latents (and labels: one row per class) for comparable grids across ticks and runs.
-    grid_gen = torch.Generator().manual_seed(cfg.train.seed + 12345)
-    grid_n = cfg.train.grid_size
-    grid_c = None
-    if setup.conditioning.g != "none":
-        per_row = max(1, min(10, grid_n // max(data.num_classes, 1)))
-        grid_c = torch.arange(data.num_classes).repeat_interleave(per_row)
-        grid_n = len(grid_c)
-        grid_c = grid_c.to(device)
-    grid_z = torch.randn(grid_n, G.z_dim, generator=grid_gen).to(device)
-    grid_rows = (len(grid_z) // data.num_classes) if grid_c is not None else None
 
     step, images_seen, tick, wall_before = 0, 0, 0, 0.0
     if resume:
         ck = load_checkpoint(run_dir / CKPT_DIR / LATEST)
-        G.load_state_dict(ck["G"])
-        D.load_state_dict(ck["D"])
-        if G_ema is not None:
-            G_ema.load_state_dict(ck["G_ema"])
+        for name, net in nets.items():
+            net.load_state_dict(ck[name])
+        for name, averaged in ema.items():
+            averaged.load_state_dict(ck[f"{name}_ema"])
         for name, opt in opts.items():
             opt.load_state_dict(ck[f"opt_{name}"])
         sampler.load_state_dict(ck["sampler"])
@@ -127,8 +151,7 @@ def training_loop(
         log(f"resumed from {run_dir / CKPT_DIR / LATEST} at {images_seen / 1000:.1f} kimg (tick {tick})")
     history = _read_history(run_dir / "metrics.jsonl", images_seen)
 
-    stats = StatsAccumulator()
-    train_step = make_step(cfg, objective, opts, G, G_ema, sampler, real_x, real_y, stats, device)
+    train_step = t.make_step(cfg, device)
     start, tick_start, tick_images_start = time.perf_counter(), time.perf_counter(), images_seen
     bar = tqdm(total=total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
@@ -151,7 +174,7 @@ def training_loop(
         # ---- maintenance, once per tick ----------------------------------------------------------
         tick += 1
         now = time.perf_counter()
-        values = stats.read_and_reset()  # the one host-device sync of the tick
+        values = t.stats.read_and_reset()  # the one host-device sync of the tick
         record = {"tick": tick, "kimg": images_seen / 1000, "step": step, **values,
                   "time_s": round(wall_before + now - start, 3),
                   "img_per_s": round((images_seen - tick_images_start) / max(now - tick_start, 1e-9), 1)}
@@ -166,22 +189,23 @@ def training_loop(
         _append_jsonl(run_dir / "metrics.jsonl", record)
         if tb is not None:
             tb.log(record, step=images_seen)
-        bar.write(_log_line(record, total_images))
-        _log_file(run_dir, _log_line(record, total_images))
-        G_sample = G_ema if G_ema is not None else G
-        _save_grid(G_sample, grid_z, grid_c, grid_rows, data, run_dir / "grids" / f"tick-{tick:04d}.png", record)
+        line = _log_line(record, list(values), objective.stat_labels, total_images)
+        bar.write(line)
+        _log_file(run_dir, line)
+        sampled = ema.get(family.sample_network, nets[family.sample_network])  # what generate will sample from
+        _save_grid(objective, sampled, data, run_dir / "grids" / f"tick-{tick:04d}.png", record)
         if done or time.perf_counter() - last_plot > 15:  # matplotlib is slow: at most every 15 s, and at the end
             save_loss_plot(history, run_dir / "losses.png", title=cfg.name)
             last_plot = time.perf_counter()
         info = {"shape": list(data.shape), "num_classes": data.num_classes, "class_names": list(data.class_names),
                 "kind": data.kind, "mask_channels": data.mask_channels,
-                "conditioning": {"g": setup.conditioning.g, "d": setup.conditioning.d},
-                "variant": cfg.variant, "ema": G_ema is not None, "kimg": images_seen / 1000}
-        sha = export_generator(run_dir, G_sample, cfg, info)
+                **family.export_info(), "variant": cfg.variant, "ema": bool(ema), "kimg": images_seen / 1000}
+        sha = export_generator(run_dir, sampled, cfg, info)
         payload = {
-            "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict() if G_ema is not None else {},
-            "opt_G": opts["G"].state_dict(), "opt_D": opts["D"].state_dict(), "sampler": sampler.state_dict(),
-            "rng": rng_state(), "step": step, "images_seen": images_seen, "tick": tick,
+            **{name: net.state_dict() for name, net in nets.items()},
+            **{f"{name}_ema": averaged.state_dict() for name, averaged in ema.items()},
+            **{f"opt_{name}": opt.state_dict() for name, opt in opts.items()},
+            "sampler": sampler.state_dict(), "rng": rng_state(), "step": step, "images_seen": images_seen, "tick": tick,
             "wall_time": wall_before + time.perf_counter() - start, "config": cfg.to_dict(),
             "ganforge_version": ganforge.__version__,
         }
@@ -196,7 +220,7 @@ def training_loop(
             "name": cfg.name, "variant": cfg.variant, "dataset": data.name, "kimg": images_seen / 1000,
             "images_seen": images_seen, "steps": step, "ticks": tick,
             "wall_time_s": round(wall_before + time.perf_counter() - start, 2),
-            "final": {k: v for k, v in values.items()}, "generator_sha256": sha, "ema": G_ema is not None,
+            "final": {k: v for k, v in values.items()}, "generator_sha256": sha, "ema": bool(ema),
             "device": _device_name(device), "torch_version": torch.__version__,
             "ganforge_version": ganforge.__version__, "python": platform.python_version(),
         }
@@ -214,12 +238,8 @@ def _device_name(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def _save_grid(G, grid_z, grid_c, grid_rows, data, path: Path, record: dict[str, Any]) -> None:
-    was_training = G.training
-    G.eval()  # eval mode: BN uses running statistics, dropout is off, and no RNG is consumed
-    with torch.no_grad():
-        fake = G(grid_z, grid_c).float().cpu()
-    G.train(was_training)
+def _save_grid(objective: Objective, net: torch.nn.Module, data: Dataset, path: Path, record: dict[str, Any]) -> None:
+    fake, grid_rows = objective.grid(net)  # the family's fixed grid inputs, drawn without touching training RNG
     if data.kind == "points":
         save_scatter(data.x[:1024], fake, path, title=f"{data.name}: real vs generated, {record['kimg']:.1f} kimg")
     else:
@@ -228,12 +248,10 @@ def _save_grid(G, grid_z, grid_c, grid_rows, data, path: Path, record: dict[str,
     latest.write_bytes(path.read_bytes())
 
 
-def _log_line(r: dict[str, Any], total_images: int) -> str:
+def _log_line(r: dict[str, Any], stats: list[str], labels: dict[str, str], total_images: int) -> str:
+    """``tick 3  kimg 1.2/4.0  <each statistic>  5.1s 240 img/s``; statistics in the family's order and labels."""
     parts = [f"tick {r['tick']:<4d}", f"kimg {r['kimg']:.1f}/{total_images / 1000:.1f}"]
-    for key, label in (("loss_D", "loss_D"), ("loss_G", "loss_G"), ("D_real", "D(x)"), ("D_fake", "D(G(z))"),
-                       ("D_acc", "D_acc"), ("gp", "gp"), ("r1", "r1"), ("loss_aux", "aux")):
-        if key in r:
-            parts.append(f"{label} {r[key]:.3f}")
+    parts += [f"{labels.get(key, key)} {r[key]:.3f}" for key in stats]
     parts.append(f"{r['time_s']:.1f}s {r['img_per_s']:,.0f} img/s")
     return "  ".join(parts)
 

@@ -1,48 +1,16 @@
-"""GAN variants. ONE FILE PER VARIANT, each registering a ``Variant`` in ``VARIANTS``.
+"""GAN variants. ONE FILE PER FAMILY OR VARIANT, each registering itself in ``VARIANTS`` (``variants.base``).
 
-A variant says how labels enter G and D (its ``Conditioning``) and which config defaults it brings
-(e.g. WGAN-GP: Wasserstein loss, gradient penalty 10, five critic steps). The defaults sit below the
-preset and the command line, so everything stays overridable. ``ganforge list variants`` prints them.
+A variant is a registered family: its networks, optimizers, phases, losses and sampling (``gan.py`` holds the
+G/D pair every image and point study uses), or a subclass that changes one piece of it (a label piece, a loss
+term, its defaults). The defaults sit below the preset and the command line, so everything stays overridable.
+``ganforge list variants`` prints them. Every module here is imported, so a new file registers itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from ganforge.plugins import import_submodules
+from ganforge.variants.base import VARIANTS, Family, Objective, OptimizerSpec, Phase, register
 
-from ganforge.models.layers import Conditioning
-from ganforge.registry import Registry
+import_submodules(__name__, __path__)
 
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    help: str
-    conditioning: Conditioning = Conditioning()
-    defaults: dict[str, Any] = field(default_factory=dict)  # nested config dict, e.g. {"objective": {...}}
-    reference: str = ""
-
-    @property
-    def needs_labels(self) -> bool:
-        return self.conditioning.conditional
-
-    @property
-    def summary(self) -> str:
-        """What ``ganforge list variants`` shows: the help, how labels enter G and D, the defaults it brings."""
-        from ganforge.config import describe_layer
-
-        cond = f"labels: G {self.conditioning.g}, D {self.conditioning.d}" if self.needs_labels else "unconditional"
-        return f"{self.help}\n    {cond}; defaults: {', '.join(describe_layer(self.defaults)) or 'none'}"
-
-
-VARIANTS: Registry[Variant] = Registry("variant")
-
-
-def register(variant: Variant) -> Variant:
-    VARIANTS.add(variant.name, variant, help=variant.summary)
-    return variant
-
-
-from ganforge.variants import acgan, cgan, cwgan_gp, gan, projection, wgan_gp  # noqa: E402,F401  (registration)
-
-__all__ = ["VARIANTS", "Variant", "register"]
+__all__ = ["VARIANTS", "Family", "Objective", "OptimizerSpec", "Phase", "register"]

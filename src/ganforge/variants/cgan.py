@@ -7,14 +7,14 @@ D), or as the embedding concatenated to the flattened input (MLP D). Any adversa
 
 from __future__ import annotations
 
-from ganforge.models.layers import Conditioning
-from ganforge.variants import Variant, register
+from ganforge.models.conditioning import Conditioning, LabelConcat, LabelInput
+from ganforge.variants.base import register
+from ganforge.variants.gan import GAN
 
-register(
-    Variant(
-        name="cgan",
-        help="conditional GAN: label embedding concatenated to z in G, label map as an extra channel of D's input",
-        conditioning=Conditioning(g="concat", d="concat"),
-        reference="Mirza & Osindero 2014, Conditional Generative Adversarial Nets",
-    )
-)
+
+@register
+class CGAN(GAN):
+    name = "cgan"
+    help = "conditional GAN: label embedding concatenated to z in G, label map as an extra channel of D's input"
+    reference = "Mirza & Osindero 2014, Conditional Generative Adversarial Nets"
+    conditioning = Conditioning(g=LabelConcat(), d=LabelInput())

@@ -8,16 +8,16 @@ generated batch in a critic step carries the same labels, so each interpolate ha
 
 from __future__ import annotations
 
-from ganforge.models.layers import Conditioning
-from ganforge.variants import Variant, register
+from ganforge.models.conditioning import Conditioning, LabelConcat, LabelInput
+from ganforge.variants.base import register
+from ganforge.variants.gan import GAN
 from ganforge.variants.wgan_gp import wgan_gp_defaults
 
-register(
-    Variant(
-        name="cwgan-gp",
-        help="conditional WGAN-GP: cGAN conditioning (label embedding in G, label map in D) + Wasserstein + GP",
-        conditioning=Conditioning(g="concat", d="concat"),
-        defaults=wgan_gp_defaults(),
-        reference="Gulrajani et al. 2017; Mirza & Osindero 2014",
-    )
-)
+
+@register
+class CWGANGP(GAN):
+    name = "cwgan-gp"
+    help = "conditional WGAN-GP: cGAN conditioning (label embedding in G, label map in D) + Wasserstein + GP"
+    reference = "Gulrajani et al. 2017; Mirza & Osindero 2014"
+    conditioning = Conditioning(g=LabelConcat(), d=LabelInput())
+    defaults = wgan_gp_defaults()

@@ -1,13 +1,226 @@
-"""The unconditional GAN (Goodfellow et al. 2014) with any registered adversarial loss."""
+"""The GAN family (Goodfellow et al. 2014): one generator G and one discriminator D, trained in turns.
+
+This module owns the family's whole behaviour; the other variants in this package subclass it and change one
+piece (how labels enter, a loss term, the defaults):
+
+- networks: G and D from the architecture registry (``model.arch``: mlp, dcgan, ...), labels entering through
+  the variant's ``Conditioning`` pieces; G's EMA when ``train.ema_kimg`` > 0;
+- phases: ``D`` (``objective.n_critic`` steps, each showing a real batch), ``Dreg`` (lazy R1 every
+  ``objective.r1_interval`` iterations, Mescheder et al. 2018), ``G``;
+- losses: the adversarial loss ``objective.loss`` on real and generated logits, plus the terms a config turns
+  on: WGAN-GP's gradient penalty, R1, feature matching (Salimans et al. 2016), one-sided label smoothing.
+  DiffAugment (``augment.diffaugment``) sits in front of D for real and generated images alike.
+"""
 
 from __future__ import annotations
 
-from ganforge.variants import Variant, register
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-register(
-    Variant(
-        name="gan",
-        help="unconditional GAN; loss from objective.loss (bce non-saturating by default, minimax, ls, hinge, ...)",
-        reference="Goodfellow et al. 2014, Generative Adversarial Nets",
-    )
-)
+import torch
+from torch import nn
+
+from ganforge.config import Config, ModelConfig
+from ganforge.data.base import Dataset
+from ganforge.errors import ConfigError
+from ganforge.models import build_models
+from ganforge.models.layers import DOut
+from ganforge.objectives.adversarial import LOSSES
+from ganforge.objectives.augment import classic_augment, diff_augment, parse_policy, uses_classic
+from ganforge.objectives.regularizers import gradient_penalty, r1_penalty
+from ganforge.variants.base import Family, Objective, OptimizerSpec, Phase, register
+
+Term = tuple[str | None, torch.Tensor, float]  # (statistic name or None, loss term, weight)
+
+
+@dataclass
+class Batch:
+    real_img: torch.Tensor  # [N, C, H, W] or [N, D]
+    real_c: torch.Tensor | None  # [N] labels of the real examples
+    gen_z: torch.Tensor  # [N, z_dim]
+    gen_c: torch.Tensor | None  # [N] labels asked of G
+
+
+class GANObjective(Objective):
+    """The losses of one G/D pair. Subclasses add terms through ``d_terms`` / ``g_terms`` or replace the
+    adversarial loss through ``d_adversarial`` / ``g_adversarial``."""
+
+    stat_labels = {"D_real": "D(x)", "D_fake": "D(G(z))", "loss_aux": "aux"}
+
+    def __init__(self, family: GAN, cfg: Config, G: nn.Module, D: nn.Module, data: Dataset,
+                 real_x: torch.Tensor, real_y: torch.Tensor | None) -> None:
+        self.G, self.D, self.cond, self.cfg, self.ocfg = G, D, family.conditioning, cfg, cfg.objective
+        self.real_x, self.real_y, self.device = real_x, real_y, real_x.device
+        self.batch, self.num_classes = cfg.train.batch_size, data.num_classes
+        self.mask_channels = data.mask_channels  # paired data's trailing mask channels: DiffAugment keeps their colour
+        self.loss = LOSSES.get(cfg.objective.loss)
+        self.policy = parse_policy(cfg.augment.diffaugment)
+        self.classic = uses_classic(cfg.augment)
+        self.phases = [Phase("D", "D", repeats=self.ocfg.n_critic, shows_real=True)]
+        if self.ocfg.r1_gamma > 0:
+            self.phases.append(Phase("Dreg", "D", interval=self.ocfg.r1_interval))
+        self.phases.append(Phase("G", "G"))
+        self._make_grid_inputs(data)
+
+    # ---- what a step needs ----------------------------------------------------------------------------------
+
+    def draw(self, phase: Phase, idx: torch.Tensor) -> Batch:
+        real_img = self.real_x[idx]  # [N, C, H, W] or [N, D]
+        real_c = self.real_y[idx] if self.real_y is not None else None
+        if phase.name == "D" and self.classic:
+            real_img = classic_augment(real_img, self.cfg.augment)
+        gen_z = torch.randn(self.batch, self.G.z_dim, device=self.device)
+        gen_c = real_c  # D: generated labels follow the real batch's labels
+        if phase.name == "G" and self.real_y is not None:  # G: labels from the data's label distribution
+            gen_c = self.real_y[torch.randint(0, len(self.real_y), (self.batch,), device=self.device)]
+        return Batch(real_img, real_c, gen_z, gen_c)
+
+    def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> DOut:
+        if self.policy:
+            img = diff_augment(img, self.policy, self.mask_channels)  # the same for real and generated images
+        return self.D(img, c if self.cond.d.conditional else None)
+
+    def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.G(z, c if self.cond.g.conditional else None)
+
+    # ---- losses ---------------------------------------------------------------------------------------------
+
+    def d_adversarial(self, real_out: DOut, gen_out: DOut) -> torch.Tensor:
+        return self.loss.d_loss(real_out.logits, gen_out.logits, self.ocfg.label_smoothing)
+
+    def g_adversarial(self, batch: Batch, gen_out: DOut) -> torch.Tensor:
+        return self.loss.g_loss(gen_out.logits)
+
+    def d_terms(self, batch: Batch, real_out: DOut, gen_out: DOut, gen_img: torch.Tensor) -> Iterator[Term]:
+        """Terms added to D's adversarial loss, in order. Here: WGAN-GP's gradient penalty, if on."""
+        if self.ocfg.gp_weight > 0:
+            eps = torch.rand(len(batch.real_img), device=self.device, dtype=batch.real_img.dtype)
+            gp = gradient_penalty(lambda x: self.run_D(x, batch.real_c).logits, batch.real_img, gen_img, eps)
+            yield "gp", gp, self.ocfg.gp_weight
+
+    def g_terms(self, batch: Batch, gen_out: DOut) -> Iterator[Term]:
+        """Terms added to G's loss, in order. None here."""
+        yield from ()
+
+    def accumulate_gradients(self, phase: Phase, batch: Batch) -> dict[str, torch.Tensor]:
+        if phase.name == "D":
+            with torch.no_grad():
+                gen_img = self.run_G(batch.gen_z, batch.gen_c)
+            real_out = self.run_D(batch.real_img, batch.real_c)
+            gen_out = self.run_D(gen_img, batch.gen_c)
+            loss = self.d_adversarial(real_out, gen_out)
+            stats = self._d_stats(real_out, gen_out)
+            for key, term, weight in self.d_terms(batch, real_out, gen_out, gen_img):
+                loss = loss + weight * term
+                if key is not None:
+                    stats[key] = term.detach()
+            stats["loss_D"] = loss.detach()
+            loss.backward()
+            return stats
+        if phase.name == "Dreg":
+            o = self.ocfg
+            r1 = r1_penalty(lambda x: self.run_D(x, batch.real_c).logits, batch.real_img)
+            (r1 * (o.r1_gamma / 2) * o.r1_interval).backward()  # lazy: scale by the interval
+            return {"r1": r1.detach()}
+        if phase.name == "G":
+            gen_img = self.run_G(batch.gen_z, batch.gen_c)
+            gen_out = self.run_D(gen_img, batch.gen_c)
+            if self.ocfg.feature_matching:
+                # Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 on D's penultimate features.
+                with torch.no_grad():
+                    real_feat = self.run_D(batch.real_img, batch.real_c).features.mean(0)
+                loss = (real_feat - gen_out.features.mean(0)).pow(2).sum()
+            else:
+                loss = self.g_adversarial(batch, gen_out)
+            for _, term, weight in self.g_terms(batch, gen_out):
+                loss = loss + weight * term
+            loss.backward()
+            return {"loss_G": loss.detach()}
+        raise ValueError(f"the GAN family has no phase {phase.name!r}")
+
+    def _d_stats(self, real_out: DOut, gen_out: DOut) -> dict[str, torch.Tensor]:
+        real, gen = real_out.logits.detach().float(), gen_out.logits.detach().float()
+        thr = self.loss.logit_threshold
+        # D accuracy: real scored above the decision threshold, fake below. Not a measure of quality.
+        acc = 0.5 * ((real > thr).float().mean() + (gen <= thr).float().mean())
+        if self.loss.probabilities:
+            real, gen = torch.sigmoid(real), torch.sigmoid(gen)
+        return {"D_real": real.mean(), "D_fake": gen.mean(), "D_acc": acc}
+
+    # ---- the progress grid ----------------------------------------------------------------------------------
+
+    def _make_grid_inputs(self, data: Dataset) -> None:
+        """Fixed latents (and labels: one row per class) for comparable grids across ticks and runs."""
+        gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)  # its own generator: training RNG untouched
+        grid_n, self.grid_c, self.grid_rows = self.cfg.train.grid_size, None, None
+        if self.cond.g.conditional:
+            per_row = max(1, min(10, grid_n // max(data.num_classes, 1)))
+            self.grid_c = torch.arange(data.num_classes).repeat_interleave(per_row).to(self.device)
+            grid_n, self.grid_rows = len(self.grid_c), per_row
+        self.grid_z = torch.randn(grid_n, self.G.z_dim, generator=gen).to(self.device)
+
+    @torch.no_grad()
+    def grid(self, G: nn.Module) -> tuple[torch.Tensor, int | None]:
+        was_training = G.training
+        G.eval()  # eval mode: BN uses running statistics, dropout is off, and no RNG is consumed
+        fake = G(self.grid_z, self.grid_c).float().cpu()
+        G.train(was_training)
+        return fake, self.grid_rows
+
+
+@register
+class GAN(Family):
+    name = "gan"
+    help = "unconditional GAN; loss from objective.loss (bce non-saturating by default, minimax, ls, hinge, ...)"
+    reference = "Goodfellow et al. 2014, Generative Adversarial Nets"
+    ema_networks = ("G",)
+    objective_class: type[GANObjective] = GANObjective
+
+    def check(self, cfg: Config, data: Dataset) -> None:
+        LOSSES.get(cfg.objective.loss)
+        parse_policy(cfg.augment.diffaugment)
+        if self.needs_labels and not data.labelled:
+            raise ConfigError(
+                f"variant {cfg.variant!r} is conditional but dataset {data.name!r} has no labels. "
+                "Use a labelled dataset (one subfolder per class for image folders) or variant=gan."
+            )
+        if cfg.augment.diffaugment and data.kind != "image":
+            raise ConfigError("augment.diffaugment works on images only; clear it for 2D point data.")
+        loss = LOSSES.get(cfg.objective.loss)
+        if cfg.objective.label_smoothing > 0 and not loss.smoothing:
+            raise ConfigError(
+                f"objective.label_smoothing={cfg.objective.label_smoothing} has no effect with "
+                f"objective.loss={cfg.objective.loss} (it has no real-class target to soften). Use loss bce or ls, "
+                "or set objective.label_smoothing=0."
+            )
+
+    def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
+        G, D = build_models(cfg.model, data.shape, max(data.num_classes, 1), self.conditioning)
+        return {"G": G, "D": D}
+
+    def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        return build_models(model, shape, max(num_classes, 1), self.conditioning)[0]
+
+    def check_networks(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset) -> None:
+        G, D = networks["G"], networks["D"]
+        if cfg.objective.gp_weight > 0 and any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in D.modules()):
+            raise ConfigError(
+                "objective.gp_weight > 0 penalises each sample's gradient, but D has batch norm, which mixes the "
+                "samples of a batch (Gulrajani et al. 2017, section 4). Set model.d_batchnorm=[false] (the wgan-gp "
+                "variants do unless a preset turns it back on)."
+            )
+        with torch.no_grad():  # shape check: one tiny forward pass on CPU
+            G.eval(), D.eval()
+            c = torch.zeros(2, dtype=torch.long)
+            fake = G(torch.zeros(2, G.z_dim), c)
+            if tuple(fake.shape[1:]) != data.shape:
+                made = tuple(fake.shape[1:])
+                raise ConfigError(f"model.arch={cfg.model.arch} makes {made} samples but the data is {data.shape}.")
+            D(fake, c)
+
+    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]:
+        return {"G": OptimizerSpec(("G",), cfg.optim.lr_g), "D": OptimizerSpec(("D",), cfg.optim.lr_d)}
+
+    def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
+                  real_y: torch.Tensor | None) -> GANObjective:
+        return self.objective_class(self, cfg, networks["G"], networks["D"], data, real_x, real_y)

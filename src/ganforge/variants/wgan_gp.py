@@ -9,10 +9,13 @@ together with a gradient penalty is refused before training.
 
 from __future__ import annotations
 
-from ganforge.variants import Variant, register
+from typing import Any
+
+from ganforge.variants.base import register
+from ganforge.variants.gan import GAN
 
 
-def wgan_gp_defaults() -> dict:
+def wgan_gp_defaults() -> dict[str, Any]:
     """A fresh copy each call (shared by ``cwgan-gp``), so no variant can alter another's defaults."""
     return {
         "objective": {"loss": "wasserstein", "gp_weight": 10.0, "n_critic": 5},
@@ -21,11 +24,9 @@ def wgan_gp_defaults() -> dict:
     }
 
 
-register(
-    Variant(
-        name="wgan-gp",
-        help="WGAN-GP: Wasserstein critic, gradient penalty 10 on interpolates, 5 critic steps, no BN in D",
-        defaults=wgan_gp_defaults(),
-        reference="Gulrajani et al. 2017, Improved Training of Wasserstein GANs",
-    )
-)
+@register
+class WGANGP(GAN):
+    name = "wgan-gp"
+    help = "WGAN-GP: Wasserstein critic, gradient penalty 10 on interpolates, 5 critic steps, no BN in D"
+    reference = "Gulrajani et al. 2017, Improved Training of Wasserstein GANs"
+    defaults = wgan_gp_defaults()

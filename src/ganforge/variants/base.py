@@ -1,0 +1,130 @@
+"""A GAN family: the unit a contributor adds, in one module.
+
+A family declares everything that makes it what it is:
+
+- its **networks** (built from the shared blocks in ``models``) and the **optimizers** that step them;
+- its **phases**: which optimizer steps after each, how many times in a row (n_critic), on which interval
+  (lazy regularisation), and which phases show real images (training length is measured in those);
+- its **losses**, behind one call, ``Objective.accumulate_gradients(phase, batch)``;
+- what a **sample** needs (``Objective.draw``: z, a label, ...) and the fixed inputs of the progress grid;
+- what it **exports** for ``generate`` (``sample_network``, rebuilt by ``build_generator``).
+
+The training loop runs phases and ticks and never names a family, a network or a loss. A family registers
+itself with ``@register``; every module in ``ganforge.variants`` is imported, so a new file is found, and a
+third-party package can add one through the ``ganforge.plugins`` entry-point group (``ganforge.plugins``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from ganforge.config import Config, ModelConfig, describe_layer
+from ganforge.data.base import Dataset
+from ganforge.models.conditioning import Conditioning
+from ganforge.registry import Registry
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # the family's name for it ("D", "Dreg", "G", ...): passed back to accumulate_gradients
+    opt: str  # the optimizer (a key of Family.optimizers) that steps after it
+    repeats: int = 1  # consecutive steps per iteration (n_critic for a critic)
+    interval: int = 1  # run on every interval-th iteration (lazy regularisation)
+    shows_real: bool = False  # each step shows a batch of real images (kimg counts these)
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    networks: tuple[str, ...]  # the networks whose parameters it steps
+    lr: float
+
+
+class Objective(ABC):
+    """A family's losses and sampling, bound to one run's networks and (device-resident) training data."""
+
+    phases: list[Phase]
+    stat_labels: dict[str, str] = {}  # how the log line shows a statistic, e.g. {"D_real": "D(x)"}
+
+    @abstractmethod
+    def draw(self, phase: Phase, idx: torch.Tensor) -> Any:
+        """Everything one step of ``phase`` needs for the real examples ``idx`` [N] (a batch object).
+
+        Randomness is drawn here and in ``accumulate_gradients`` only, from torch's global generator, in a
+        fixed order: that is what makes kill-and-resume exact.
+        """
+
+    @abstractmethod
+    def accumulate_gradients(self, phase: Phase, batch: Any) -> dict[str, torch.Tensor]:
+        """Compute the phase's loss and call backward; return detached statistics (device tensors)."""
+
+    @abstractmethod
+    def grid(self, G: nn.Module) -> tuple[torch.Tensor, int | None]:
+        """The progress grid from the fixed grid inputs: samples [N, ...] (CPU float) and samples per row."""
+
+
+class Family(ABC):
+    """Base class of every family. Subclasses set the class attributes and implement the methods."""
+
+    name: ClassVar[str]
+    help: ClassVar[str]
+    reference: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}  # a config layer below the preset, e.g. {"objective": {...}}
+    conditioning: ClassVar[Conditioning] = Conditioning()
+    ema_networks: ClassVar[tuple[str, ...]] = ()  # averaged when train.ema_kimg > 0
+    sample_network: ClassVar[str] = "G"  # what generate samples from (its EMA when there is one)
+
+    @property
+    def needs_labels(self) -> bool:
+        return self.conditioning.conditional
+
+    @property
+    def summary(self) -> str:
+        """What ``ganforge list variants`` shows: the help, how labels enter the networks, the defaults."""
+        cond = self.conditioning
+        labels = f"labels: G {cond.g.name}, D {cond.d.name}" if self.needs_labels else "unconditional"
+        return f"{self.help}\n    {labels}; defaults: {', '.join(describe_layer(self.defaults)) or 'none'}"
+
+    def check(self, cfg: Config, data: Dataset) -> None:
+        """Refuse a config or dataset this family cannot train, before anything is written."""
+        return None  # a family with nothing to refuse
+
+    @abstractmethod
+    def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
+        """Every network of a run, freshly initialised (called after seeding: weights depend on the seed)."""
+
+    def check_networks(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset) -> None:
+        """Refuse networks that cannot work on ``data`` (e.g. a shape check by one tiny forward pass)."""
+        return None
+
+    @abstractmethod
+    def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        """The exported network alone, for ``load_generator`` (no discriminator, no training code)."""
+
+    @abstractmethod
+    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]: ...
+
+    def export_info(self) -> dict[str, Any]:
+        """What ``generator.json`` records about the family beyond its name (e.g. how labels enter)."""
+        return {"conditioning": self.conditioning.to_dict()}
+
+    @abstractmethod
+    def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
+                  real_y: torch.Tensor | None) -> Objective:
+        """The run's objective; ``real_x`` / ``real_y`` are the training data on the training device."""
+
+
+VARIANTS: Registry[Family] = Registry("variant")
+
+F = TypeVar("F", bound=type[Family])
+
+
+def register(cls: F) -> F:
+    """Class decorator: register one instance of the family under ``cls.name``."""
+    family = cls()
+    VARIANTS.add(cls.name, family, help=family.summary)
+    return cls
