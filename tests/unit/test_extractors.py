@@ -128,21 +128,34 @@ def _fake_torch_fidelity(monkeypatch, seen: list):
     monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", module)
 
 
-def test_inception_without_torch_fidelity_says_how_to_install_it(monkeypatch):
+@pytest.fixture
+def no_inception_file(monkeypatch, tmp_path):
+    """Neither NVIDIA's TorchScript file (env var, cache) nor torch hub's torch-fidelity weights are found."""
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
+def test_inception_torch_fidelity_weights_without_torch_fidelity_say_how_to_install_it(
+    monkeypatch, tmp_path, no_inception_file
+):
     _block_torch_fidelity(monkeypatch)
+    pth = tmp_path / "weights-inception.pth"
+    pth.write_bytes(b"a torch-fidelity state dict, not TorchScript")
     with pytest.raises(GanforgeError, match=r"pip install 'ganforge\[inception\]'") as e:
-        build_inception_extractor()
+        build_inception_extractor(weights=str(pth))
     assert "--extractor domain" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_inception_without_weights_names_the_url_and_the_flag(monkeypatch, tmp_path):
-    _fake_torch_fidelity(monkeypatch, [])
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(GanforgeError, match="--extractor-weights") as e:
-        build_inception_extractor()
-    assert INCEPTION_URL in str(e.value) and str(tmp_path / "hub" / "checkpoints") in str(e.value)
-    with pytest.raises(GanforgeError, match="not found at .*missing.pth"):
+def test_inception_without_any_weights_says_how_to_fetch_them(monkeypatch, tmp_path, no_inception_file):
+    for fidelity in (_block_torch_fidelity, lambda m: _fake_torch_fidelity(m, [])):
+        fidelity(monkeypatch)
+        with pytest.raises(GanforgeError, match="ganforge weights fetch inception") as e:
+            build_inception_extractor()
+        assert "GANFORGE_INCEPTION_WEIGHTS" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(GanforgeError, match="not found at .*missing.pth") as e:
         build_inception_extractor(weights=str(tmp_path / "missing.pth"))
+    assert INCEPTION_URL in str(e.value)
 
 
 def test_inception_gets_quantised_rgb_uint8_and_is_identified_by_its_weights(monkeypatch, tmp_path):

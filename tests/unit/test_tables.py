@@ -99,3 +99,19 @@ def test_compare_refuses_the_same_seed_twice_and_non_runs(tmp_path):
         compare_runs([a, b])
     with pytest.raises(RunDirError, match="not a ganforge run"):
         compare_runs([tmp_path / "nothing"])
+
+
+def test_kid_is_printed_times_a_thousand_with_the_unit_in_the_header():
+    recs = [{**_rec("kid", v, floor=0.0004), "display_scale": 1000.0} for v in (0.0021, 0.0025)]
+    groups = {"x": [RunValues(f"r{s}", s, [rec], {}) for s, rec in enumerate(recs)]}
+    table = build_table(groups)
+    col = table.columns[0]
+    assert col.title.startswith("kid ×10³") and col.scale == 1000.0
+    assert table.rows[0].cells["kid"].mean == pytest.approx(2.3) and table.rows[0].floors["kid"] == pytest.approx(0.4)
+    md = to_markdown(table)
+    assert "| kid ×10³ |" in md.splitlines()[0]  # the header carries the unit
+    assert "eval.json keeps the unscaled value" in md
+    rows = list(csv.reader(io.StringIO(to_csv(table))))
+    assert "kid_x1000_mean" in rows[0] and float(rows[1][rows[0].index("kid_x1000_mean")]) == pytest.approx(2.3)
+    plain = build_table({"x": [RunValues("r0", 0, [_rec("fid", 12.0)], {})]})
+    assert plain.columns[0].title == "fid" and plain.columns[0].scale == 1.0

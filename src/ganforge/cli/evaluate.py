@@ -8,6 +8,7 @@ import click
 
 from ganforge.metrics.baselines import BASELINES
 from ganforge.metrics.evaluate import EvalResult, evaluate_run, parse_metric_list
+from ganforge.metrics.protocol import scale_label
 
 EVALUATE_EXAMPLES = """
 \b
@@ -15,7 +16,10 @@ Examples:
   ganforge evaluate runs/dcgan
   ganforge evaluate runs/dcgan --n 10000 --metrics fid,kid,precision,recall
   ganforge evaluate runs/cgan --metrics cas,aug_gain,fid_per_class
-  ganforge evaluate runs/dcgan --extractor inception --extractor-weights ~/weights-inception.pth
+  ganforge weights fetch inception; ganforge evaluate runs/dcgan --extractor inception
+  ganforge evaluate runs/dcgan --extractor inception:clean --weights /offline/inception-2015-12-05.pt
+  ganforge evaluate runs/brain --extractor torchscript:radiology-net.pt
+  ganforge evaluate runs/brain --metrics lpips,diversity --lpips-weights /offline/vgg16.pt
   ganforge evaluate runs/sine            (2D points: energy, mmd, curve distance)
   ganforge evaluate runs/dcgan --baseline replay   (a generator that replays training images: must be flagged)
   ganforge list metrics                  (what each metric is)
@@ -28,9 +32,15 @@ Examples:
               help="Generated samples (default: the run's eval.n, 2000).")
 @click.option("--metrics", "--metric", "metrics", multiple=True, metavar="NAMES",
               help="Comma-separated metric names, repeatable (default: every metric that applies).")
-@click.option("--extractor", default=None, help="Feature extractor: domain (default), inception or raw.")
-@click.option("--extractor-weights", "extractor_weights", default=None, metavar="PATH",
-              help="Inception weights file (torch-fidelity's weights-inception-2015-12-05-6726825d.pth).")
+@click.option("--extractor", default=None,
+              help="Feature extractor: domain (default), inception (= inception:legacy_tensorflow), inception:clean, "
+                   "torchscript:PATH (any TorchScript network) or raw.")
+@click.option("--weights", "--extractor-weights", "extractor_weights", default=None, metavar="PATH",
+              help="Inception weights: NVIDIA's inception-2015-12-05.pt (or $GANFORGE_INCEPTION_WEIGHTS; default: "
+                   "`ganforge weights fetch inception`'s copy), or torch-fidelity's .pth.")
+@click.option("--lpips-weights", "lpips_weights", default=None, metavar="PATH",
+              help="VGG16 LPIPS network vgg16.pt for the lpips metric (or $GANFORGE_VGG16_WEIGHTS, or `ganforge "
+                   "weights fetch vgg16`).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples and intervals.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--n-boot", "n_boot", type=click.IntRange(min=0), default=20, show_default=True,
@@ -39,11 +49,12 @@ Examples:
               help="Check the metrics: evaluate a fresh untrained G or a training-image replayer under this run's "
                    "protocol (writes eval-baseline-NAME.json; eval.json is left alone).")
 def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: str | None,
-             extractor_weights: str | None, seed: int, device: str, n_boot: int, baseline: str | None) -> None:
+             extractor_weights: str | None, lpips_weights: str | None, seed: int, device: str, n_boot: int,
+             baseline: str | None) -> None:
     """Evaluate a trained run against real data; writes RUN_DIR/eval.json."""
     result = evaluate_run(run_dir, n=n, metrics=parse_metric_list(metrics), extractor=extractor, seed=seed,
-                          extractor_weights=extractor_weights, device=device, n_boot=n_boot, baseline=baseline,
-                          log=lambda m: click.echo(m, err=True))
+                          extractor_weights=extractor_weights, lpips_weights=lpips_weights, device=device,
+                          n_boot=n_boot, baseline=baseline, log=lambda m: click.echo(m, err=True))
     click.echo(format_result(result))
 
 
@@ -57,9 +68,11 @@ def format_result(result: EvalResult) -> str:
     """The readable table: metric, value, 95% CI, real-vs-real floor, protocol short id."""
     rows = [("metric", "value", "95% CI", "real-vs-real", "protocol")]
     for v in result.values.values():
-        ci = f"[{_fmt(v.ci.low)}, {_fmt(v.ci.high)}]" if v.ci else "—"
-        value = _fmt(v.value) + ("  FLAGGED" if v.flagged else "")
-        rows.append((v.name, value, ci, _fmt(v.floor), v.protocol_id[:8]))
+        k = v.display_scale  # KID is printed x 10^3, as papers print it (eval.json keeps the raw value)
+        ci = f"[{_fmt(v.ci.low * k)}, {_fmt(v.ci.high * k)}]" if v.ci else "—"
+        value = _fmt(v.value * k) + ("  FLAGGED" if v.flagged else "")
+        name = v.name + (f" {scale_label(k)}" if k != 1.0 else "")
+        rows.append((name, value, ci, _fmt(None if v.floor is None else v.floor * k), v.protocol_id[:8]))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

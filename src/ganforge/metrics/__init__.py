@@ -1,9 +1,9 @@
 """Metrics: named protocols over pure math (features -> statistics -> value).
 
-``EXTRACTORS`` holds the feature extractors (``domain``, ``inception``, ``raw``); ``METRICS`` the
+``EXTRACTORS`` holds the feature extractors (``domain``, ``inception``, ``torchscript``, ``raw``); ``METRICS`` the
 named metrics that ``ganforge evaluate`` computes (``ganforge list metrics``). The pure math lives
 in one module per concept (``fid``, ``kid``, ``prdc``, ...); ``protocol`` says how a number is
-recorded; ``image_metrics``, ``usefulness`` and ``points`` register the metrics; ``evaluate`` runs them.
+recorded; ``image_metrics``, ``lpips``, ``usefulness`` and ``points`` register the metrics; ``evaluate`` runs them.
 """
 
 from __future__ import annotations

@@ -14,8 +14,13 @@ of the studies (8x8 to 64x64) cannot use the standard 11-pixel window or MS-SSIM
 - ``kind="auto"`` uses MS-SSIM when the images are large enough for 5 scales with that window,
   otherwise single-scale SSIM. The result's ``kind`` and ``win_size`` say which was computed.
 
-Inputs are float images in [-1, 1], [N, C, H, W] (data_range = 2). Pairs (i, j), i != j, are drawn
-uniformly with replacement from an explicit seed/Generator, so the estimate is reproducible.
+Convention: the field's. Inputs are float images in [-1, 1], [N, C, H, W]; they are mapped to [0, 1]
+and compared with ``data_range=1``, as skimage's ``structural_similarity`` and ``pytorch_msssim`` are
+used in papers (equivalently uint8 with 255). SSIM's luminance term (2 mu_a mu_b + C1) / (mu_a^2 +
+mu_b^2 + C1) is not shift-invariant, so computing it on [-1, 1] with ``data_range=2`` gives another
+number (one image against 0.7x itself: 0.232 instead of 0.892). ``INPUT_CONVENTION`` is recorded in
+the metric's protocol. Pairs (i, j), i != j, are drawn uniformly with replacement from an explicit
+seed/Generator, so the estimate is reproducible.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Literal
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim, ssim
+
+INPUT_CONVENTION = "[0,1], data_range=1"  # recorded in the protocol: what the SSIM number is computed on
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,13 @@ def ssim_diversity(
     i = rng.integers(0, n, n_pairs)
     j = (i + rng.integers(1, n, n_pairs)) % n  # uniform over the other n - 1 samples: never i
     fn = ms_ssim if kind == "ms_ssim" else ssim
-    x = images.detach().float()
+    x = (images.detach().float() + 1) / 2  # [-1, 1] -> [0, 1]: the usual SSIM convention, data_range 1
     values = []
     with torch.no_grad():
         for start in range(0, n_pairs, batch_size):
             a = torch.from_numpy(i[start : start + batch_size]).to(x.device)
             b = torch.from_numpy(j[start : start + batch_size]).to(x.device)
-            # data_range 2 for [-1, 1]; size_average=False -> one value per pair (mean over channels)
-            values.append(fn(x[a], x[b], data_range=2.0, size_average=False, win_size=win).double().cpu())
+            # size_average=False -> one value per pair (mean over channels)
+            values.append(fn(x[a], x[b], data_range=1.0, size_average=False, win_size=win).double().cpu())
     v = torch.cat(values)
     return Diversity(v.mean().item(), v.std().item() if n_pairs > 1 else 0.0, n_pairs, kind, win)

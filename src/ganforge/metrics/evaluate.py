@@ -30,7 +30,7 @@ import ganforge
 from ganforge.config import Config, config_from_dict
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, GanforgeError, RunDirError
-from ganforge.metrics.extractors import EXTRACTORS, FeatureExtractor, build_extractor, pick_device
+from ganforge.metrics.extractors import FeatureExtractor, build_extractor, check_extractor_name, pick_device
 from ganforge.metrics.protocol import METRICS, EvalContext, MetricValue
 from ganforge.training.checkpoint import atomic_write_json
 from ganforge.training.export import load_generator
@@ -108,15 +108,16 @@ class Evaluator:
     """
 
     def __init__(self, cfg: Config, extractor: str = "domain", *, extractor_weights: str | None = None,
-                 device: str | torch.device | None = None, log: Log = print) -> None:
+                 lpips_weights: str | None = None, device: str | torch.device | None = None, log: Log = print) -> None:
         self.cfg = cfg
+        self.weights = {"vgg16": lpips_weights} if lpips_weights else {}
         self.log = log
         self.device = pick_device(device)
         self.train = load_dataset(cfg.data, "train")
         self.test = load_dataset(cfg.data, "test")
         if self.train.kind == "points":
-            EXTRACTORS.get(extractor)  # a typo still fails with the valid names
-            if extractor not in ("domain", "raw"):
+            kind = check_extractor_name(extractor)  # a typo still fails with the valid names
+            if kind not in ("domain", "raw"):
                 raise GanforgeError(f"2D point data is evaluated on raw coordinates; --extractor {extractor} does not "
                                     "apply. Drop --extractor.")
             extractor = "raw"
@@ -130,7 +131,8 @@ class Evaluator:
     def context(self, sample: Callable, *, conditional: bool, num_classes: int, n: int, seed: int, n_boot: int,
                 run_dir: Path | None) -> EvalContext:
         return EvalContext(self.train, self.test, self.extractor, sample, conditional, num_classes, n, seed,
-                           n_boot=n_boot, device=self.device, run_dir=run_dir, log=self.log, shared=self.shared)
+                           n_boot=n_boot, device=self.device, run_dir=run_dir, log=self.log, shared=self.shared,
+                           weights=self.weights)
 
     def evaluate(self, gen: Any, *, n: int, metrics: Sequence[str] | None = None, seed: int = 0, n_boot: int = 20,
                  cheap: bool = False, run_dir: Path | None = None) -> EvalResult:
@@ -208,13 +210,15 @@ def parse_metric_list(values: Sequence[str] | str | None) -> list[str] | None:
 
 def evaluate_run(
     run_dir: Path | str, n: int | None = None, metrics: Sequence[str] | str | None = None, extractor: str | None = None,
-    seed: int = 0, *, extractor_weights: str | None = None, device: str | None = None, n_boot: int = 20,
+    seed: int = 0, *, extractor_weights: str | None = None, lpips_weights: str | None = None,
+    device: str | None = None, n_boot: int = 20,
     baseline: str | None = None, write: bool = True, log: Log = print,
 ) -> EvalResult:
     """Evaluate the run's exported generator; write eval.json and a metrics.jsonl line (``write=True``).
 
     n: generated samples (default: the run's eval.n). metrics: names (default: all that apply).
-    extractor: a registered extractor (default: the run's eval.extractor, normally ``domain``).
+    extractor: a registered extractor (default: the run's eval.extractor, normally ``domain``), optionally
+    ``KIND:OPTION`` (``inception:clean``, ``torchscript:PATH``). lpips_weights: the VGG16 LPIPS file.
     baseline: evaluate a reference generator (``ganforge.metrics.baselines``) under the run's protocol
     instead; written to ``eval-baseline-NAME.json`` and ``baseline-NAME/eval/``, never over eval.json.
     """
@@ -230,8 +234,8 @@ def evaluate_run(
     names = parse_metric_list(metrics)
     for name in names or ():
         METRICS.get(name)  # fail on a typo before any work
-    evaluator = Evaluator(cfg, extractor or cfg.eval.extractor, extractor_weights=extractor_weights, device=device,
-                          log=log)
+    evaluator = Evaluator(cfg, extractor or cfg.eval.extractor, extractor_weights=extractor_weights,
+                          lpips_weights=lpips_weights, device=device, log=log)
     ex = evaluator.extractor
     acc = ex.info.get("test_accuracy")
     log(f"extractor {ex.name} ({ex.short_hash})" + (f", test accuracy {acc:.2%}" if acc is not None else "")
@@ -307,7 +311,7 @@ def _run_config(run_dir: Path) -> Config:
 def _check_eval_config(cfg: Config) -> None:
     for name in cfg.eval.metrics:
         METRICS.get(name)
-    EXTRACTORS.get(cfg.eval.extractor)
+    check_extractor_name(cfg.eval.extractor)
     if cfg.eval.n < 2:
         raise ConfigError("eval.n must be >= 2")
 

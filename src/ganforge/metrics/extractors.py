@@ -11,16 +11,21 @@ are never mixed), the preprocessing it applies, and facts such as its test accur
   bottleneck is the feature (no logits). Trained deterministically, its test accuracy measured on the
   real test split, and cached on disk keyed by a SHA-256 of data, architecture and training recipe.
 - ``inception`` (``inception_extractor``): the standard FID network (Inception-v3 pool3, 2048-d,
-  TF-compatible) through torch-fidelity; needs ``pip install ganforge[inception]`` and its weights file.
+  TF-compatible): NVIDIA's TorchScript file when found (``ganforge weights fetch inception``; modes
+  ``inception:legacy_tensorflow`` and ``inception:clean``), else torch-fidelity (``ganforge[inception]``).
+- ``torchscript:PATH`` (``torchscript_extractor``): any user TorchScript network; its file hash in the protocol.
 - ``raw`` (here): no network; flattened pixels or 2D coordinates (what the toy-2D metrics use).
 
+A name may carry an option after a colon, passed to the builder: ``inception:clean``, ``torchscript:PATH``.
+
 This module holds the protocol, the registry, the ``raw`` extractor and ``build_extractor``. ONE FILE
-PER NETWORK EXTRACTOR: each plugin module registers itself in ``EXTRACTORS``; they are imported at
-the bottom (registration), and their public names stay importable from here.
+PER NETWORK EXTRACTOR: each plugin module registers itself in ``EXTRACTORS`` when ``ganforge.metrics``
+imports its submodules.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -101,10 +106,33 @@ def build_raw_extractor(*_: Any, weights: str | None = None, **__: Any) -> RawEx
     return RawExtractor()
 
 
+def split_extractor_name(name: str) -> tuple[str, str | None]:
+    """``"inception:clean"`` -> ("inception", "clean"); ``"torchscript:/a/b.pt"`` -> ("torchscript", "/a/b.pt")."""
+    kind, sep, option = name.partition(":")
+    return kind, (option if sep else None)
+
+
+def check_extractor_name(name: str) -> str:
+    """The registered kind of ``name`` (ConfigError with the valid names on a typo)."""
+    kind, _ = split_extractor_name(name)
+    EXTRACTORS.get(kind)
+    return kind
+
+
 def build_extractor(
     name: str, train_set: Dataset, test_set: Dataset | None = None, *, device: str | torch.device | None = None,
     weights: str | None = None, log: Log = _quiet,
 ) -> FeatureExtractor:
-    """Look up ``name`` in EXTRACTORS (ConfigError with the valid names) and build it for this data."""
-    builder = EXTRACTORS.get(name)
-    return builder(train_set, test_set, device=device, weights=weights, log=log)
+    """Look up ``name`` in EXTRACTORS (ConfigError with the valid names) and build it for this data.
+
+    ``KIND:OPTION`` passes OPTION to the builder (``inception:clean``, ``torchscript:PATH``); builders
+    without an ``option`` parameter take none.
+    """
+    kind, option = split_extractor_name(name)
+    builder = EXTRACTORS.get(kind)
+    if option is None:
+        return builder(train_set, test_set, device=device, weights=weights, log=log)
+    if "option" not in inspect.signature(builder).parameters:
+        raise GanforgeError(f"--extractor {kind} takes no ':{option}' part; use --extractor {kind}.")
+    return builder(train_set, test_set, device=device, weights=weights, option=option, log=log)
+

@@ -18,16 +18,19 @@ import numpy as np
 import torch
 
 from ganforge.metrics.bootstrap import bootstrap_ci, ci_from_replicates
-from ganforge.metrics.diversity import ssim_diversity
+from ganforge.metrics.diversity import INPUT_CONVENTION, ssim_diversity
 from ganforge.metrics.fid import fid_from_features
-from ganforge.metrics.inception_score import inception_score
+from ganforge.metrics.inception_score import SHUFFLE_SEED, inception_score
 from ganforge.metrics.kid import kid
 from ganforge.metrics.memorization import MemorizationAudit, memorization_audit
 from ganforge.metrics.prdc import PRDC, kth_neighbour_distances, prdc
 from ganforge.metrics.protocol import EvalContext, Interval, Outcome, from_ci, normal_mean, register_metric, wilson
 
 IMAGE = ("image",)
-K_PR, K_DC = 3, 5  # Kynkäänniemi et al. 2019 (precision/recall); Naeem et al. 2020 (density/coverage)
+# One k for all four, as the `prdc` package that defines density and coverage (Naeem et al. 2020) computes
+# them (nearest_k=5). torch-fidelity's precision/recall default is k=3 (Kynkäänniemi et al. 2019): those
+# differ by up to 0.2, so k is in every protocol (and so in every table's protocol line).
+K_PR, K_DC = 5, 5
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
 DENSITY_BOOT = 200
 IS_SPLITS = 10
@@ -69,8 +72,9 @@ def fid_metric(ctx: EvalContext) -> Outcome:
 # ---------------------------------------------------------------------------------------------- KID
 
 
-@register_metric("kid", kinds=IMAGE, cheap=True, higher_is_better=False,
-                 help="kernel (cubic polynomial) MMD^2 of features, mean over 100 subsets (Bińkowski et al. 2018)")
+@register_metric("kid", kinds=IMAGE, cheap=True, higher_is_better=False, display_scale=1e3,
+                 help="kernel (cubic polynomial) MMD^2 of features, mean over 100 subsets (Bińkowski et al. 2018); "
+                      "printed as KID x 10^3, stored unscaled")
 def kid_metric(ctx: EvalContext) -> Outcome:
     ref, floor_feats, gen = _features(ctx)
     res = kid(ref, gen, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, rng=ctx.seed)
@@ -103,13 +107,13 @@ def _fraction(ctx: EvalContext, field: str, n_of: str) -> Outcome:
 
 
 @register_metric("precision", kinds=IMAGE, cheap=True, higher_is_better=True,
-                 help="share of generated samples inside the real k-NN manifold, k=3 (Kynkäänniemi et al. 2019)")
+                 help="share of generated samples inside the real k-NN manifold, k=5 as prdc (Kynkäänniemi+ 2019)")
 def precision_metric(ctx: EvalContext) -> Outcome:
     return _fraction(ctx, "precision", "gen")
 
 
 @register_metric("recall", kinds=IMAGE, cheap=True, higher_is_better=True,
-                 help="share of real samples inside the generated k-NN manifold, k=3 (Kynkäänniemi et al. 2019)")
+                 help="share of real samples inside the generated k-NN manifold, k=5 as prdc (Kynkäänniemi+ 2019)")
 def recall_metric(ctx: EvalContext) -> Outcome:
     return _fraction(ctx, "recall", "real")
 
@@ -155,21 +159,25 @@ def _balls_per_generated_sample(ctx: EvalContext) -> np.ndarray:
 
 
 @register_metric("is", kinds=IMAGE, requires=("logits",), higher_is_better=True,
-                 help="Inception-style score exp(E KL(p(y|x)||p(y))) from the extractor's class head (10 splits)")
+                 help="Inception-style score exp(E KL(p(y|x)||p(y))) from the extractor's class head (torch-fidelity's "
+                      "convention: shuffled with seed 2020, 10 splits)")
 def is_metric(ctx: EvalContext) -> Outcome:
     logits = ctx.fake_features().logits
     assert logits is not None
-    res = inception_score(logits, splits=IS_SPLITS)
+    res = inception_score(logits, splits=min(IS_SPLITS, len(logits)))
     ci = normal_mean(res.mean, res.std, res.splits, f"normal(splits={res.splits})") if res.splits > 1 else None
     floor_logits = ctx.real_features(ctx.floor_split).logits
-    floor = ctx.real_memo("is:floor", lambda: inception_score(floor_logits, splits=IS_SPLITS).mean)
+    assert floor_logits is not None
+    floor = ctx.real_memo("is:floor",
+                          lambda: inception_score(floor_logits, splits=min(IS_SPLITS, len(floor_logits))).mean)
     pred = logits.argmax(1)
     k = logits.shape[1]
     details = {"splits": res.splits, "n_classes": k}
     if k <= 100:  # predicted-class shares of the generated samples: a collapsed class shows here
         shares = torch.bincount(pred, minlength=k) / len(pred)
         details["predicted_class_fractions"] = [round(float(v), 4) for v in shares]
-    return Outcome(res.mean, ci, floor, params={"is_splits": IS_SPLITS}, details=details)
+    params = {"is_splits": res.splits, "is_shuffle": f"numpy RandomState({SHUFFLE_SEED}).permutation"}
+    return Outcome(res.mean, ci, floor, params=params, details=details)
 
 
 # ---------------------------------------------------------------------------------- per-class FID
@@ -230,7 +238,8 @@ def diversity_metric(ctx: EvalContext) -> Outcome:
                                  "real": ssim_diversity(xr, n_pairs=200, rng=ctx.seed).mean}
         details["per_class"] = per
     ci = normal_mean(g.mean, g.std, g.n_pairs, f"normal(pairs={g.n_pairs})")
-    return Outcome(g.mean, ci, r.mean, params={"ssim": g.kind, "ssim_pairs": SSIM_PAIRS}, details=details)
+    params = {"ssim": g.kind, "ssim_win_size": g.win_size, "ssim_input": INPUT_CONVENTION, "ssim_pairs": SSIM_PAIRS}
+    return Outcome(g.mean, ci, r.mean, params=params, details=details)
 
 
 # ---------------------------------------------------------------------------------- memorisation

@@ -1,10 +1,17 @@
-"""The ``inception`` feature extractor: the standard FID network through torch-fidelity.
+"""The ``inception`` feature extractor: the standard FID network, from NVIDIA's TorchScript file or torch-fidelity.
 
-Inception-v3 pool3 (2048-d) and its logits, the TF1-compatible ``inception-v3-compat`` model, so
-numbers are comparable with published FIDs. Optional: needs ``pip install ganforge[inception]``
-(torch-fidelity and a matching torchvision) and its weights file (torch hub's checkpoint folder, or
-``--extractor-weights PATH``). Images are quantised to uint8 as saved images would be. Identified
-by the SHA-256 of the weights. Registered in ``EXTRACTORS`` as ``inception``.
+Which network runs (recorded in the extractor's name, identity and ``info.backend``):
+
+1. NVIDIA's TorchScript ``inception-2015-12-05.pt`` (``torchscript_extractor``), no torchvision needed,
+   whenever it is found: ``--extractor-weights``/``--weights PATH`` naming a TorchScript file,
+   ``$GANFORGE_INCEPTION_WEIGHTS``, or ``ganforge weights fetch inception``'s copy in the cache. Modes
+   ``inception:legacy_tensorflow`` (default) and ``inception:clean``, named after clean-fid's.
+2. Otherwise torch-fidelity's ``inception-v3-compat`` (``pip install ganforge[inception]``: torch-fidelity
+   and a matching torchvision) with its weights file (torch hub's checkpoint folder, or a ``.pth`` given as
+   ``--extractor-weights PATH``): Inception-v3 pool3 (2048-d) and its logits, TF1-compatible. Images are
+   quantised to uint8 as saved images would be. Identified by the SHA-256 of the weights.
+
+Registered in ``EXTRACTORS`` as ``inception``.
 """
 
 from __future__ import annotations
@@ -89,11 +96,12 @@ def to_inception_input(x: torch.Tensor) -> torch.Tensor:
     return img.repeat(1, 3, 1, 1) if img.shape[1] == 1 else img
 
 
-@EXTRACTORS.register("inception", help="Inception-v3 pool3 (2048-d, TF-compatible) via torch-fidelity; optional")
+@EXTRACTORS.register("inception", help="Inception-v3 pool3 (2048-d, TF-compatible): NVIDIA's TorchScript file "
+                                       "(inception:legacy_tensorflow | inception:clean) or torch-fidelity")
 def build_inception_extractor(
     train_set: Dataset | None = None, test_set: Dataset | None = None, *, device: str | torch.device | None = None,
-    weights: str | None = None, log: Log = _quiet, **_: Any,
-) -> InceptionExtractor:
+    weights: str | None = None, option: str | None = None, log: Log = _quiet, **_: Any,
+) -> Any:
     if train_set is not None and train_set.kind != "image":
         raise GanforgeError("the inception extractor is for images; 2D point metrics work on raw coordinates.")
     if train_set is not None and train_set.mask_channels:
@@ -101,15 +109,29 @@ def build_inception_extractor(
             f"{train_set.name!r} pairs each image with a segmentation mask, which Inception-v3 cannot see; the domain "
             "extractor (the default) is trained on the pairs. Drop --extractor inception."
         )
+    from ganforge.metrics.torchscript_extractor import build_torchscript_inception, is_torchscript_file
+    from ganforge.metrics.weights import find_weights, resolve_weights
+
+    device = pick_device(device)
+    given = Path(weights).expanduser() if weights else None
+    torchscript = find_weights("inception", given) if given is None or is_torchscript_file(given) else None
+    if torchscript is not None:
+        return build_torchscript_inception(torchscript, option, device, log)
+    if option:  # a clean-fid mode needs NVIDIA's file
+        if given is not None:
+            raise GanforgeError(f"--extractor inception:{option} runs NVIDIA's TorchScript inception-2015-12-05.pt; "
+                                f"{given} is not a TorchScript file. Give that file, or drop ':{option}'.")
+        resolve_weights("inception")  # not found: one line saying how to get it
+    if given is None and not default_inception_weights().is_file():
+        resolve_weights("inception")  # neither network's weights are here: say how to fetch NVIDIA's
     cls = _import_inception()
-    path = Path(weights).expanduser() if weights else default_inception_weights()
+    path = given or default_inception_weights()
     if not path.is_file():
         raise GanforgeError(
-            f"Inception weights not found at {path}. Download {INCEPTION_URL} to {default_inception_weights()} "
-            "(torch-fidelity does this on first use with a network), or pass --extractor-weights PATH."
+            f"Inception weights not found at {path}. Run `ganforge weights fetch inception` (NVIDIA's TorchScript "
+            f"file, no torchvision needed), or download {INCEPTION_URL} for torch-fidelity."
         )
-    device = pick_device(device)
     model = cls("inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(path))
-    info = {"kind": "Inception-v3 (torch-fidelity inception-v3-compat)", "feature_dim": 2048, "weights": str(path),
-            "test_accuracy": None}
+    info = {"kind": "Inception-v3 (torch-fidelity inception-v3-compat)", "backend": "torch-fidelity",
+            "feature_dim": 2048, "weights": str(path), "test_accuracy": None}
     return InceptionExtractor(model.eval(), sha256_file(path), device, info)

@@ -35,7 +35,7 @@ from ganforge.registry import Registry
 PROTOCOL_VERSION = "ganforge-eval/1"
 NOT_IN_ID = ("seed", "ganforge_version", "extractor_test_accuracy")
 
-Requirement = Literal["conditional", "labels", "logits", "curve", "modes", "masks"]
+Requirement = Literal["conditional", "labels", "logits", "curve", "modes", "masks", "vgg16"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class MetricValue:
     higher_is_better: bool | None = None
     flagged: bool | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    display_scale: float = 1.0  # tables print value x display_scale (KID: x 10^3); the record keeps the raw value
 
     def to_record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {"name": self.name, "value": _finite(self.value),
@@ -82,12 +83,25 @@ class MetricValue:
                                "higher_is_better": self.higher_is_better}
         if self.flagged is not None:
             rec["flagged"] = self.flagged
+        if self.display_scale != 1.0:
+            rec["display_scale"] = self.display_scale
         rec.update({"protocol_id": self.protocol_id, "protocol": self.protocol, "details": self.details})
         return rec
 
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def scale_label(scale: float) -> str:
+    """1000 -> "×10³": the unit a scaled column or value is printed in ("" when unscaled)."""
+    if scale == 1.0:
+        return ""
+    exp = round(math.log10(scale))
+    if not math.isclose(10.0**exp, scale):
+        return f"×{scale:g}"
+    sup = str(exp).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"×10{sup}"
 
 
 def protocol_id(protocol: dict[str, Any]) -> str:
@@ -119,6 +133,7 @@ class EvalContext:
     feature_batch: int = 500
     log: Callable[[str], None] = print
     shared: dict[str, Any] = field(default_factory=dict, repr=False)  # real-data results, reusable across evals
+    weights: dict[str, str] = field(default_factory=dict)  # pretrained files given by path: {"vgg16": PATH}
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)  # generated-data results of this eval
 
     @property
@@ -144,6 +159,12 @@ class EvalContext:
     @property
     def floor_data(self) -> Dataset:
         return self.split(self.floor_split)
+
+    def has_weights(self, name: str) -> bool:
+        """Whether the pretrained file ``name`` (``metrics.weights``) is at hand: path given, env var or cache."""
+        from ganforge.metrics.weights import find_weights
+
+        return find_weights(name, self.weights.get(name)) is not None
 
     def memo(self, key: str, fn: Callable[[], Any]) -> Any:
         """Compute once per evaluation (anything that depends on the generated samples)."""
@@ -179,7 +200,10 @@ class EvalContext:
 
     def base_protocol(self, metric: str) -> dict[str, Any]:
         ex = self.extractor
-        return {
+        extra = {}
+        if ex.info.get("file_sha256"):  # a network loaded from a file (TorchScript): its full digest
+            extra["extractor_file_sha256"] = ex.info["file_sha256"]
+        return {**extra,
             "metric": metric, "protocol_version": PROTOCOL_VERSION,
             "extractor": ex.name, "extractor_hash": ex.short_hash,
             "extractor_test_accuracy": ex.info.get("test_accuracy"), "preprocessing": ex.preprocessing,
@@ -205,11 +229,13 @@ class MetricSpec:
     higher_is_better: bool | None = None
     help: str = ""
     order: int = 0  # registration order: the order of tables and eval.json
+    display_scale: float = 1.0  # how papers print it: KID as KID x 10^3 (values are stored unscaled)
 
     def offered(self, ctx: EvalContext) -> bool:
         """Whether the metric is about this run's kind of data at all (its data kinds; paired data for mask
         metrics). An offered metric that cannot run is reported as skipped, with ``missing``'s reason."""
-        return ctx.kind in self.kinds and ("masks" not in self.requires or bool(ctx.train.mask_channels))
+        return (ctx.kind in self.kinds and ("masks" not in self.requires or bool(ctx.train.mask_channels))
+                and ("vgg16" not in self.requires or ctx.has_weights("vgg16")))  # asked for: `missing` says how
 
     def missing(self, ctx: EvalContext) -> str | None:
         """Why this metric cannot run on this evaluation (None when it can)."""
@@ -227,6 +253,9 @@ class MetricSpec:
             return f"it is for the Gaussian-mixture datasets (ring8, grid25), not {ctx.train.name!r}"
         if "masks" in self.requires and not ctx.train.mask_channels:
             return f"it is for paired image + segmentation mask data, and {ctx.train.name!r} has no masks"
+        if "vgg16" in self.requires and not ctx.has_weights("vgg16"):
+            return ("it needs the VGG16 LPIPS network: run `ganforge weights fetch vgg16` once, or pass "
+                    "--lpips-weights PATH (or set $GANFORGE_VGG16_WEIGHTS)")
         return None
 
     def run(self, ctx: EvalContext) -> MetricValue:
@@ -238,7 +267,7 @@ class MetricSpec:
                 protocol[key] = attr
         protocol.update(out.params)
         return MetricValue(self.name, float(out.value), out.ci, out.floor, protocol, protocol_id(protocol),
-                           self.higher_is_better, out.flagged, out.details)
+                           self.higher_is_better, out.flagged, out.details, self.display_scale)
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
@@ -246,10 +275,11 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 
 def register_metric(
     name: str, *, kinds: tuple[str, ...], help: str, requires: tuple[Requirement, ...] = (), cheap: bool = False,
-    default: bool = True, higher_is_better: bool | None = None,
+    default: bool = True, higher_is_better: bool | None = None, display_scale: float = 1.0,
 ) -> Callable[[Callable[[EvalContext], Outcome]], Callable[[EvalContext], Outcome]]:
     def decorator(fn: Callable[[EvalContext], Outcome]) -> Callable[[EvalContext], Outcome]:
-        spec = MetricSpec(name, fn, kinds, requires, cheap, default, higher_is_better, help, order=len(METRICS))
+        spec = MetricSpec(name, fn, kinds, requires, cheap, default, higher_is_better, help, order=len(METRICS),
+                          display_scale=display_scale)
         METRICS.add(name, spec, help=help)
         return fn
 

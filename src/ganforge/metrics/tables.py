@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ganforge.metrics.protocol import scale_label
 from ganforge.training.checkpoint import atomic_write_text
 
 # Final training statistics reported next to the metrics (from summary.json "final").
@@ -65,6 +66,12 @@ class Column:
     protocol_id: str = ""
     protocol: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     higher_is_better: bool | None = None
+    scale: float = 1.0  # cells and floors hold value x scale (KID: x 10^3, the unit in the title)
+
+    @property
+    def csv_key(self) -> str:
+        """The CSV column prefix: the unit is in the name when the values are scaled (``kid_x1000``)."""
+        return self.key if self.scale == 1.0 else f"{self.key}_x{self.scale:g}"
 
 
 @dataclass
@@ -103,6 +110,7 @@ def build_table(groups: dict[str, list[RunValues]]) -> Table:
     protocols: dict[str, dict[str, dict[str, Any]]] = {}  # metric -> protocol_id -> protocol
     used_by: dict[tuple[str, str], list[str]] = {}
     direction: dict[str, bool | None] = {}
+    scales: dict[str, float] = {}  # values are stored unscaled; a metric printed scaled (KID x 10^3) says so
     for runs in groups.values():
         for run in runs:
             for rec in run.metrics:
@@ -110,6 +118,8 @@ def build_table(groups: dict[str, list[RunValues]]) -> Table:
                 protocols.setdefault(rec["name"], {}).setdefault(pid, rec.get("protocol") or {})
                 used_by.setdefault((rec["name"], pid), []).append(run.run_dir)
                 direction.setdefault(rec["name"], rec.get("higher_is_better"))
+                if rec.get("display_scale"):
+                    scales[rec["name"]] = float(rec["display_scale"])
     columns: list[Column] = []
     notes: list[str] = []
     for name in sorted(protocols):
@@ -122,7 +132,9 @@ def build_table(groups: dict[str, list[RunValues]]) -> Table:
         for pid, protocol in protocols[name].items():
             key = metric_column_key(name, pid, split)
             arrow = {True: " ↑", False: " ↓"}.get(direction.get(name), "")  # ↑: higher is better
-            columns.append(Column(key, key + arrow, "metric", name, pid, protocol, direction.get(name)))
+            scale = scales.get(name, 1.0)
+            unit = f" {scale_label(scale)}" if scale != 1.0 else ""
+            columns.append(Column(key, key + unit + arrow, "metric", name, pid, protocol, direction.get(name), scale))
             if split:
                 runs = used_by[(name, pid)]
                 notes.append(f"  {key}: protocol {pid or '(none)'} {_protocol_text(protocol)}; runs: {', '.join(runs)}")
@@ -142,9 +154,10 @@ def build_table(groups: dict[str, list[RunValues]]) -> Table:
             for r in runs:
                 for rec in r.metrics:
                     if rec["name"] == col.metric and str(rec.get("protocol_id", "")) == col.protocol_id:
-                        values.append(rec.get("value"))
+                        if rec.get("value") is not None:
+                            values.append(float(rec["value"]) * col.scale)
                         if rec.get("floor") is not None:
-                            floor_values.append(float(rec["floor"]))
+                            floor_values.append(float(rec["floor"]) * col.scale)
             if values:
                 cells[col.key] = summarize(values)
             if floor_values:
@@ -191,6 +204,10 @@ def to_markdown(table: Table, title: str = "") -> str:
     lines.append("")
     lines.append("Cells: mean ± sample std over seeds [95% t-interval over seeds]; ↑/↓: higher/lower is better. "
                  "`final X`: the training statistic at the last tick (losses, mean D(x), mean D(G(z))).")
+    for col in table.columns:
+        if col.scale != 1.0:
+            lines.append(f"{col.key} is printed {scale_label(col.scale)} (the value times {col.scale:g}), as papers "
+                         "print it; eval.json keeps the unscaled value.")
     floors = [(c, r.floors[c.key]) for c in table.columns for r in table.rows if c.key in r.floors]
     seen: dict[str, float] = {}
     for col, value in floors:
@@ -215,9 +232,10 @@ def to_csv(table: Table) -> str:
     """Machine-readable: per column mean, std, ci_low, ci_high, n (and the floor for metrics)."""
     header = ["configuration", "seeds", "runs"]
     for c in table.columns:
-        header += [f"{c.key}_mean", f"{c.key}_std", f"{c.key}_ci_low", f"{c.key}_ci_high", f"{c.key}_n"]
+        k = c.csv_key
+        header += [f"{k}_mean", f"{k}_std", f"{k}_ci_low", f"{k}_ci_high", f"{k}_n"]
         if c.kind == "metric":
-            header += [f"{c.key}_floor", f"{c.key}_protocol_id"]
+            header += [f"{k}_floor", f"{k}_protocol_id"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)

@@ -24,6 +24,7 @@ import yaml
 
 import ganforge
 from ganforge.errors import GanforgeError, RunDirError
+from ganforge.metrics.protocol import scale_label
 from ganforge.metrics.tables import Table, cell_text, fmt
 from ganforge.reporting.figures import (
     d_scores_plot,
@@ -176,9 +177,11 @@ def metric_table(evals: list[dict[str, Any]]) -> str:
     rows = []
     for rec in evals:
         ci = rec.get("ci") or {}
-        ci_text = (f"[{fmt(ci['low'])}, {fmt(ci['high'])}] ({ci.get('method', '')})"
+        scale = float(rec.get("display_scale") or 1.0)  # KID is printed x 10^3, as papers print it
+        ci_text = (f"[{fmt(ci['low'] * scale)}, {fmt(ci['high'] * scale)}] ({ci.get('method', '')})"
                    if isinstance(ci, dict) and ci.get("low") is not None else "—")
-        floor = rec.get("floor")
+        floor = rec.get("floor") if rec.get("floor") is None else rec["floor"] * scale
+        unit = f" {scale_label(scale)}" if scale != 1.0 else ""
         protocol = rec.get("protocol") or {}
         if not isinstance(protocol, dict):
             protocol = {"protocol": protocol}
@@ -187,7 +190,8 @@ def metric_table(evals: list[dict[str, Any]]) -> str:
         pid = str(rec.get("protocol_id", ""))[:12]
         arrow = {True: " ↑", False: " ↓"}.get(rec.get("higher_is_better"), "")
         flag = " <strong class=\"warn\">FLAGGED</strong>" if rec.get("flagged") else ""
-        rows.append(f"<tr><td>{esc(rec['name'])}{arrow}</td><td class=\"num\">{esc(fmt(rec['value']))}{flag}</td>"
+        value = rec["value"] * scale if rec.get("value") is not None else None
+        rows.append(f"<tr><td>{esc(rec['name'] + unit)}{arrow}</td><td class=\"num\">{esc(fmt(value))}{flag}</td>"
                     f"<td>{esc(ci_text)}</td><td class=\"num\">{esc(fmt(floor) if floor is not None else '—')}</td>"
                     f"<td><details><summary><code>{esc(pid)}</code> <span class=\"note\">{esc(short)}</span>"
                     f"</summary><span class=\"note\">{esc(full)}</span></details></td></tr>")
