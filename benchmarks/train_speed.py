@@ -1,12 +1,13 @@
 """Training speed: a study-style loop vs ganforge's step, one model, one process, one device.
 
-For the PathMNIST DCGAN (``pathmnist-dcgan``, 3x28x28) and the dense MNIST GAN (``mnist-mlp``,
-1x28x28) at each batch size, times
+For the PathMNIST DCGAN (``pathmnist-dcgan``, 3x28x28), the MNIST DCGAN (``mnist-dcgan``, 1x28x28) and
+the dense MNIST GAN (``mnist-mlp``, 1x28x28) at each batch size, times
 
   (a) ``benchmarks/plain_loop.py``: DataLoader over a CPU TensorDataset, ``.item()`` every step, fp32;
   (b) ganforge's step (``make_step``, as ``training_loop`` builds it) on device-resident data, with the
       best settings for the device: on CUDA bf16 autocast + channels_last (convolutional models) + CUDA
-      graphs; on a CPU the eager step, fp32.
+      graphs; on a CPU the eager step with ``train.amp=auto`` (bf16 autocast where the CPU has
+      AVX512-BF16/AMX, fp32 elsewhere; the table says which).
 
 Both train the same networks from the same initial weights. Warm-up iterations (and graph capture) are
 excluded; the timed part runs for ``--seconds`` per cell (at least ``--min-iters`` iterations) and ends
@@ -43,12 +44,14 @@ from ganforge.data import Dataset  # noqa: E402
 from ganforge.models import build_models  # noqa: E402
 from ganforge.presets import load_config  # noqa: E402
 from ganforge.training.loop import build_training  # noqa: E402
+from ganforge.training.precision import resolve_amp  # noqa: E402
 from ganforge.training.state import seed_everything  # noqa: E402
 from ganforge.training.stats import StatsAccumulator  # noqa: E402
 from ganforge.variants import VARIANTS  # noqa: E402
 
 # name -> (preset, image shape, training-set size)
-MODELS = {"dcgan": ("pathmnist-dcgan", (3, 28, 28), 89_996), "mlp": ("mnist-mlp", (1, 28, 28), 60_000)}
+MODELS = {"dcgan": ("pathmnist-dcgan", (3, 28, 28), 89_996), "mnist-dcgan": ("mnist-dcgan", (1, 28, 28), 60_000),
+          "mlp": ("mnist-mlp", (1, 28, 28), 60_000)}
 
 
 @dataclass
@@ -131,7 +134,8 @@ def time_plain(cfg: Config, x: torch.Tensor, device: torch.device, models, *, se
 
 def fast_overrides(device: torch.device, model: str) -> list[str]:
     if device.type != "cuda":
-        return []
+        # bf16 autocast where the CPU runs it natively (AVX512-BF16/AMX), fp32 elsewhere: what `demo` uses.
+        return ["train.amp=auto"]
     out = ["train.amp=bf16", "train.cuda_graphs=true"]
     if model == "dcgan":
         out.append("train.channels_last=true")
@@ -175,7 +179,7 @@ def run_cells(args: argparse.Namespace, device: torch.device) -> list[dict]:
 
 def settings_text(cfg: Config, device: torch.device) -> str:
     if device.type != "cuda":
-        return "eager, fp32"
+        return "eager, " + ("bf16 autocast" if resolve_amp(cfg.train.amp, device) is not None else "fp32")
     parts = ["bf16" if cfg.train.amp == "bf16" else "fp32"]
     if cfg.train.channels_last:
         parts.append("channels_last")
@@ -274,7 +278,8 @@ def to_markdown(rows: list[dict], device: torch.device, args: argparse.Namespace
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--models", default="dcgan,mlp", type=lambda s: s.split(","))
+    ap.add_argument("--models", default="dcgan,mnist-dcgan,mlp", type=lambda s: s.split(","),
+                    help=f"comma-separated, from: {', '.join(MODELS)}")
     ap.add_argument("--batches", default="64,128,1024,4096", type=lambda s: [int(b) for b in s.split(",")])
     ap.add_argument("--seconds", type=float, default=None, help="timed seconds per cell (default 3 CUDA, 6 CPU)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed iterations (default 10 CUDA, 1 CPU)")
@@ -288,6 +293,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval", action="store_true", help="also time a 50,000-sample evaluation")
     ap.add_argument("--out", default=None, help="write the table as markdown here")
     args = ap.parse_args(argv)
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        ap.error(f"unknown --models {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     cuda = device.type == "cuda"

@@ -107,7 +107,7 @@ class TrainConfig:
     snapshot_ticks: int = 10  # keep a periodic checkpoint every this many ticks (latest is always kept)
     grid_size: int = 64  # samples in the per-tick grid (points for 2D data)
     ema_kimg: float = 0.0  # half-life of G's EMA in kimg (0 disables EMA)
-    amp: Literal["off", "bf16"] = "off"  # mixed precision on CUDA
+    amp: Literal["off", "bf16", "auto"] = "off"  # bf16 autocast (CUDA; CPUs with AVX512-BF16/AMX); auto: where native
     channels_last: bool = False
     cuda_graphs: bool = False  # capture the fixed-shape training step (CUDA only)
     tensorboard: bool = False
@@ -301,6 +301,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 errors.append(str(e))
         raise ConfigError(errors[0])
     if origin is Literal:
+        if isinstance(value, bool) and ("on" if value else "off") in args:
+            value = "on" if value else "off"  # YAML 1.1 reads a bare off/on (e.g. --set train.amp=off) as a bool
         if value not in args:
             raise ConfigError(f"bad value for {where}: {clip(value)}. Choose one of: {', '.join(map(str, args))}.")
         return value

@@ -15,6 +15,7 @@ from torch import nn
 
 from ganforge.config import Config
 from ganforge.training import distributed
+from ganforge.training.precision import autocast_for
 from ganforge.training.state import BatchSampler
 from ganforge.training.stats import StatsAccumulator
 from ganforge.variants import Objective, OptimizerSpec, Phase
@@ -31,8 +32,7 @@ class EagerStep:
         self.batch = cfg.train.batch_size
         self.phases = objective.phases
         self.ema_beta = 0.5 ** (self.batch / (cfg.train.ema_kimg * 1000)) if ema else 0.0
-        amp = cfg.train.amp == "bf16" and device.type == "cuda"
-        self.autocast: Any = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
+        self.autocast: Any = autocast_for(cfg.train.amp, device)  # bf16 where the device runs it natively
         # A phase computes gradients for the networks its optimizer steps only. The others' weight gradients
         # would be discarded by their own optimizer's next zero_grad, so skip computing them (same result,
         # less work): e.g. a G step needs D's input gradients, not D's weight gradients.
