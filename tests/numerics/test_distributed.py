@@ -6,7 +6,6 @@ keeps every rank identical (running statistics follow rank 0)."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from ganforge.experiments.runner import resume_run, start_run
 from ganforge.presets import load_config
 from ganforge.training import distributed
 from ganforge.training.checkpoint import load_checkpoint
+from ganforge.training.rundir import read_history, training_records
 
 # The sine MLP without dropout (per-rank randomness would differ from one process's): batch 32 = 2 x 16,
 # one tick (a metrics.jsonl record) per step, 8 steps.
@@ -68,7 +68,9 @@ def _spawn(out: Path, overrides: tuple[str, ...] = RECIPE, die_at: int = 0, resu
 
 
 def _ticks(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    """The training records of metrics.jsonl (a resume that changes the config also records the change)."""
+    records, _ = read_history(run)
+    return training_records(records)
 
 
 def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
