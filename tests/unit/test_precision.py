@@ -15,6 +15,7 @@ from ganforge.presets import load_config
 from ganforge.training import precision
 from ganforge.training.precision import autocast_for, resolve_amp
 from ganforge.variants import VARIANTS
+from tests.numerics.test_fast_path import _ganforge_losses
 
 CPU = torch.device("cpu")
 
@@ -56,15 +57,6 @@ def test_unknown_amp_value_is_a_config_error():
         load_config("demo", ["train.amp=fp16"])
 
 
-def _losses(trainer, steps: int) -> torch.Tensor:
-    out = []
-    for i in range(steps):
-        trainer.step(i)
-        values = trainer.stats.read_and_reset()
-        out.append((values["loss_D"], values["loss_G"]))
-    return torch.tensor(out, dtype=torch.float64)
-
-
 def test_bf16_step_on_cpu_follows_the_fp32_step(monkeypatch):
     """The demo's conditional DCGAN, 12 steps from the same weights and seed: bf16 losses track fp32's.
 
@@ -82,7 +74,7 @@ def test_bf16_step_on_cpu_follows_the_fp32_step(monkeypatch):
     runs = []
     for cfg in (cfg32, cfg16):
         trainer = build_trainer(cfg, x, y, k, CPU, copy.deepcopy(models))
-        runs.append((_losses(trainer, 12), trainer))
+        runs.append((_ganforge_losses(trainer, 12), trainer))
     (ref, t32), (got, t16) = runs
     assert torch.isfinite(got).all() and ref.std(0).min() > 0
     assert not torch.equal(got, ref)  # bf16 really ran (fp32 would match bit for bit)

@@ -10,7 +10,6 @@ bit for bit.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import platform
 import time
@@ -35,7 +34,7 @@ from ganforge.training.export import export_generator
 from ganforge.training.fast import GraphedStep
 from ganforge.training.grids import save_image_grid, save_scatter
 from ganforge.training.recovery import on_nonfinite, set_learning_rates
-from ganforge.training.rundir import CKPT_DIR, LATEST, atomic_write_json, truncate_history
+from ganforge.training.rundir import CKPT_DIR, LATEST, append_record, atomic_write_json, truncate_history
 from ganforge.training.setup import Setup
 from ganforge.training.state import BatchSampler, rng_state, seed_everything, set_rng_state
 from ganforge.training.stats import StatsAccumulator
@@ -203,7 +202,7 @@ def training_loop(
         if not world.main:  # rank 0 alone writes; the other ranks go on training
             continue
         history.append(record)
-        _append_jsonl(run_dir / "metrics.jsonl", record)
+        append_record(run_dir, record)
         if tb is not None:
             tb.log(record, step=images_seen)
         line = _log_line(record, list(values), objective.stat_labels, total_images)
@@ -278,8 +277,3 @@ def _log_file(run_dir: Path, line: str) -> None:
     with open(run_dir / "log.txt", "a") as f:
         f.write(line + "\n")
 
-
-def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()

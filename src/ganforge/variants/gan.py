@@ -51,7 +51,7 @@ class GANObjective(Objective):
                  real_x: torch.Tensor, real_y: torch.Tensor | None) -> None:
         self.G, self.D, self.cond, self.cfg, self.ocfg = G, D, family.conditioning, cfg, cfg.objective
         self.real_x, self.real_y, self.device = real_x, real_y, real_x.device
-        self.batch, self.num_classes = cfg.train.batch_size, data.num_classes
+        self.batch = cfg.train.batch_size
         self.mask_channels = data.mask_channels  # paired data's trailing mask channels: DiffAugment keeps their colour
         self.loss = LOSSES.get(cfg.objective.loss)
         self.policy = parse_policy(cfg.augment.diffaugment)
@@ -177,7 +177,7 @@ class GAN(Family):
     objective_class: type[GANObjective] = GANObjective
 
     def check(self, cfg: Config, data: Dataset) -> None:
-        LOSSES.get(cfg.objective.loss)
+        loss = LOSSES.get(cfg.objective.loss)
         parse_policy(cfg.augment.diffaugment)
         if self.needs_labels and not data.labelled:
             raise ConfigError(
@@ -186,7 +186,6 @@ class GAN(Family):
             )
         if cfg.augment.diffaugment and data.kind != "image":
             raise ConfigError("augment.diffaugment works on images only; clear it for 2D point data.")
-        loss = LOSSES.get(cfg.objective.loss)
         if cfg.objective.label_smoothing > 0 and not loss.smoothing:
             raise ConfigError(
                 f"objective.label_smoothing={cfg.objective.label_smoothing} has no effect with "
