@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,17 @@ from ganforge.errors import GanforgeError
 from ganforge.experiments.backends import BackendOptions, check_ray, check_slurm, parse_time
 from ganforge.experiments.sweep import load_sweep, run_sweep
 from tests.conftest import run_cli
+
+
+def _final_state(path: Path, timeout: float = 30.0) -> str:
+    """The fake job's state once it has left PENDING/RUNNING: submitit sees the job's result file a moment
+    before the fake sbatch's background shell writes COMPLETED, as a real sacct can lag too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = path.read_text().strip()
+        if state not in ("PENDING", "RUNNING") or time.monotonic() > deadline:
+            return state
+        time.sleep(0.1)
 
 SWEEP = """
 name: pair
@@ -103,7 +115,7 @@ def test_slurm_backend_submits_one_job_per_run_with_the_options_and_gives_the_lo
         text = script.read_text()
         for line in ("--partition=gpu", "--time=90", "--cpus-per-task=1", "--account=proj42", "--nodes=1"):
             assert f"#SBATCH {line}\n" in text
-    assert {(s.parent / f"{s.stem}.state").read_text().strip() for s in scripts} == {"COMPLETED"}
+    assert {_final_state(s.parent / f"{s.stem}.state") for s in scripts} == {"COMPLETED"}
     assert "slurm: submitted sine-seed0 as job" in result.stdout
     assert _numbers(out) == local_table
 
