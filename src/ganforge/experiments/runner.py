@@ -8,6 +8,7 @@ checkpoint leaves no folder behind.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from ganforge.training.rundir import (
     CKPT_DIR,
     CONFIG,
     LATEST,
+    LOG,
+    METRICS,
+    SPEC,
     SUMMARY,
     SUMMARY_KEYS,
     WEIGHTS,
@@ -52,10 +56,16 @@ def _exists_message(out: str) -> str:
             "or choose another --out (nothing was overwritten).")
 
 
+# What a run writes before its first checkpoint (the first tick writes these, then checkpoints/latest.pt).
+BEFORE_FIRST_CHECKPOINT = {CONFIG, LOCK_FILE, METRICS, LOG, "grids", "samples.png", "losses.png", WEIGHTS, SPEC,
+                           CKPT_DIR}
+
+
 def _unstarted(path: Path) -> bool:
-    """A folder a killed ``ganforge train`` left before its first tick: only config.yaml, a lock, temp files."""
+    """A folder a killed ``ganforge train`` left before its first checkpoint: nothing to resume, ours to reuse."""
     names = {p.name for p in path.iterdir()}
-    return not (path / CKPT_DIR).exists() and all(n in (CONFIG, LOCK_FILE) or is_temp_file(n) for n in names)
+    return not (path / CKPT_DIR / LATEST).exists() and all(
+        n in BEFORE_FIRST_CHECKPOINT or is_temp_file(n) for n in names)
 
 
 def new_run_dir(out: str | None, name: str, root: str = "runs") -> Path:
@@ -93,8 +103,8 @@ def claim_new_folder(out: str | None, name: str, command: str, log: Callable[[st
             continue  # another process took this default name first: the next one
         if _unstarted(run_dir):
             for p in run_dir.iterdir():
-                if p.name != LOCK_FILE:  # a killed start's config.yaml / temp files: ours to replace
-                    p.unlink()
+                if p.name != LOCK_FILE:  # a killed start's config, first-tick files, temp files: ours to replace
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
             return run_dir, lock, undo
         lock.release()  # someone wrote here between our check and our lock: theirs, not ours to remove
         if out is not None:
