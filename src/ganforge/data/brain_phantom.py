@@ -147,7 +147,7 @@ def _phantom_chunk(
     inside_skull = _ramp((0.90 - r) * ay)
     brain = _ramp((brain_edge + 0.012 * folds - r) * ay)
     rb = r / brain_edge  # 1 at the brain surface
-    scalp = contrast.scalp * (1 + 0.08 * texture) + contrast.bone * _tent((r - 0.935) * ay, PX)  # + the cortical-bone line
+    scalp = contrast.scalp * (1 + 0.08 * texture) + contrast.bone * _tent((r - 0.935) * ay, PX)  # + bone line
 
     # gray matter outside, white matter inside with gyral fingers; sulci are thin CSF lines through the cortex
     wm = _ramp((uniform(0.76, 0.82) + 0.06 * folds - rb) * ay, 2 * PX)
