@@ -114,6 +114,9 @@ def generate_dataset(
     per_class: int | None = None, fmt: Format = "auto", batch: int = 1024,
 ) -> GenerateResult:
     gen = load_generator(run_dir)
+    if gen.spec.get("translation"):
+        raise GanforgeError(f"{str(run_dir)!r} is an image-to-image run ({gen.spec.get('variant')}): it translates "
+                            "images rather than drawing them. Use `ganforge translate RUN --input DIR --out DIR`.")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out "

