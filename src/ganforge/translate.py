@@ -49,9 +49,11 @@ class TranslateResult:
 def load_translator(run_dir: Path | str) -> LoadedGenerator:
     gen = load_generator(run_dir)
     if not gen.spec.get("translation"):
-        raise GanforgeError(f"{str(run_dir)!r} is a {gen.spec.get('variant', '?')} run, which draws samples rather "
-                            "than translating images: use `ganforge generate`. translate needs a pix2pix or "
-                            "cyclegan run.")
+        raise GanforgeError(
+            f"{str(run_dir)!r} is a {gen.spec.get('variant', '?')} run, which draws samples rather "
+            "than translating images: use `ganforge generate`. translate needs a pix2pix or "
+            "cyclegan run."
+        )
     return gen
 
 
@@ -70,11 +72,18 @@ def translate_tensor(gen: LoadedGenerator, x: torch.Tensor, direction: Direction
 
 
 def _read_folder(folder: Path, channels: int, side: int) -> tuple[list[str], torch.Tensor]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     if not files:
-        raise DataError(f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); point --input at a "
-                        "folder of images or an .npz")
+        raise DataError(
+            f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); point --input at a "
+            "folder of images or an .npz"
+        )
     arrays = []
     for p in files:
         try:
@@ -100,8 +109,10 @@ def _read_npz(path: Path, channels: int, side: int) -> tuple[list[str], torch.Te
     elif "x" in arrays and arrays["x"].ndim == 4:
         x = torch.from_numpy(np.asarray(arrays["x"], np.float32)).clamp(-1, 1)
     else:
-        raise DataError(f"{path} holds no 'images' uint8 [N, H, W(, C)] or 'x' float [N, C, H, W] array "
-                        "(ganforge generate --format npz writes 'images')")
+        raise DataError(
+            f"{path} holds no 'images' uint8 [N, H, W(, C)] or 'x' float [N, C, H, W] array "
+            "(ganforge generate --format npz writes 'images')"
+        )
     if x.shape[1] != channels:
         if x.shape[1] == 1 and channels == 3:
             x = x.expand(-1, 3, -1, -1)
@@ -125,24 +136,30 @@ def read_inputs(path: Path, channels: int, side: int) -> tuple[list[str], torch.
     raise DataError(f"--input {str(path)!r} {what}; give a folder of images or an .npz file")
 
 
-def translate_images(run_dir: Path | str, input: Path | str, out: Path | str, *,
-                     direction: Direction = "AtoB", batch: int = 256) -> TranslateResult:
+def translate_images(
+    run_dir: Path | str, input: Path | str, out: Path | str, *, direction: Direction = "AtoB", batch: int = 256
+) -> TranslateResult:
     gen = load_translator(run_dir)
     if direction not in gen.G.directions:
-        raise GanforgeError(f"this {gen.spec.get('variant')} run translates {' and '.join(gen.G.directions)} only, "
-                            f"not {direction}; drop --direction or train variant=cyclegan for both directions.")
+        raise GanforgeError(
+            f"this {gen.spec.get('variant')} run translates {' and '.join(gen.G.directions)} only, "
+            f"not {direction}; drop --direction or train variant=cyclegan for both directions."
+        )
     shapes = domain_shapes(gen)
     src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
     out, input = Path(out), Path(input)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out "
-                          "(nothing was overwritten).")
+        raise RunDirError(
+            f"output folder {str(out)!r} already exists and is not empty; choose a new --out (nothing was overwritten)."
+        )
     names, x = read_inputs(input, shapes[src][0], shapes[src][-1])
     undo = make_new_folder(out)
     with acquire(out, f"ganforge translate {run_dir} --input {input} --out {out}"):
         if {p.name for p in out.iterdir()} != {LOCK_FILE}:
-            raise RunDirError(f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
-                              "--out (nothing was overwritten).")
+            raise RunDirError(
+                f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
+                "--out (nothing was overwritten)."
+            )
         try:
             return _translate_into(gen, Path(run_dir), input, out, x, names, direction, src, dst, batch)
         except BaseException:
@@ -150,8 +167,18 @@ def translate_images(run_dir: Path | str, input: Path | str, out: Path | str, *,
             raise
 
 
-def _translate_into(gen: LoadedGenerator, run_dir: Path, input: Path, out: Path, x: torch.Tensor, names: list[str],
-                    direction: Direction, src: str, dst: str, batch: int) -> TranslateResult:
+def _translate_into(
+    gen: LoadedGenerator,
+    run_dir: Path,
+    input: Path,
+    out: Path,
+    x: torch.Tensor,
+    names: list[str],
+    direction: Direction,
+    src: str,
+    dst: str,
+    batch: int,
+) -> TranslateResult:
     imgs = to_uint8(translate_tensor(gen, x, direction, batch))  # [N, H, W, C]
     files = {f"{name}.png": png_bytes(imgs[i]) for i, name in enumerate(names)}
     files["translated.npz"] = npz_bytes({"images": imgs, "sources": np.array(names)})

@@ -17,16 +17,28 @@ Examples:
 
 @click.command(epilog=TRANSLATE_EXAMPLES)
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--input", "input_", required=True, type=click.Path(path_type=Path),
-              help="A folder of images or an .npz file, in the source domain.")
+@click.option(
+    "--input",
+    "input_",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A folder of images or an .npz file, in the source domain.",
+)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder (must be new).")
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True,
-              help="A to B, or back (CycleGAN runs only).")
+@click.option(
+    "--direction",
+    type=click.Choice(["AtoB", "BtoA"]),
+    default="AtoB",
+    show_default=True,
+    help="A to B, or back (CycleGAN runs only).",
+)
 def translate(run_dir: Path, input_: Path, out: Path, direction: str) -> None:
     """Translate images with a pix2pix or CycleGAN run; writes PNGs, translated.npz and manifest.json."""
     from ganforge.translate import translate_images
 
     result = translate_images(run_dir, input_, out, direction=direction)  # type: ignore[arg-type]
     m = result.manifest
-    click.echo(f"translated {result.n} images {m['source_domain']} -> {m['target_domain']} into {result.out}\n"
-               f"  manifest:  {result.out / 'manifest.json'}  (generator sha256 {m['generator_sha256'][:16]}...)")
+    click.echo(
+        f"translated {result.n} images {m['source_domain']} -> {m['target_domain']} into {result.out}\n"
+        f"  manifest:  {result.out / 'manifest.json'}  (generator sha256 {m['generator_sha256'][:16]}...)"
+    )
