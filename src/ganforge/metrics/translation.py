@@ -66,7 +66,7 @@ def histogram_match(x: torch.Tensor, reference: torch.Tensor, levels: int = 1024
     ``reference`` [M, C, H, W]: a pixel of rank r among its image's pixels gets the reference's r-th quantile."""
     ref = reference.transpose(0, 1).flatten(1)  # [C, M*H*W]
     q = torch.linspace(0, 1, levels)
-    ref_q = torch.quantile(ref[:, :: max(1, ref.shape[1] // 2_000_000)], q.to(ref.dtype), dim=1)  # [C, levels]
+    ref_q = torch.quantile(ref[:, :: max(1, ref.shape[1] // 2_000_000)], q.to(ref.dtype), dim=1).T  # [C, levels]
     out = torch.empty_like(x)
     n_pix = x.shape[2] * x.shape[3]
     for c in range(x.shape[1]):

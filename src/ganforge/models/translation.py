@@ -1,8 +1,9 @@
 """Image-to-image networks: the U-Net and ResNet generators and the PatchGAN discriminator.
 
 - ``UNetGenerator``: pix2pix's encoder-decoder with skip connections (Isola et al. 2017, appendix 6.1.1):
-  C64-C128-C256-C512... down to a 1-4 px bottleneck, mirrored up, each decoder stage concatenated with the encoder
+  C64-C128-C256-C512... down to a 2x2 bottleneck, mirrored up, each decoder stage concatenated with the encoder
   stage of the same size. Instance norm (pix2pix trains with batch size 1, where batch norm is instance norm).
+  Both generators upsample by resize-convolution instead of the papers' transposed convolutions (see ``_up``).
 - ``ResnetGenerator``: CycleGAN's c7s1-k, two stride-2 downsamplings, ``n_blocks`` residual blocks, two
   upsamplings, c7s1-out, tanh (Zhu et al. 2017, appendix 7.2; Johnson et al. 2016).
 - ``PatchDiscriminator``: the 70x70 PatchGAN of both papers for 256 px (C64-C128-C256-C512, a 1-channel conv),
@@ -22,6 +23,13 @@ Direction = Literal["AtoB", "BtoA"]
 
 def _norm(ch: int) -> nn.Module:
     return nn.InstanceNorm2d(ch, affine=True)
+
+
+def _up(c_in: int, c_out: int, bias: bool = False) -> nn.Sequential:
+    """2x upsampling: nearest-neighbour resize, then a 3x3 conv. The papers' stride-2 transposed convs left a
+    fixed grid of saturated dots on 32 px CPU runs (the checkerboard of Odena et al. 2016, "Deconvolution and
+    Checkerboard Artifacts"); resize-convolution cannot make one."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
 
 
 class UNetGenerator(nn.Module):
@@ -44,9 +52,9 @@ class UNetGenerator(nn.Module):
         for i in reversed(range(depth - 1)):  # up to the size of encoder stage i, then concatenated with it
             w = widths[i]
             drop = nn.Dropout(dropout) if dropout > 0 and i >= depth - 4 else nn.Identity()  # the 3 innermost
-            self.up.append(nn.Sequential(nn.ConvTranspose2d(prev, w, 4, 2, 1, bias=False), _norm(w), drop, nn.ReLU()))
+            self.up.append(nn.Sequential(_up(prev, w), _norm(w), drop, nn.ReLU()))
             prev = 2 * w
-        self.out = nn.Sequential(nn.ConvTranspose2d(prev, out_ch, 4, 2, 1), nn.Tanh())
+        self.out = nn.Sequential(_up(prev, out_ch, bias=True), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -85,12 +93,9 @@ class ResnetGenerator(nn.Module):
         for k in (1, 2):  # d2ngf, d4ngf
             layers += [nn.Conv2d(ngf * k, ngf * 2 * k, 3, 2, 1, bias=False), _norm(ngf * 2 * k), nn.ReLU()]
         layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
-        for k in (4, 2):  # u2ngf, ungf (transposed convs, as the paper)
-            layers += [
-                nn.ConvTranspose2d(ngf * k, ngf * k // 2, 3, 2, 1, output_padding=1, bias=False),
-                _norm(ngf * k // 2),
-                nn.ReLU(),
-            ]
+        for k in (4, 2):  # u2ngf, ungf (resize-convolutions; the paper's transposed convs make checkerboards)
+            layers += [_up(ngf * k, ngf * k // 2), _norm(ngf * k // 2), nn.ReLU()]
+
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
