@@ -117,10 +117,17 @@ class Domains:
                 raise GanforgeError(f"dataset {data.name!r} has one domain; a translation run needs two-domain data")
             c = data.image_channels
             a, b = data.domains
-            parts[split]["A"] = Dataset(f"{data.name}:{a}", data.x[:, :c].contiguous(), data.y, data.num_classes,
-                                        data.class_names, source=data.source)
-            parts[split]["B"] = Dataset(f"{data.name}:{b}", data.x_b, data.y_b, data.num_classes, data.class_names,
-                                        source=data.source)
+            parts[split]["A"] = Dataset(
+                f"{data.name}:{a}",
+                data.x[:, :c].contiguous(),
+                data.y,
+                data.num_classes,
+                data.class_names,
+                source=data.source,
+            )
+            parts[split]["B"] = Dataset(
+                f"{data.name}:{b}", data.x_b, data.y_b, data.num_classes, data.class_names, source=data.source
+            )
             parts["masks"][split] = data.x[:, c:] if data.mask_channels and data.paired else None
             paired = paired and data.paired
             names = {"A": a, "B": b}
@@ -132,8 +139,15 @@ def _interval(values: np.ndarray, label: str = "normal-mean") -> Interval:
 
 
 def evaluate_translation(
-    run_dir: Path, gen: Any, *, n: int, seed: int = 0, extractor: str = "domain", device: str | None = None,
-    baseline: str | None = None, log: Callable[[str], None] = print,
+    run_dir: Path,
+    gen: Any,
+    *,
+    n: int,
+    seed: int = 0,
+    extractor: str = "domain",
+    device: str | None = None,
+    baseline: str | None = None,
+    log: Callable[[str], None] = print,
 ) -> Any:
     """Every translation metric that applies to this run -> an ``EvalResult`` (see the module docstring)."""
     from ganforge.metrics.evaluate import EvalResult
@@ -157,17 +171,36 @@ def evaluate_translation(
         with torch.no_grad():
             x_out = translate(x_src, direction).float().cpu().clamp(-1, 1)  # [count, C_dst, H, W]
         target_train, target_test = dom.train[dst], dom.test[dst]
-        base = {"protocol_version": PROTOCOL_VERSION, "direction": direction, "source_domain": dom.names[src],
-                "target_domain": dom.names[dst], "dataset": cfg.data.name, "eval_split": "test", "n_translated": count,
-                "source_fingerprint": source.fingerprint()[:16], "seed": seed, "ganforge_version": ganforge.__version__}
+        base = {
+            "protocol_version": PROTOCOL_VERSION,
+            "direction": direction,
+            "source_domain": dom.names[src],
+            "target_domain": dom.names[dst],
+            "dataset": cfg.data.name,
+            "eval_split": "test",
+            "n_translated": count,
+            "source_fingerprint": source.fingerprint()[:16],
+            "seed": seed,
+            "ganforge_version": ganforge.__version__,
+        }
 
-        def record(name: str, value: float, ci: Interval | None, floor: float | None, higher: bool | None,
-                   params: dict[str, Any], details: dict[str, Any] | None = None, scale: float = 1.0,
-                   base: dict[str, Any] = base, suffix: str = suffix) -> None:
+        def record(
+            name: str,
+            value: float,
+            ci: Interval | None,
+            floor: float | None,
+            higher: bool | None,
+            params: dict[str, Any],
+            details: dict[str, Any] | None = None,
+            scale: float = 1.0,
+            base: dict[str, Any] = base,
+            suffix: str = suffix,
+        ) -> None:
             protocol = {**base, "metric": name, **params}
             full = f"{name}{suffix}"
-            values[full] = MetricValue(full, float(value), ci, floor, protocol, protocol_id(protocol), higher, None,
-                                       details or {}, scale)
+            values[full] = MetricValue(
+                full, float(value), ci, floor, protocol, protocol_id(protocol), higher, None, details or {}, scale
+            )
             log(f"  {full}: {value:.6g}")
 
         # ---- distribution: FID / KID in the target domain's features
@@ -177,27 +210,53 @@ def evaluate_translation(
         ref = split_features(ex, target_train)
         fake = extract(ex, x_out)
         floor_feats = split_features(ex, target_test)
-        ex_params = {"extractor": ex.name, "extractor_hash": ex.short_hash, "preprocessing": ex.preprocessing,
-                     "reference_split": "train", "n_reference": len(target_train),
-                     "reference_fingerprint": target_train.fingerprint()[:16]}
-        record("fid", fid_from_features(ref.feats, fake.feats), None,
-               fid_from_features(ref.feats, floor_feats.feats), False, ex_params)
+        ex_params = {
+            "extractor": ex.name,
+            "extractor_hash": ex.short_hash,
+            "preprocessing": ex.preprocessing,
+            "reference_split": "train",
+            "n_reference": len(target_train),
+            "reference_fingerprint": target_train.fingerprint()[:16],
+        }
+        record(
+            "fid",
+            fid_from_features(ref.feats, fake.feats),
+            None,
+            fid_from_features(ref.feats, floor_feats.feats),
+            False,
+            ex_params,
+        )
         subset = min(1000, count, len(target_test))
         k_gen = kid(ref.feats, fake.feats, subsets=100, subset_size=subset, rng=seed)
         k_floor = kid(ref.feats, floor_feats.feats, subsets=100, subset_size=subset, rng=seed)
         lo, hi = np.percentile(k_gen.per_subset, [2.5, 97.5])
-        record("kid", k_gen.mean, Interval(float(lo), float(hi), f"subset-percentile(m={subset}, subsets=100)"),
-               k_floor.mean, False, {**ex_params, "kid_subset_size": subset, "kid_subsets": 100,
-                                     "kernel": "(x.y/d+1)^3"}, scale=1000.0)
+        record(
+            "kid",
+            k_gen.mean,
+            Interval(float(lo), float(hi), f"subset-percentile(m={subset}, subsets=100)"),
+            k_floor.mean,
+            False,
+            {**ex_params, "kid_subset_size": subset, "kid_subsets": 100, "kernel": "(x.y/d+1)^3"},
+            scale=1000.0,
+        )
 
         # ---- against the paired ground truth
         if dom.paired:
             truth = target_test.x[:count]
-            for name, fn, higher in (("ssim", ssim_per_image, True), ("psnr", psnr_per_image, True),
-                                     ("mae", mae_per_image, False)):
+            for name, fn, higher in (
+                ("ssim", ssim_per_image, True),
+                ("psnr", psnr_per_image, True),
+                ("mae", mae_per_image, False),
+            ):
                 per = fn(x_out, truth)
-                record(name, per.mean(), _interval(per), None, higher,
-                       {"scale": "[0, 1] intensities", "ground_truth": "paired target test images"})
+                record(
+                    name,
+                    per.mean(),
+                    _interval(per),
+                    None,
+                    higher,
+                    {"scale": "[0, 1] intensities", "ground_truth": "paired target test images"},
+                )
         else:
             skipped[f"ssim{suffix}"] = "the data has no paired ground truth (unpaired folders)"
 
@@ -212,17 +271,29 @@ def evaluate_translation(
             pred = fake.logits.argmax(1) if fake.logits is not None else None
             ok = float((pred == source.y[:count]).sum())
             floor_acc = float((floor_feats.logits.argmax(1) == target_test.y).float().mean())
-            record("label_accuracy", ok / count, wilson(ok, count), floor_acc, True,
-                   {**ex_params, "classifier": "the extractor's class head, trained on the target domain"})
+            record(
+                "label_accuracy",
+                ok / count,
+                wilson(ok, count),
+                floor_acc,
+                True,
+                {**ex_params, "classifier": "the extractor's class head, trained on the target domain"},
+            )
         if dom.masks["train"] is not None and dom.masks["test"] is not None:
             recipe = SegRecipe(seed=seed)
             net = train_segmenter(target_train.x, dom.masks["train"], recipe, dev)
             true = dom.masks["test"][:count] > 0
             dice = score_masks(predict_masks(net, x_out, dev), true)
             dice_floor = score_masks(predict_masks(net, target_test.x[:count], dev), true)
-            record("dice", float(dice.dice.mean()), _interval(dice.dice), float(dice_floor.dice.mean()), True,
-                   {"segmenter": "unet", "segmenter_steps": recipe.steps, "trained_on": "target-domain train images"},
-                   dice.summary())
+            record(
+                "dice",
+                float(dice.dice.mean()),
+                _interval(dice.dice),
+                float(dice_floor.dice.mean()),
+                True,
+                {"segmenter": "unet", "segmenter_steps": recipe.steps, "trained_on": "target-domain train images"},
+                dice.summary(),
+            )
         truth = target_test.x[:count] if dom.paired else None
         pictures.append((direction, _rows(x_src, x_out, truth, direction, translate)))
     if run_dir is not None and pictures:
@@ -230,13 +301,29 @@ def evaluate_translation(
     spec = getattr(gen, "spec", {}) or {}
     ex0 = next(iter(extractors.values()))
     return EvalResult(
-        run_dir=run_dir, values=values, skipped=skipped,
-        extractor={"name": ex0.name, "hash": ex0.short_hash, "identity": ex0.identity,
-                   "preprocessing": ex0.preprocessing, "per_target_domain": True},
-        dataset=cfg.data.name, n_generated=min(n, len(dom.test["A"])), seed=seed, kimg=spec.get("kimg"),
-        generator_sha256=str(getattr(gen, "sha256", "")), seconds=time.perf_counter() - t0, device=str(dev),
-        meta={"ema": spec.get("ema"), "variant": spec.get("variant"), "translation": True,
-              "domains": [dom.names["A"], dom.names["B"]]},
+        run_dir=run_dir,
+        values=values,
+        skipped=skipped,
+        extractor={
+            "name": ex0.name,
+            "hash": ex0.short_hash,
+            "identity": ex0.identity,
+            "preprocessing": ex0.preprocessing,
+            "per_target_domain": True,
+        },
+        dataset=cfg.data.name,
+        n_generated=min(n, len(dom.test["A"])),
+        seed=seed,
+        kimg=spec.get("kimg"),
+        generator_sha256=str(getattr(gen, "sha256", "")),
+        seconds=time.perf_counter() - t0,
+        device=str(dev),
+        meta={
+            "ema": spec.get("ema"),
+            "variant": spec.get("variant"),
+            "translation": True,
+            "domains": [dom.names["A"], dom.names["B"]],
+        },
     )
 
 
@@ -250,17 +337,25 @@ def _translator(gen: Any, baseline: str | None, dom: Domains) -> Translate:
 
         return run
     if baseline not in TRANSLATION_ONLY:
-        raise GanforgeError(f"baseline {baseline!r} is not for translation runs; choose one of: "
-                            f"{', '.join(TRANSLATION_ONLY)}.")
+        raise GanforgeError(
+            f"baseline {baseline!r} is not for translation runs; choose one of: {', '.join(TRANSLATION_ONLY)}."
+        )
     if baseline == "identity":
         return lambda x, d: match_channels(x, dom.train["B" if d == "AtoB" else "A"].x.shape[1])
     pools = {d: dom.train[d].x for d in "AB"}
-    return lambda x, d: histogram_match(match_channels(x, pools["B" if d == "AtoB" else "A"].shape[1]),
-                                        pools["B" if d == "AtoB" else "A"])
+    return lambda x, d: histogram_match(
+        match_channels(x, pools["B" if d == "AtoB" else "A"].shape[1]), pools["B" if d == "AtoB" else "A"]
+    )
 
 
-def _rows(x_src: torch.Tensor, x_out: torch.Tensor, truth: torch.Tensor | None, direction: str,
-          translate: Translate, k: int = 8) -> torch.Tensor:
+def _rows(
+    x_src: torch.Tensor,
+    x_out: torch.Tensor,
+    truth: torch.Tensor | None,
+    direction: str,
+    translate: Translate,
+    k: int = 8,
+) -> torch.Tensor:
     """k rows of source | translated | ground truth (or the cycle back): [k * 3, C, H, W]."""
     cells = [x_src[:k], x_out[:k]]
     if truth is not None:

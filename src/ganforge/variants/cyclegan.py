@@ -29,8 +29,8 @@ from ganforge.models.translation import PatchDiscriminator, Translator
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.objectives.history import ImagePool
 from ganforge.variants.base import OptimizerSpec, Phase, register
-from ganforge.variants.pix2pix import build_g
-from ganforge.variants.two_domain import PairBatch, TranslationObjective, TwoDomainFamily, family_options, image_part
+from ganforge.variants.pix2pix import build_g, check_options
+from ganforge.variants.two_domain import PairBatch, TranslationObjective, TwoDomainFamily, image_part
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class CycleGANOptions:
     n_blocks: int = 6  # residual blocks of the ResNet generators (the paper: 6 at 128 px, 9 at 256 px)
     d_layers: int = 2  # PatchGAN stride-2 stages: 2 judges 34x34 patches (3: the paper's 70x70)
     dropout: float = 0.0  # U-Net decoder dropout (generator=unet only)
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 class PairOfDiscriminators(nn.Module):
@@ -57,9 +60,17 @@ class PairOfDiscriminators(nn.Module):
 
 
 class CycleGANObjective(TranslationObjective):
-    def __init__(self, cfg: Config, G: Translator, D: PairOfDiscriminators, data: Dataset, real_x: torch.Tensor):
+    def __init__(
+        self,
+        cfg: Config,
+        options: CycleGANOptions,
+        G: Translator,
+        D: PairOfDiscriminators,
+        data: Dataset,
+        real_x: torch.Tensor,
+    ) -> None:
         super().__init__(cfg, G, data, real_x)
-        self.D, self.options = D, family_options(cfg, CycleGANOptions)
+        self.D, self.options = D, options
         self.loss = LOSSES.get(cfg.objective.loss)
         # The paper's G term is (D(G(x)) - 1)^2; the registry's ls loss is half of that (0.5 (D - 1)^2).
         self.g_scale = 2.0 if cfg.objective.loss == "ls" else 1.0
@@ -130,7 +141,7 @@ class CycleGAN(TwoDomainFamily):
         )
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
-        o = family_options(cfg, CycleGANOptions)
+        o = self.settings(cfg)
         shape_a = image_part(data)
         G = self.build_translator(cfg.model, shape_a, data.shape_b, o)
         D = PairOfDiscriminators(shape_a, data.shape_b, cfg.model.d_channels, o.d_layers, o.pool_size)
@@ -147,4 +158,4 @@ class CycleGAN(TwoDomainFamily):
         real_x: torch.Tensor,
         real_y: torch.Tensor | None,
     ) -> CycleGANObjective:
-        return CycleGANObjective(cfg, networks["G"], networks["D"], data, real_x)  # type: ignore[arg-type]
+        return CycleGANObjective(cfg, self.settings(cfg), networks["G"], networks["D"], data, real_x)  # type: ignore[arg-type]

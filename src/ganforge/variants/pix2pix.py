@@ -21,10 +21,11 @@ from torch import nn
 
 from ganforge.config import Config, ModelConfig
 from ganforge.data.base import Dataset
+from ganforge.errors import ConfigError
 from ganforge.models.translation import PatchDiscriminator, ResnetGenerator, Translator, UNetGenerator
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.variants.base import OptimizerSpec, Phase, register
-from ganforge.variants.two_domain import PairBatch, TranslationObjective, TwoDomainFamily, family_options, image_part
+from ganforge.variants.two_domain import PairBatch, TranslationObjective, TwoDomainFamily, image_part
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,25 @@ class Pix2PixOptions:
     n_blocks: int = 6  # residual blocks of the ResNet generator
     d_layers: int = 2  # PatchGAN stride-2 stages: 2 judges 34x34 patches (3: the paper's 70x70, for >= 128 px)
     dropout: float = 0.0  # the paper's decoder dropout (0.5) as noise; off by default: it slows small CPU runs
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+def check_options(o: Any) -> None:
+    """Range checks shared by the translation families' options (ConfigError naming the key)."""
+    checks = [
+        (getattr(o, "l1_weight", 0) >= 0, "family.l1_weight must be >= 0"),
+        (getattr(o, "cycle_weight", 0) >= 0, "family.cycle_weight must be >= 0"),
+        (getattr(o, "identity_weight", 0) >= 0, "family.identity_weight must be >= 0"),
+        (0 <= getattr(o, "pool_size", 0) <= 10_000, "family.pool_size must be in [0, 10000]"),
+        (1 <= o.n_blocks <= 64, "family.n_blocks must be in [1, 64]"),
+        (1 <= o.d_layers <= 6, "family.d_layers must be in [1, 6]"),
+        (0 <= o.dropout < 1, "family.dropout must be in [0, 1)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"bad value: {message}. Fix it in the preset or with --set.")
 
 
 def unet_depth(side: int) -> int:
@@ -48,9 +68,11 @@ def build_g(options: Any, model: ModelConfig, in_ch: int, out_ch: int, side: int
 
 
 class Pix2PixObjective(TranslationObjective):
-    def __init__(self, cfg: Config, G: Translator, D: nn.Module, data: Dataset, real_x: torch.Tensor) -> None:
+    def __init__(
+        self, cfg: Config, options: Pix2PixOptions, G: Translator, D: nn.Module, data: Dataset, real_x: torch.Tensor
+    ) -> None:
         super().__init__(cfg, G, data, real_x)
-        self.D, self.options = D, family_options(cfg, Pix2PixOptions)
+        self.D, self.options = D, options
         self.loss = LOSSES.get(cfg.objective.loss)
         self.phases = [Phase("D", "D", shows_real=True), Phase("G", "G")]
 
@@ -97,7 +119,7 @@ class Pix2Pix(TwoDomainFamily):
         return Translator(build_g(options or Pix2PixOptions(), model, shape_a[0], shape_b[0], shape_a[-1]))
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
-        options = family_options(cfg, Pix2PixOptions)
+        options = self.settings(cfg)
         shape_a = image_part(data)
         G = self.build_translator(cfg.model, shape_a, data.shape_b, options)
         D = PatchDiscriminator(shape_a[0] + data.shape_b[0], cfg.model.d_channels, options.d_layers)
@@ -114,4 +136,4 @@ class Pix2Pix(TwoDomainFamily):
         real_x: torch.Tensor,
         real_y: torch.Tensor | None,
     ) -> Pix2PixObjective:
-        return Pix2PixObjective(cfg, networks["G"], networks["D"], data, real_x)  # type: ignore[arg-type]
+        return Pix2PixObjective(cfg, self.settings(cfg), networks["G"], networks["D"], data, real_x)  # type: ignore[arg-type]

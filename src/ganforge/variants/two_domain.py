@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ganforge.config import Config, ModelConfig
+from ganforge.config import Config, ModelConfig, from_dict
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models.translation import Translator
@@ -52,6 +52,21 @@ class TwoDomainFamily(Family):
                 f"{data.shape[-2]}x{side}; set data.resolution=32 (or 64)."
             )
 
+    def check_networks(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset) -> None:
+        G = networks["G"]
+        with torch.no_grad():  # shape check: one tiny forward pass on CPU
+            G.eval()
+            try:
+                made = tuple(G(torch.zeros(1, *image_part(data)), "AtoB").shape[1:])
+            except RuntimeError:
+                made = None
+            G.train()
+        if made != data.shape_b:
+            raise ConfigError(
+                f"variant {cfg.variant}'s generator cannot map {image_part(data)} images to "
+                f"{data.shape_b}; use a power-of-two resolution, e.g. --set data.resolution=32."
+            )
+
     def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
         """The translator for images of ``shape`` in both domains (``build_exported`` knows domain B's shape)."""
         return self.build_translator(model, shape, shape, None)
@@ -61,7 +76,8 @@ class TwoDomainFamily(Family):
         channels_a = spec["shape"][0] - int(spec.get("mask_channels", 0))
         shape_a = (channels_a, *spec["shape"][1:])
         shape_b = tuple(spec.get("shape_b", shape_a))
-        return self.build_translator(model, shape_a, shape_b, family_options(spec["config"], self.options))
+        options = from_dict(self.options, spec["config"].get("family") or {}, "family") if self.options else None
+        return self.build_translator(model, shape_a, shape_b, options)
 
     @abstractmethod
     def build_translator(
@@ -71,14 +87,6 @@ class TwoDomainFamily(Family):
 
     def export_info(self) -> dict[str, Any]:
         return {**super().export_info(), "translation": True, "paired_family": self.paired}
-
-
-def family_options(cfg: Config | dict[str, Any] | None, cls: type) -> Any:
-    """The family's typed options from a config (or from the config dict that generator.json records)."""
-    if isinstance(cfg, dict):
-        return cls(**(cfg.get("family") or {}))
-    found = getattr(cfg, "family", None)
-    return found if isinstance(found, cls) else cls()
 
 
 def image_part(data: Dataset) -> tuple[int, ...]:
