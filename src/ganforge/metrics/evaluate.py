@@ -284,9 +284,16 @@ def _evaluate_translation(run_dir: Path, gen: Any, n: int | None, metrics: Seque
     if parse_metric_list(metrics):
         raise GanforgeError("a translation run computes its own metric set (fid, kid, ssim, psnr, mae, cycle_error, "
                             "label_accuracy, dice where they apply); drop --metrics.")
-    result = evaluate_translation(run_dir, gen, n=n or gen.config.eval.n, seed=seed,
-                                  extractor=extractor or gen.config.eval.extractor, device=device, baseline=baseline,
-                                  log=log)
+    t = evaluate_translation(run_dir, gen, n=n or gen.config.eval.n, seed=seed,
+                             extractor=extractor or gen.config.eval.extractor, device=device, baseline=baseline,
+                             log=log)
+    spec = gen.spec or {}
+    result = EvalResult(
+        run_dir=run_dir, values=t.values, skipped=t.skipped, extractor=t.extractor, dataset=gen.config.data.name,
+        n_generated=t.n_translated, seed=seed, kimg=spec.get("kimg"), generator_sha256=str(gen.sha256),
+        seconds=t.seconds, device=t.device,
+        meta={"ema": spec.get("ema"), "variant": spec.get("variant"), "translation": True, "domains": t.domains},
+    )
     if baseline is not None:
         result.meta["baseline"] = baseline
     if write:

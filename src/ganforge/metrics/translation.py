@@ -134,6 +134,17 @@ class Domains:
         return cls(parts["train"], parts["test"], names, parts["masks"], paired)
 
 
+@dataclasses.dataclass
+class TranslationEval:
+    values: dict[str, MetricValue]
+    skipped: dict[str, str]
+    extractor: dict[str, Any]
+    n_translated: int
+    seconds: float
+    device: str
+    domains: list[str]
+
+
 def _interval(values: np.ndarray, label: str = "normal-mean") -> Interval:
     return normal_mean(float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values), label)
 
@@ -148,10 +159,8 @@ def evaluate_translation(
     device: str | None = None,
     baseline: str | None = None,
     log: Callable[[str], None] = print,
-) -> Any:
-    """Every translation metric that applies to this run -> an ``EvalResult`` (see the module docstring)."""
-    from ganforge.metrics.evaluate import EvalResult
-
+) -> TranslationEval:
+    """Every translation metric that applies to this run (see the module docstring)."""
     t0 = time.perf_counter()
     dev = pick_device(device)
     cfg: Config = gen.config
@@ -298,32 +307,21 @@ def evaluate_translation(
         pictures.append((direction, _rows(x_src, x_out, truth, direction, translate)))
     if run_dir is not None and pictures:
         _save_rows(run_dir / ("eval" if baseline is None else f"baseline-{baseline}/eval"), pictures)
-    spec = getattr(gen, "spec", {}) or {}
     ex0 = next(iter(extractors.values()))
-    return EvalResult(
-        run_dir=run_dir,
-        values=values,
-        skipped=skipped,
-        extractor={
+    return TranslationEval(
+        values,
+        skipped,
+        {
             "name": ex0.name,
             "hash": ex0.short_hash,
             "identity": ex0.identity,
             "preprocessing": ex0.preprocessing,
             "per_target_domain": True,
         },
-        dataset=cfg.data.name,
-        n_generated=min(n, len(dom.test["A"])),
-        seed=seed,
-        kimg=spec.get("kimg"),
-        generator_sha256=str(getattr(gen, "sha256", "")),
+        n_translated=min(n, len(dom.test["A"])),
         seconds=time.perf_counter() - t0,
         device=str(dev),
-        meta={
-            "ema": spec.get("ema"),
-            "variant": spec.get("variant"),
-            "translation": True,
-            "domains": [dom.names["A"], dom.names["B"]],
-        },
+        domains=[dom.names["A"], dom.names["B"]],
     )
 
 
