@@ -11,7 +11,8 @@ post-processing every dataset shares:
    their longer side ("resize") or shorter side ("center-crop"). Resized masks are re-binarised at 0 (-1 or +1),
    keeping at least one pixel of a lesion that would otherwise vanish.
 
-``channels`` and ``resolution`` do not apply to 2D point sets.
+``channels`` and ``resolution`` do not apply to 2D point sets. Two-domain data (``x_b``, ``data/two_domain.py``)
+gets 2-4 in each domain alike; ``limit`` keeps the first N rows of each, so pairs stay pairs.
 """
 
 from __future__ import annotations
