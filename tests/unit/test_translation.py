@@ -100,6 +100,10 @@ def test_translation_families_refuse_data_they_cannot_use():
     for family in (pix2pix, cyclegan):
         with pytest.raises(ConfigError, match="two domains"):
             family.check(config(family.name), one_domain)
+    with pytest.raises(ConfigError, match="eval.every_ticks=0"):
+        cyclegan.check(
+            config_from_layers([{"variant": "cyclegan", "train": {"kimg": 1}, "eval": {"every_ticks": 2}}]), unpaired
+        )
     with pytest.raises(ConfigError, match="family.pool_size"):
         config("cyclegan", pool_size=-1)
     with pytest.raises(ConfigError, match="family.cycle_weight"):

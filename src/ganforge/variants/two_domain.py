@@ -45,6 +45,11 @@ class TwoDomainFamily(Family):
                 "folders with matching file names (data.name=two-domain-folder), or use variant=cyclegan, which "
                 "learns from unpaired trainA/ trainB/."
             )
+        if cfg.eval.every_ticks:
+            raise ConfigError(
+                f"variant {cfg.variant} is evaluated after training (`ganforge evaluate RUN` translates "
+                "the test split); set eval.every_ticks=0."
+            )
         side = data.shape[-1]
         if side != data.shape[-2] or side % 4 or side < 16:
             raise ConfigError(
