@@ -43,7 +43,7 @@ from ganforge.metrics.baselines import TRANSLATION_ONLY
 from ganforge.metrics.extractors import build_extractor, pick_device
 from ganforge.metrics.features import extract, split_features
 from ganforge.metrics.fid import fid_from_features
-from ganforge.metrics.kid import kid
+from ganforge.metrics.kid import kid, standardise
 from ganforge.metrics.protocol import PROTOCOL_VERSION, Interval, MetricValue, normal_mean, protocol_id, wilson
 from ganforge.metrics.segmentation import SegRecipe, predict_masks, score_masks, train_segmenter
 
@@ -236,8 +236,14 @@ def evaluate_translation(
             ex_params,
         )
         subset = min(1000, count, len(target_test))
-        k_gen = kid(ref.feats, fake.feats, subsets=100, subset_size=subset, rng=seed)
-        k_floor = kid(ref.feats, floor_feats.feats, subsets=100, subset_size=subset, rng=seed)
+        zscore = not ex.name.startswith("inception")  # as metrics.image_metrics: the cubic kernel's scale
+        k_ref, k_fake, k_real = (
+            standardise(ref.feats, fake.feats, floor_feats.feats)
+            if zscore
+            else (ref.feats, fake.feats, floor_feats.feats)
+        )
+        k_gen = kid(k_ref, k_fake, subsets=100, subset_size=subset, rng=seed)
+        k_floor = kid(k_ref, k_real, subsets=100, subset_size=subset, rng=seed)
         lo, hi = np.percentile(k_gen.per_subset, [2.5, 97.5])
         record(
             "kid",
@@ -245,7 +251,15 @@ def evaluate_translation(
             Interval(float(lo), float(hi), f"subset-percentile(m={subset}, subsets=100)"),
             k_floor.mean,
             False,
-            {**ex_params, "kid_subset_size": subset, "kid_subsets": 100, "kernel": "(x.y/d+1)^3"},
+            {
+                **ex_params,
+                "kid_subset_size": subset,
+                "kid_subsets": 100,
+                "kernel": "(x.y/d+1)^3",
+                "features": "standardised by the real reference set's mean and std"
+                if zscore
+                else "as extracted (Inception convention)",
+            },
             scale=1000.0,
         )
 
