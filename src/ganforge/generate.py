@@ -118,6 +118,9 @@ def generate_dataset(
     computes its share of the samples and rank 0 alone writes; the other ranks return None."""
     world = world or World()
     gen = load_generator(run_dir)
+    if gen.spec.get("mask_to_image"):
+        raise GanforgeError(f"{str(run_dir)!r} is a mask-to-image run ({gen.spec.get('variant')}): it draws images "
+                            "for given label maps. Add --masks DIR (label-map PNGs, pixel = class) or FILE.npz.")
     if gen.spec.get("translation"):
         raise GanforgeError(f"{str(run_dir)!r} is an image-to-image run ({gen.spec.get('variant')}): it translates "
                             "images rather than drawing them. Use `ganforge translate RUN --input DIR --out DIR`.")

@@ -112,7 +112,10 @@ def test_dataset_contract(name, tmp_path):
     for data in (train, test):
         assert isinstance(data, Dataset) and len(data) > 0
         assert data.x.dtype == torch.float32 and torch.isfinite(data.x).all()
-        if data.kind == "image":
+        if data.meta.get("label_names"):  # domain A is a one-hot label map (SPADE): +1 on one class per pixel
+            assert data.x.shape[1] == len(data.meta["label_names"]) and ((data.x == -1) | (data.x == 1)).all()
+            assert ((data.x > 0).sum(1) == 1).all()
+        elif data.kind == "image":
             assert data.x.ndim == 4 and data.x.shape[1] - data.mask_channels in (1, 3), data.x.shape
             assert data.x.min() >= -1 and data.x.max() <= 1
             if data.mask_channels:  # paired segmentation masks: exactly -1 (background) or +1 (foreground)
@@ -153,7 +156,9 @@ def test_dataset_post_processing(name, tmp_path):
     cfg = dataclasses.replace(plain, limit=7, resolution=16, channels=3)
     data = _load(name, cfg, "train")
     assert len(data) == 7
-    if data.kind == "image":
+    if data.meta.get("label_names"):  # a one-hot label map keeps its classes, at the new size, still one-hot
+        assert data.shape == (len(data.meta["label_names"]), 16, 16) and ((data.x > 0).sum(1) == 1).all()
+    elif data.kind == "image":
         assert data.shape == (3 + data.mask_channels, 16, 16) and data.image_channels == 3
         assert data.x.min() >= -1 and data.x.max() <= 1 and data.x.is_contiguous()
     if data.two_domain:  # both domains post-processed alike

@@ -43,7 +43,10 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "mlp+minimax+feature-matching": ("mnist-mlp", ["objective.loss=minimax", "objective.feature_matching=true"]),
 }
 # Presets whose step is too costly for 0.4 kimg in CI, pinned over fewer images (still several G and D steps).
-SHORTER = {"brain-cyclegan": ["train.kimg=0.08", "train.tick_kimg=0.08"]}
+SHORTER = {
+    "brain-cyclegan": ["train.kimg=0.08", "train.tick_kimg=0.08"],
+    "brain-spade": ["train.kimg=0.08", "train.tick_kimg=0.08"],
+}
 CASES = {**{name: (name, SHORTER.get(name, [])) for name in preset_names()}, **RECIPES}
 
 

@@ -30,7 +30,7 @@ DATASET_SHAPES = {
 }
 MASKS = {"brain-phantom": 1}  # mask channels, added to data.channels
 # Two-domain datasets of the translation presets: (domain A image shape, domain B image shape).
-TWO_DOMAIN_SHAPES = {"brain-contrasts": ((1, 64, 64), (1, 64, 64))}
+TWO_DOMAIN_SHAPES = {"brain-contrasts": ((1, 64, 64), (1, 64, 64)), "brain-labels": ((6, 64, 64), (1, 64, 64))}
 
 
 def preset_shape(cfg) -> tuple[tuple[int, ...], int]:

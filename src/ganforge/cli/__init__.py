@@ -193,6 +193,7 @@ Examples:
   ganforge generate runs/cgan --label 7 --n 500 --out synth/sevens
   ganforge generate runs/path-cgan --per-class 2000 --out synth/path --format medmnist-npz
   ganforge generate runs/brain --per-class 1000 --out synth/brain --format seg-npz   (image + mask pairs)
+  ganforge generate runs/brain-spade --masks my_maps/ --out synth/spade   (SPADE: one image per label-map PNG)
   (then train on it: ganforge train mnist-dcgan --set data.name=folder --set data.path=synth/cgan)
 """
 
@@ -210,13 +211,25 @@ Examples:
               default="auto", show_default=True,
               help="auto: png for images (image + _mask.png for paired data), npz for 2D points.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None, help=NPROC_HELP)
+@click.option("--masks", "masks", type=click.Path(path_type=Path), default=None, metavar="DIR|FILE.npz",
+              help="Mask-to-image runs (spade): draw one image per label map (PNG of class indices, or .npz 'masks').")
 def generate(run_dir: Path, n: int | None, out: Path, seed: int, label: int | None, per_class: int | None,
-             fmt: str, nproc: int | None) -> None:
+             fmt: str, nproc: int | None, masks: Path | None) -> None:
     """Sample a labelled synthetic dataset from a trained run, with manifest.json (provenance)."""
     from ganforge.cli.launch import relaunch
     from ganforge.generate import check_new_folder, generate_dataset, summarize
     from ganforge.training import distributed
     from ganforge.training.export import load_generator
+
+    if masks is not None:  # mask-to-image (SPADE): the maps set how many images and what they show
+        from ganforge.errors import GanforgeError
+        from ganforge.mask_to_image import generate_from_masks
+
+        given = [f for f, v in (("--n", n), ("--label", label), ("--per-class", per_class), ("--nproc", nproc)) if v]
+        if given or fmt != "auto":
+            raise GanforgeError(f"--masks draws one image per label map; drop {', '.join(given or ['--format'])}.")
+        click.echo(summarize(generate_from_masks(run_dir, masks, out, seed=seed)))
+        return
 
     if nproc is not None and nproc > 1:
         load_generator(run_dir)  # a wrong run directory or a used --out: one line here, not one per process

@@ -78,10 +78,13 @@ def _post_process_two_domain(data: Dataset, cfg: DataConfig, split: Split) -> Da
         raise DataError(f"data.classes does not apply to the two-domain dataset {data.name!r}; remove data.classes.")
     one = DataConfig(limit=cfg.limit, resolution=cfg.resolution, channels=cfg.channels, resize=cfg.resize)
     fields = {}
+    # A one-hot label map in A (meta "label_names", e.g. brain-labels for SPADE) has no colour to convert; its
+    # loader renders it at data.resolution itself (nearest: classes must not blend), so resizing is a no-op here.
+    one_a = dataclasses.replace(one, channels=None) if data.meta.get("label_names") else one
     for key, labels, masks in (("x", "y", data.mask_channels), ("x_b", "y_b", 0)):
         part = Dataset(data.name, getattr(data, key), getattr(data, labels), data.num_classes, data.class_names,
                        mask_channels=masks)
-        done = load_dataset(one, split, loaded=part)
+        done = load_dataset(one_a if key == "x" else one, split, loaded=part)
         fields[key], fields[labels] = done.x, done.y
     return dataclasses.replace(data, **fields)
 

@@ -3,7 +3,7 @@
 The mask-to-image setting of SPADE (Park et al. 2019): a segmentation map in, an image out. The phantom renders
 anatomy and contrast apart (``data/brain_phantom.py``), so a label map is the phantom rendered in "indicator
 contrasts": one tissue at intensity 1, all others 0. Each such rendering is that tissue's (soft, slightly noisy)
-occupancy map; the label of a pixel is the tissue whose map is largest, background where none reaches 1/2, and
+occupancy map; the label of a pixel is the tissue whose map is largest (background: 1 minus their sum), and
 tumour wherever the phantom's tumour mask is set.
 
 Domain A is the label map one-hot, ``[N, K, H, W]`` with K = ``len(BRAIN_LABELS)`` in {-1, +1} (the [-1, 1]
@@ -33,10 +33,12 @@ TARGETS = {"flair": FLAIR, **{k: v for k, v in CONTRASTS.items() if k != "flair"
 def label_maps(occupancy: np.ndarray, tumour: np.ndarray) -> np.ndarray:
     """Tissue occupancy [T, N, H, W] (T tissues, in [0, 1]) + tumour mask bool [N, H, W] -> int64 labels [N, H, W].
 
-    0 = background where no tissue reaches 1/2, else 1 + the most occupied tissue; T + 1 (tumour) where masked.
+    The most occupied of background (1 - the tissues' total) and the T tissues: 0 background, 1 + t tissue t;
+    T + 1 (tumour) where masked. Background as a competitor, not a threshold, leaves no holes on the thin
+    boundaries between two tissues, where each holds about half of the pixel.
     """
-    labels = occupancy.argmax(0) + 1
-    labels[occupancy.max(0) < 0.5] = 0
+    background = np.clip(1 - occupancy.sum(0), 0, 1)[None]  # [1, N, H, W]
+    labels = np.concatenate([background, occupancy]).argmax(0)
     labels[tumour] = occupancy.shape[0] + 1
     return labels.astype(np.int64)
 

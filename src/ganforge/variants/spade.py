@@ -105,6 +105,8 @@ class SpadeObjective(TranslationObjective):
         label_gray = seg.argmax(1, keepdim=True).float() * (2 / max(k - 1, 1)) - 1  # [n, 1, H, W]
         cells = [label_gray, G(seg, "AtoB").float(), self.real_b[idx].float()]
         G.train(was_training)
+        channels = max(c.shape[1] for c in cells)  # an RGB target: the gray map in every channel
+        cells = [c.expand(-1, channels, -1, -1) for c in cells]
         return torch.stack(cells, 1).flatten(0, 1).cpu(), len(cells)
 
 
