@@ -369,7 +369,10 @@ def _rows(
     k: int = 8,
 ) -> torch.Tensor:
     """k rows of source | translated | ground truth (or the cycle back): [k * 3, C, H, W]."""
-    cells = [x_src[:k], x_out[:k]]
+    src = x_src[:k]
+    if src.shape[1] not in (1, 3):  # a one-hot label map (SPADE): its class index as gray
+        src = src.argmax(1, keepdim=True).float() * (2 / (src.shape[1] - 1)) - 1
+    cells = [src, x_out[:k]]
     if truth is not None:
         cells.append(truth[:k])
     else:
