@@ -140,6 +140,11 @@ def translate_images(
     run_dir: Path | str, input: Path | str, out: Path | str, *, direction: Direction = "AtoB", batch: int = 256
 ) -> TranslateResult:
     gen = load_translator(run_dir)
+    if gen.spec.get("mask_to_image"):  # its source is a one-hot label map, not an image a folder could hold
+        raise GanforgeError(
+            f"{str(run_dir)!r} is a mask-to-image run ({gen.spec.get('variant')}): give it label maps "
+            f"with `ganforge generate {run_dir} --masks DIR --out DIR` (PNG pixel = class index)."
+        )
     if direction not in gen.G.directions:
         raise GanforgeError(
             f"this {gen.spec.get('variant')} run translates {' and '.join(gen.G.directions)} only, "

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganforge.errors import DataError
+from ganforge.errors import DataError, GanforgeError
 from ganforge.generate import npz_bytes
 from ganforge.mask_to_image import generate_from_masks
+from ganforge.translate import translate_images
 from tests.conftest import run_cli
 
 TINY = [
@@ -115,5 +116,8 @@ def test_generate_masks_user_errors_exit_2_and_write_nothing(spade_run, tmp_path
         with pytest.raises(DataError, match=message):
             generate_from_masks(spade_run, masks, tmp_path / "out")
         assert not (tmp_path / "out").exists()
+    with pytest.raises(GanforgeError, match="--masks"):  # translate points a SPADE run to generate --masks
+        translate_images(spade_run, folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
     result = run_cli("generate", str(spade_run), "--masks", str(npz), "--n", "3", "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "drop --n" in result.stderr and not (tmp_path / "out").exists()
