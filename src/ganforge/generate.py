@@ -111,9 +111,12 @@ def choose_labels(
 
 def generate_dataset(
     run_dir: Path | str, out: Path | str, *, n: int | None = None, seed: int = 0, label: int | None = None,
-    per_class: int | None = None, fmt: Format = "auto", batch: int = 1024,
+    per_class: int | None = None, fmt: Format = "auto", batch: int = 1024, truncation_psi: float = 1.0,
 ) -> GenerateResult:
     gen = load_generator(run_dir)
+    if not 0 <= truncation_psi <= 1:
+        raise ConfigError(f"--truncation-psi {truncation_psi} must be in [0, 1] (1: no truncation).")
+    gen.check_truncation(truncation_psi)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out "
@@ -148,7 +151,8 @@ def generate_dataset(
             raise RunDirError(f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
                               "--out (nothing was overwritten).")
         try:
-            return _generate_into(gen, Path(run_dir), out, fmt, n_total, labels, seed, label, per_class, batch)
+            return _generate_into(gen, Path(run_dir), out, fmt, n_total, labels, seed, label, per_class, batch,
+                                  truncation_psi)
         except BaseException:
             undo()
             raise
@@ -170,8 +174,8 @@ def check_memory(n: int, shape: tuple[int, ...]) -> None:
 
 def _generate_into(gen: LoadedGenerator, run_dir: Path, out: Path, fmt: str, n_total: int,
                    labels: torch.Tensor | None, seed: int, label: int | None, per_class: int | None,
-                   batch: int) -> GenerateResult:
-    x, labels = gen.sample(n_total, seed=seed, labels=labels, batch=batch)
+                   batch: int, truncation_psi: float = 1.0) -> GenerateResult:
+    x, labels = gen.sample(n_total, seed=seed, labels=labels, batch=batch, truncation_psi=truncation_psi)
     class_names = _class_names(gen)
     files: dict[str, bytes] = {}  # relative path -> bytes; written, then hashed in a fixed order
     extra: dict = {}
@@ -256,7 +260,8 @@ def _generate_into(gen: LoadedGenerator, run_dir: Path, out: Path, fmt: str, n_t
         "generator_run_dir": str(run_dir),
         "generator_kimg": gen.spec.get("kimg"),
         "ema": bool(gen.spec.get("ema", False)),
-        "truncation": None,  # samples use z ~ N(0, I) unmodified
+        # None: samples use z ~ N(0, I) unmodified; psi: w = w_avg + psi (w - w_avg) (StyleGAN's truncation trick)
+        "truncation": {"psi": truncation_psi} if truncation_psi != 1 else None,
         "latent": "z ~ N(0, I) drawn from torch.Generator().manual_seed(seed), all up front (batch-size invariant)",
         "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]" if gen.kind == "image" else "float32",
         "files": len(files),

@@ -184,6 +184,7 @@ Examples:
   ganforge generate runs/cgan --label 7 --n 500 --out synth/sevens
   ganforge generate runs/path-cgan --per-class 2000 --out synth/path --format medmnist-npz
   ganforge generate runs/brain --per-class 1000 --out synth/brain --format seg-npz   (image + mask pairs)
+  ganforge generate runs/brain-sg2 --n 64 --out synth/sg2 --truncation-psi 0.7       (StyleGAN2 runs)
   (then train on it: ganforge train mnist-dcgan --set data.name=folder --set data.path=synth/cgan)
 """
 
@@ -200,12 +201,16 @@ Examples:
 @click.option("--format", "fmt", type=click.Choice(["auto", "png", "npz", "imagefolder", "medmnist-npz", "seg-npz"]),
               default="auto", show_default=True,
               help="auto: png for images (image + _mask.png for paired data), npz for 2D points.")
+@click.option("--truncation-psi", "psi", type=float, default=1.0, show_default=True,
+              help="StyleGAN2 runs: pull w towards its mean, w_avg + psi (w - w_avg); below 1 trades variety for "
+                   "quality.")
 def generate(run_dir: Path, n: int | None, out: Path, seed: int, label: int | None, per_class: int | None,
-             fmt: str) -> None:
+             fmt: str, psi: float) -> None:
     """Sample a labelled synthetic dataset from a trained run, with manifest.json (provenance)."""
     from ganforge.generate import generate_dataset, summarize
 
-    result = generate_dataset(run_dir, out, n=n, seed=seed, label=label, per_class=per_class, fmt=fmt)  # type: ignore[arg-type]
+    result = generate_dataset(run_dir, out, n=n, seed=seed, label=label, per_class=per_class, fmt=fmt,  # type: ignore[arg-type]
+                              truncation_psi=psi)
     click.echo(summarize(result))
 
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import ganforge
-from ganforge.config import Config, ModelConfig, config_from_dict, from_dict
+from ganforge.config import Config, config_from_dict
 from ganforge.errors import GanforgeError, RunDirError
 from ganforge.models.conditioning import Conditioning
 from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file, weights_problem
@@ -62,12 +62,22 @@ class LoadedGenerator:
     def conditional(self) -> bool:
         return self.conditioning.g.conditional
 
+    def check_truncation(self, psi: float) -> None:
+        if psi != 1 and not getattr(self.G, "supports_truncation", False):
+            raise GanforgeError(f"--truncation-psi needs a generator with a mapping network (stylegan2, cstylegan2); "
+                                f"this one is {self.config.variant}. Drop --truncation-psi.")
+
     @torch.no_grad()
     def sample(
         self, n: int, seed: int = 0, labels: torch.Tensor | None = None, batch: int = 1024,
-        device: torch.device | str = "cpu",
+        device: torch.device | str = "cpu", truncation_psi: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """n samples (CPU float32) and their labels. Deterministic in ``seed`` whatever ``batch`` is."""
+        """n samples (CPU float32) and their labels. Deterministic in ``seed`` whatever ``batch`` is.
+
+        ``truncation_psi`` < 1 pulls each intermediate latent towards the mean (generators with a mapping network).
+        """
+        self.check_truncation(truncation_psi)
+        kwargs = {"truncation_psi": truncation_psi} if truncation_psi != 1 else {}
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.G.z_dim, generator=gen)  # all latents drawn up front: batch-size invariant
         if self.conditional and labels is None:
@@ -78,7 +88,7 @@ class LoadedGenerator:
         out = []
         for i in range(0, n, batch):
             c = labels[i : i + batch].to(device) if labels is not None else None
-            out.append(self.G(z[i : i + batch].to(device), c).float().cpu())
+            out.append(self.G(z[i : i + batch].to(device), c, **kwargs).float().cpu())
         return torch.cat(out) if out else torch.empty(0, *self.shape), labels
 
 
@@ -96,7 +106,7 @@ def load_generator(run_dir: Path | str) -> LoadedGenerator:
         family = VARIANTS.get(cfg.variant)
         cond = Conditioning.from_dict(spec.get("conditioning", {}))
         shape = tuple(spec["shape"])
-        G = family.build_generator(from_dict(ModelConfig, spec["config"]["model"]), shape, spec["num_classes"])
+        G = family.generator_for(cfg, shape, spec["num_classes"])
     except (GanforgeError, ValueError, TypeError, KeyError, RuntimeError) as e:  # the file's content, not a bug
         raise RunDirError(f"{str(spec_path)!r} does not describe a generator ganforge can build ({e}); resume the "
                           "run to re-export it or restore the file.") from None

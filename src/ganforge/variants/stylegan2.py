@@ -55,10 +55,10 @@ class StyleGAN2Options:
     ada_target: float = 0.6  # the r_t that ADA steers towards
     ada_interval: int = 4  # D steps between p updates
     ada_kimg: float = 500.0  # p can move from 0 to 1 in this many kimg
-    ada_p: float = 0.0  # initial p (with ada_target=0 ... or ada_fixed: the fixed p)
+    ada_p: float = 0.0  # initial p (with ada_fixed: the fixed p)
     ada_fixed: bool = False  # keep p at ada_p instead of adapting it
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         checks = [
             (self.w_dim >= 1 and self.mapping_layers >= 1, "family.w_dim and family.mapping_layers must be >= 1"),
             (self.channel_base >= 1 and self.mbstd_group >= 1, "family.channel_base and mbstd_group must be >= 1"),
@@ -74,10 +74,6 @@ class StyleGAN2Options:
                 raise ConfigError(f"bad value: {message}. Fix it in the preset or with --set.")
 
 
-def family_options(cfg: Config) -> StyleGAN2Options:
-    return StyleGAN2Options()
-
-
 def arch_of(model: ModelConfig, opts: StyleGAN2Options) -> StyleGAN2Arch:
     return StyleGAN2Arch(z_dim=model.z_dim, w_dim=opts.w_dim, mapping_layers=opts.mapping_layers,
                          g_channel_max=model.g_channels, d_channel_max=model.d_channels,
@@ -90,7 +86,7 @@ class StyleGAN2Objective(GANObjective):
     def __init__(self, family: GAN, cfg: Config, networks: dict[str, nn.Module], data: Dataset,
                  real_x: torch.Tensor, real_y: torch.Tensor | None) -> None:
         super().__init__(family, cfg, networks["G"], networks["D"], data, real_x, real_y)
-        self.opts = family_options(cfg)
+        self.opts: StyleGAN2Options = family.settings(cfg)
         self.augment: AdaptiveAugment | None = networks.get("augment")  # type: ignore[assignment]
         if self.opts.pl_weight > 0:  # after G: the path-length step regularises G on its own interval
             self.phases.append(Phase("Greg", "G", interval=self.opts.pl_interval))
@@ -160,6 +156,7 @@ class StyleGAN2(GAN):
     name = "stylegan2"
     help = "StyleGAN2 + ADA: mapping net, modulated convs, noise, skip G / residual D, lazy R1 + path length, mixing"
     reference = "Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN; Karras et al. 2020, ADA"
+    options = StyleGAN2Options
     defaults = {
         "objective": {"loss": "bce", "r1_gamma": 1.0, "r1_interval": 16},
         "optim": {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99},
@@ -168,7 +165,6 @@ class StyleGAN2(GAN):
 
     def check(self, cfg: Config, data: Dataset) -> None:
         super().check(cfg, data)
-        family_options(cfg).check()
         if data.kind != "image":
             raise ConfigError(f"variant {self.name} draws images; dataset {data.name!r} is {data.kind}. Use variant=gan "
                               "for 2D points.")
@@ -177,7 +173,7 @@ class StyleGAN2(GAN):
             raise ConfigError(f"variant {self.name} has its own G loss; set objective.feature_matching=false.")
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
-        opts = family_options(cfg)
+        opts: StyleGAN2Options = self.settings(cfg)
         arch, classes = arch_of(cfg.model, opts), max(data.num_classes, 1)
         nets: dict[str, nn.Module] = {
             "G": self._generator(arch, data.shape, classes),
@@ -195,7 +191,10 @@ class StyleGAN2(GAN):
         return G
 
     def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        return self._generator(arch_of(model, family_options_for_model(model)), shape, max(num_classes, 1))
+        return self._generator(arch_of(model, StyleGAN2Options()), shape, max(num_classes, 1))  # default options
+
+    def generator_for(self, cfg: Config, shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        return self._generator(arch_of(cfg.model, self.settings(cfg)), shape, max(num_classes, 1))
 
     def export_info(self) -> dict[str, Any]:
         return {**super().export_info(), "truncation": True}
@@ -203,10 +202,6 @@ class StyleGAN2(GAN):
     def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
                   real_y: torch.Tensor | None) -> StyleGAN2Objective:
         return StyleGAN2Objective(self, cfg, networks, data, real_x, real_y)
-
-
-def family_options_for_model(model: ModelConfig) -> StyleGAN2Options:
-    return StyleGAN2Options()
 
 
 @register
