@@ -157,6 +157,7 @@ class StyleGAN2(GAN):
     help = "StyleGAN2 + ADA: mapping net, modulated convs, noise, skip G / residual D, lazy R1 + path length, mixing"
     reference = "Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN; Karras et al. 2020, ADA"
     options = StyleGAN2Options
+    data_kinds = ("image",)
     defaults = {
         "objective": {"loss": "bce", "r1_gamma": 1.0, "r1_interval": 16},
         "optim": {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99},
