@@ -20,14 +20,29 @@ FAMILY = {
     # 4x4 for 64 images, 8x8 fades in over the next 64 and then trains: the stop at 96 is mid-fade.
     "cprogan": {"start_res": 4, "stage_kimg": 0.064, "fade_kimg": 0.064, "channel_base": 256},
     # p may cross [0, 1] in 0.2 kimg, so it moves at every update (every 2 D steps of 16 images)
-    "cstylegan2": {"w_dim": 16, "mapping_layers": 2, "channel_base": 256, "ada_kimg": 0.2, "ada_interval": 2,
-                   "pl_interval": 2},
+    "cstylegan2": {
+        "w_dim": 16,
+        "mapping_layers": 2,
+        "channel_base": 256,
+        "ada_kimg": 0.2,
+        "ada_interval": 2,
+        "pl_interval": 2,
+    },
 }
 
 
 def _config(variant: str, kimg: float):
-    return config_from_layers([{**TINY, "name": f"resume-{variant}", "variant": variant, "family": FAMILY[variant],
-                                "train": {**TINY["train"], "kimg": kimg}}])
+    return config_from_layers(
+        [
+            {
+                **TINY,
+                "name": f"resume-{variant}",
+                "variant": variant,
+                "family": FAMILY[variant],
+                "train": {**TINY["train"], "kimg": kimg},
+            }
+        ]
+    )
 
 
 def _records(run):

@@ -12,12 +12,22 @@ from ganforge.variants.progan import progan_schedule
 ARCH = ProGANArch(z_dim=8, g_channel_max=16, d_channel_max=16, channel_base=256, embed_dim=4)
 
 
-@pytest.mark.parametrize(("kimg", "expected"), [
-    (0.0, (0, 1.0)), (9.9, (0, 1.0)),  # the first level trains for stage_kimg = 10
-    (10.0, (1, 0.0)), (12.5, (1, 0.5)), (15.0, (1, 1.0)), (24.9, (1, 1.0)),  # 8 px fades in over 5, trains 10
-    (25.0, (2, 0.0)), (26.0, (2, 0.2)), (40.0, (3, 0.0)),  # 16 px, then 32 px
-    (55.0, (3, 1.0)), (1000.0, (3, 1.0)),  # the last level (32 px here) stays
-])
+@pytest.mark.parametrize(
+    ("kimg", "expected"),
+    [
+        (0.0, (0, 1.0)),
+        (9.9, (0, 1.0)),  # the first level trains for stage_kimg = 10
+        (10.0, (1, 0.0)),
+        (12.5, (1, 0.5)),
+        (15.0, (1, 1.0)),
+        (24.9, (1, 1.0)),  # 8 px fades in over 5, trains 10
+        (25.0, (2, 0.0)),
+        (26.0, (2, 0.2)),
+        (40.0, (3, 0.0)),  # 16 px, then 32 px
+        (55.0, (3, 1.0)),
+        (1000.0, (3, 1.0)),  # the last level (32 px here) stays
+    ],
+)
 def test_fade_in_alpha_schedule(kimg, expected):
     level, alpha = progan_schedule(kimg, first=0, levels=3, stage_kimg=10, fade_kimg=5)
     assert (level, pytest.approx(alpha)) == expected

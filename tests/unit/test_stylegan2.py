@@ -12,14 +12,20 @@ import torch.nn.functional as F
 from ganforge.errors import ConfigError
 from ganforge.models.conditioning import Conditioning
 from ganforge.models.equalized import EqConv2d, EqLinear, minibatch_stddev, pixel_norm
-from ganforge.models.stylegan2 import (FIRDown, ModulatedConv2d, StyleGAN2Arch, StyleGAN2Discriminator,
-                                       StyleGAN2Generator)
+from ganforge.models.stylegan2 import (
+    FIRDown,
+    ModulatedConv2d,
+    StyleGAN2Arch,
+    StyleGAN2Discriminator,
+    StyleGAN2Generator,
+)
 from ganforge.presets import config_from_layers
 from ganforge.training.setup import prepare
 from ganforge.variants import VARIANTS
 
-SMALL = StyleGAN2Arch(z_dim=8, w_dim=16, mapping_layers=2, g_channel_max=16, d_channel_max=16, channel_base=256,
-                      embed_dim=4)
+SMALL = StyleGAN2Arch(
+    z_dim=8, w_dim=16, mapping_layers=2, g_channel_max=16, d_channel_max=16, channel_base=256, embed_dim=4
+)
 
 
 def test_equalised_linear_scales_weights_at_run_time():
@@ -155,12 +161,17 @@ def test_pixel_norm_and_minibatch_stddev():
 
 
 def _objective(variant: str = "stylegan2", **family):
-    cfg = config_from_layers([{
-        "variant": variant, "data": {"name": "mnist5k", "resolution": 8, "limit": 64},
-        "model": {"z_dim": 8, "embed_dim": 4, "g_channels": 16, "d_channels": 16},
-        "family": {"w_dim": 16, "mapping_layers": 2, "channel_base": 256, **family},
-        "train": {"kimg": 1, "batch_size": 8, "device": "cpu"},
-    }])
+    cfg = config_from_layers(
+        [
+            {
+                "variant": variant,
+                "data": {"name": "mnist5k", "resolution": 8, "limit": 64},
+                "model": {"z_dim": 8, "embed_dim": 4, "g_channels": 16, "d_channels": 16},
+                "family": {"w_dim": 16, "mapping_layers": 2, "channel_base": 256, **family},
+                "train": {"kimg": 1, "batch_size": 8, "device": "cpu"},
+            }
+        ]
+    )
     setup = prepare(cfg)
     torch.manual_seed(0)
     family_obj = VARIANTS.get(cfg.variant)

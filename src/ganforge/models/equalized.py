@@ -20,8 +20,9 @@ LRELU_GAIN = math.sqrt(2)  # keeps the activations' second moment through leaky 
 class EqLinear(nn.Module):
     """y = x @ (W * lr_mul / sqrt(in))^T + b * lr_mul, with W ~ N(0, 1) / lr_mul stored."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, lr_mul: float = 1.0,
-                 bias_init: float = 0.0) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, lr_mul: float = 1.0, bias_init: float = 0.0
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul)) if bias else None

@@ -23,8 +23,16 @@ import torch
 from torch import nn
 
 from ganforge.models.conditioning import Conditioning
-from ganforge.models.equalized import (EqConv2d, EqLinear, downsample2x, lrelu, minibatch_stddev, pixel_norm,
-                                       resize_to, upsample2x)
+from ganforge.models.equalized import (
+    EqConv2d,
+    EqLinear,
+    downsample2x,
+    lrelu,
+    minibatch_stddev,
+    pixel_norm,
+    resize_to,
+    upsample2x,
+)
 from ganforge.models.layers import DOut
 from ganforge.models.stylegan2 import channels_at, check_resolution
 

@@ -55,8 +55,10 @@ def check_resolution(shape: tuple[int, ...], what: str) -> int:
         raise ConfigError(f"{what} needs image data (C, H, W), not {shape}; use variant=gan for 2D points.")
     _, h, w = shape
     if h != w or h < 8 or h & (h - 1):
-        raise ConfigError(f"{what} needs square images whose side is a power of two from 8 up (32..512 for the "
-                          f"studies), got {h}x{w}. Set data.resolution=64 (or 32, 128, 256, 512).")
+        raise ConfigError(
+            f"{what} needs square images whose side is a power of two from 8 up (32..512 for the "
+            f"studies), got {h}x{w}. Set data.resolution=64 (or 32, 128, 256, 512)."
+        )
     return h
 
 
@@ -65,7 +67,7 @@ def channels_at(res: int, base: int, most: int) -> int:
 
 
 class FIRDown(nn.Module):
-    """Blur with the separable [1, 3, 3, 1] / 8 filter, then keep every second pixel: [N, C, H, W] -> [N, C, H/2, W/2]."""
+    """Blur with the separable [1, 3, 3, 1] / 8 filter, keep every second pixel: [N, C, H, W] -> [N, C, H/2, W/2]."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,8 +102,9 @@ class MappingNetwork(nn.Module):
         # The running mean of w: the centre that truncation pulls towards (section "truncation trick" of StyleGAN).
         self.register_buffer("w_avg", torch.zeros(arch.w_dim))
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                update_w_avg: bool = False) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0, update_w_avg: bool = False
+    ) -> torch.Tensor:
         x = pixel_norm(z)  # [N, z_dim]
         if self.embed is not None:
             x = torch.cat([x, pixel_norm(self.embed(c))], dim=1)  # [N, z_dim + embed_dim]
@@ -186,8 +189,9 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_channels, img_channels, w_dim)
         self.num_ws = 2 if self.first else 3  # ws read: conv0 (not at 4x4), conv1, tRGB (shared with the next conv0)
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """ws [N, num_ws, w_dim] -> (features [N, O, r, r], image so far [N, C, r, r])."""
         if self.first:
             x = self.const.unsqueeze(0).expand(len(ws), -1, -1, -1).to(ws.dtype)
@@ -229,8 +233,10 @@ class StyleGAN2Generator(nn.Module):
     def __init__(self, arch: StyleGAN2Arch, shape: tuple[int, ...], num_classes: int, cond: Conditioning) -> None:
         super().__init__()
         if cond.g.carried_by_norm:
-            raise ConfigError(f"StyleGAN2 has no batch norm to carry labels ({cond.g.name!r}); the label enters its "
-                              "mapping network. Use a variant whose G conditioning is 'concat' (cstylegan2).")
+            raise ConfigError(
+                f"StyleGAN2 has no batch norm to carry labels ({cond.g.name!r}); the label enters its "
+                "mapping network. Use a variant whose G conditioning is 'concat' (cstylegan2)."
+            )
         resolution = check_resolution(shape, "StyleGAN2")
         self.z_dim, self.out_shape = arch.z_dim, tuple(shape)
         self.mapping = MappingNetwork(arch, num_classes, cond)

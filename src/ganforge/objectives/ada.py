@@ -41,10 +41,23 @@ def ada_adjust(p: torch.Tensor, r_t: torch.Tensor, target: float, images: int, a
 class AdaptiveAugment(nn.Module):
     """The augmentation pipeline with its probability p and the r_t bookkeeping, all as buffers."""
 
-    def __init__(self, target: float = 0.6, interval: int = 4, ada_kimg: float = 500.0, batch: int = 64,
-                 p: float = 0.0, adaptive: bool = True) -> None:
+    def __init__(
+        self,
+        target: float = 0.6,
+        interval: int = 4,
+        ada_kimg: float = 500.0,
+        batch: int = 64,
+        p: float = 0.0,
+        adaptive: bool = True,
+    ) -> None:
         super().__init__()
-        self.target, self.interval, self.ada_kimg, self.batch, self.adaptive = target, interval, ada_kimg, batch, adaptive
+        self.target, self.interval, self.ada_kimg, self.batch, self.adaptive = (
+            target,
+            interval,
+            ada_kimg,
+            batch,
+            adaptive,
+        )
         self.register_buffer("p", torch.tensor(float(p)))
         self.register_buffer("sign_sum", torch.zeros([]))  # sum of sign(D(real)) since the last update
         self.register_buffer("sign_count", torch.zeros([]))  # number of real logits in it

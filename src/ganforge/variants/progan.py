@@ -45,8 +45,10 @@ class ProGANOptions:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.start_res >= 4 and self.start_res & (self.start_res - 1) == 0,
-             "family.start_res must be a power of two >= 4"),
+            (
+                self.start_res >= 4 and self.start_res & (self.start_res - 1) == 0,
+                "family.start_res must be a power of two >= 4",
+            ),
             (self.stage_kimg > 0 and self.fade_kimg >= 0, "family.stage_kimg must be > 0 and fade_kimg >= 0"),
             (self.drift >= 0, "family.drift must be >= 0"),
             (self.channel_base >= 1 and self.mbstd_group >= 1, "family.channel_base and mbstd_group must be >= 1"),
@@ -71,15 +73,29 @@ def progan_schedule(kimg: float, first: int, levels: int, stage_kimg: float, fad
 
 
 def arch_of(model: ModelConfig, opts: ProGANOptions) -> ProGANArch:
-    return ProGANArch(z_dim=model.z_dim, g_channel_max=model.g_channels, d_channel_max=model.d_channels,
-                      channel_base=opts.channel_base, embed_dim=model.embed_dim, mbstd_group=opts.mbstd_group)
+    return ProGANArch(
+        z_dim=model.z_dim,
+        g_channel_max=model.g_channels,
+        d_channel_max=model.d_channels,
+        channel_base=opts.channel_base,
+        embed_dim=model.embed_dim,
+        mbstd_group=opts.mbstd_group,
+    )
 
 
 class ProGANObjective(GANObjective):
     stat_labels = {**GANObjective.stat_labels, "res": "res", "alpha": "alpha"}
 
-    def __init__(self, family: ProGAN, cfg: Config, G: nn.Module, D: nn.Module, data: Dataset,
-                 real_x: torch.Tensor, real_y: torch.Tensor | None) -> None:
+    def __init__(
+        self,
+        family: ProGAN,
+        cfg: Config,
+        G: nn.Module,
+        D: nn.Module,
+        data: Dataset,
+        real_x: torch.Tensor,
+        real_y: torch.Tensor | None,
+    ) -> None:
         super().__init__(family, cfg, G, D, data, real_x, real_y)
         self.opts: ProGANOptions = family.settings(cfg)
         self.first = num_levels(self.opts.start_res)
@@ -88,8 +104,9 @@ class ProGANObjective(GANObjective):
     def draw(self, phase: Phase, idx: torch.Tensor) -> Batch:
         if phase.shows_real:  # the stage is set before each D step, from the images D has seen before it
             seen = int(self.D.images_seen)
-            level, alpha = progan_schedule(seen / 1000, self.first, self.levels, self.opts.stage_kimg,
-                                           self.opts.fade_kimg)
+            level, alpha = progan_schedule(
+                seen / 1000, self.first, self.levels, self.opts.stage_kimg, self.opts.fade_kimg
+            )
             self.G.set_stage(level, alpha)
             self.D.set_stage(level, alpha)
             self.D.images_seen.add_(len(idx))
@@ -127,15 +144,19 @@ class ProGAN(GAN):
     def check(self, cfg: Config, data: Dataset) -> None:
         super().check(cfg, data)
         if data.kind != "image":
-            raise ConfigError(f"variant {self.name} draws images; dataset {data.name!r} is {data.kind}. Use variant=gan "
-                              "for 2D points.")
+            raise ConfigError(
+                f"variant {self.name} draws images; dataset {data.name!r} is {data.kind}. Use variant=gan "
+                "for 2D points."
+            )
         res = check_resolution(data.shape, f"variant {self.name}")
         opts: ProGANOptions = self.settings(cfg)
         if opts.start_res > res:
             raise ConfigError(f"family.start_res={opts.start_res} is above the data's {res} px; set it to 4..{res}.")
         if cfg.augment.diffaugment or cfg.objective.feature_matching:
-            raise ConfigError(f"variant {self.name} does not combine with augment.diffaugment or "
-                              "objective.feature_matching (its real images are resampled per stage); clear them.")
+            raise ConfigError(
+                f"variant {self.name} does not combine with augment.diffaugment or "
+                "objective.feature_matching (its real images are resampled per stage); clear them."
+            )
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
         arch, classes = arch_of(cfg.model, self.settings(cfg)), max(data.num_classes, 1)
@@ -150,8 +171,14 @@ class ProGAN(GAN):
     def generator_for(self, cfg: Config, shape: tuple[int, ...], num_classes: int) -> nn.Module:
         return ProGANGenerator(arch_of(cfg.model, self.settings(cfg)), shape, max(num_classes, 1), self.conditioning)
 
-    def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
-                  real_y: torch.Tensor | None) -> ProGANObjective:
+    def objective(
+        self,
+        cfg: Config,
+        networks: dict[str, nn.Module],
+        data: Dataset,
+        real_x: torch.Tensor,
+        real_y: torch.Tensor | None,
+    ) -> ProGANObjective:
         return ProGANObjective(self, cfg, networks["G"], networks["D"], data, real_x, real_y)
 
 

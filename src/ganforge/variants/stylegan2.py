@@ -31,8 +31,7 @@ from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models.conditioning import Conditioning, LabelConcat, Projection
 from ganforge.models.layers import DOut
-from ganforge.models.stylegan2 import (StyleGAN2Arch, StyleGAN2Discriminator, StyleGAN2Generator,
-                                       check_resolution)
+from ganforge.models.stylegan2 import StyleGAN2Arch, StyleGAN2Discriminator, StyleGAN2Generator, check_resolution
 from ganforge.objectives.ada import AdaptiveAugment
 from ganforge.variants.base import Phase, register
 from ganforge.variants.gan import GAN, Batch, GANObjective
@@ -64,7 +63,10 @@ class StyleGAN2Options:
             (self.channel_base >= 1 and self.mbstd_group >= 1, "family.channel_base and mbstd_group must be >= 1"),
             (0 <= self.style_mixing <= 1, "family.style_mixing must be in [0, 1]"),
             (self.pl_weight >= 0 and self.pl_decay > 0, "family.pl_weight must be >= 0 and pl_decay > 0"),
-            (self.pl_interval >= 1 and self.pl_batch_shrink >= 1, "family.pl_interval and pl_batch_shrink must be >= 1"),
+            (
+                self.pl_interval >= 1 and self.pl_batch_shrink >= 1,
+                "family.pl_interval and pl_batch_shrink must be >= 1",
+            ),
             (0 <= self.ada_target <= 1, "family.ada_target must be in [0, 1]"),
             (self.ada_interval >= 1 and self.ada_kimg > 0, "family.ada_interval must be >= 1 and ada_kimg > 0"),
             (0 <= self.ada_p <= 1, "family.ada_p must be in [0, 1]"),
@@ -75,16 +77,30 @@ class StyleGAN2Options:
 
 
 def arch_of(model: ModelConfig, opts: StyleGAN2Options) -> StyleGAN2Arch:
-    return StyleGAN2Arch(z_dim=model.z_dim, w_dim=opts.w_dim, mapping_layers=opts.mapping_layers,
-                         g_channel_max=model.g_channels, d_channel_max=model.d_channels,
-                         channel_base=opts.channel_base, embed_dim=model.embed_dim, mbstd_group=opts.mbstd_group)
+    return StyleGAN2Arch(
+        z_dim=model.z_dim,
+        w_dim=opts.w_dim,
+        mapping_layers=opts.mapping_layers,
+        g_channel_max=model.g_channels,
+        d_channel_max=model.d_channels,
+        channel_base=opts.channel_base,
+        embed_dim=model.embed_dim,
+        mbstd_group=opts.mbstd_group,
+    )
 
 
 class StyleGAN2Objective(GANObjective):
     stat_labels = {**GANObjective.stat_labels, "ada_p": "p", "ada_rt": "r_t"}
 
-    def __init__(self, family: GAN, cfg: Config, networks: dict[str, nn.Module], data: Dataset,
-                 real_x: torch.Tensor, real_y: torch.Tensor | None) -> None:
+    def __init__(
+        self,
+        family: GAN,
+        cfg: Config,
+        networks: dict[str, nn.Module],
+        data: Dataset,
+        real_x: torch.Tensor,
+        real_y: torch.Tensor | None,
+    ) -> None:
         super().__init__(family, cfg, networks["G"], networks["D"], data, real_x, real_y)
         self.opts: StyleGAN2Options = family.settings(cfg)
         self.augment: AdaptiveAugment | None = networks.get("augment")  # type: ignore[assignment]
@@ -167,8 +183,10 @@ class StyleGAN2(GAN):
     def check(self, cfg: Config, data: Dataset) -> None:
         super().check(cfg, data)
         if data.kind != "image":
-            raise ConfigError(f"variant {self.name} draws images; dataset {data.name!r} is {data.kind}. Use variant=gan "
-                              "for 2D points.")
+            raise ConfigError(
+                f"variant {self.name} draws images; dataset {data.name!r} is {data.kind}. Use variant=gan "
+                "for 2D points."
+            )
         check_resolution(data.shape, f"variant {self.name}")
         if cfg.objective.feature_matching:
             raise ConfigError(f"variant {self.name} has its own G loss; set objective.feature_matching=false.")
@@ -182,8 +200,14 @@ class StyleGAN2(GAN):
         }
         if opts.ada:
             # A network with buffers only: its state (p, r_t's running sums) rides in every checkpoint.
-            nets["augment"] = AdaptiveAugment(opts.ada_target, opts.ada_interval, opts.ada_kimg,
-                                              cfg.train.batch_size, opts.ada_p, adaptive=not opts.ada_fixed)
+            nets["augment"] = AdaptiveAugment(
+                opts.ada_target,
+                opts.ada_interval,
+                opts.ada_kimg,
+                cfg.train.batch_size,
+                opts.ada_p,
+                adaptive=not opts.ada_fixed,
+            )
         return nets
 
     def _generator(self, arch: StyleGAN2Arch, shape: tuple[int, ...], num_classes: int) -> StyleGAN2Generator:
@@ -200,8 +224,14 @@ class StyleGAN2(GAN):
     def export_info(self) -> dict[str, Any]:
         return {**super().export_info(), "truncation": True}
 
-    def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
-                  real_y: torch.Tensor | None) -> StyleGAN2Objective:
+    def objective(
+        self,
+        cfg: Config,
+        networks: dict[str, nn.Module],
+        data: Dataset,
+        real_x: torch.Tensor,
+        real_y: torch.Tensor | None,
+    ) -> StyleGAN2Objective:
         return StyleGAN2Objective(self, cfg, networks, data, real_x, real_y)
 
 
