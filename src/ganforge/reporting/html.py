@@ -27,6 +27,7 @@ from ganforge.errors import GanforgeError, RunDirError
 from ganforge.metrics.protocol import scale_label
 from ganforge.metrics.tables import Table, cell_text, fmt
 from ganforge.reporting.figures import (
+    ada_plot,
     d_scores_plot,
     evenly_spaced,
     interval_plot,
@@ -144,6 +145,10 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
     parts.append(figure(d_scores_plot(train_records, "mean D(x) and mean D(G(z))"),
                         "mean D(x) (real) and mean D(G(z)) (generated): near 0.5 and close together, D is unsure",
                         css="plot"))
+    if any("ada_p" in r for r in train_records):  # StyleGAN2 + ADA: p per tick, as it followed r_t to its target
+        last_p = train_records[-1].get("ada_p", 0.0)
+        parts.append(figure(ada_plot(train_records), f"ADA: augmentation probability p per tick (last {last_p:.3f}) "
+                            "and r_t; p rises while D overfits (r_t above the target)", css="plot"))
     parts.append("</section>")
 
     evals = read_eval(run_dir)
