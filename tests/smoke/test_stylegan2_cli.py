@@ -46,7 +46,9 @@ def test_ada_p_is_logged_per_tick_and_shown_in_the_report(sg2_run):
 
 def test_generate_with_truncation_records_psi_and_pulls_to_the_mean(sg2_run, tmp_path):
     out = tmp_path / "psi0"
-    result = run_cli("generate", str(sg2_run), "--n", "6", "--out", str(out), "--truncation-psi", "0", "--format", "npz")
+    result = run_cli(
+        "generate", str(sg2_run), "--n", "6", "--out", str(out), "--truncation-psi", "0", "--format", "npz"
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "manifest.json").read_text())["truncation"] == {"psi": 0.0}
     images = np.load(out / "samples.npz")["images"]
@@ -61,8 +63,9 @@ def test_truncation_is_refused_where_it_cannot_apply(sg2_run, tmp_path):
     bad = run_cli("generate", str(sg2_run), "--n", "2", "--out", str(tmp_path / "a"), "--truncation-psi", "1.5")
     assert bad.returncode == 2 and "--truncation-psi" in bad.stderr and "Traceback" not in bad.stderr
     dcgan = tmp_path / "dcgan"
-    start_run(config_from_layers([{**TINY, "variant": "gan", "train": {**TINY["train"], "kimg": 0.032}}]),
-              str(dcgan), **QUIET)
+    start_run(
+        config_from_layers([{**TINY, "variant": "gan", "train": {**TINY["train"], "kimg": 0.032}}]), str(dcgan), **QUIET
+    )
     refused = run_cli("generate", str(dcgan), "--n", "2", "--out", str(tmp_path / "b"), "--truncation-psi", "0.5")
     assert refused.returncode == 2 and "mapping network" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "b").exists()  # refused before anything was written
