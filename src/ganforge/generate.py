@@ -119,6 +119,9 @@ def generate_dataset(
     computes its share of the samples and rank 0 alone writes; the other ranks return None."""
     world = world or World()
     gen = load_generator(run_dir)
+    if gen.spec.get("translation"):
+        raise GanforgeError(f"{str(run_dir)!r} is an image-to-image run ({gen.spec.get('variant')}): it translates "
+                            "images rather than drawing them. Use `ganforge translate RUN --input DIR --out DIR`.")
     if not 0 <= truncation_psi <= 1:
         raise ConfigError(f"--truncation-psi {truncation_psi} must be in [0, 1] (1: no truncation).")
     gen.check_truncation(truncation_psi)

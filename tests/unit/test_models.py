@@ -16,6 +16,7 @@ from ganforge.models.conditioning import CondBatchNorm, Conditioning
 from ganforge.models.dcgan import DCGANGenerator
 from ganforge.presets import config_from_layers, load_config
 from ganforge.variants import VARIANTS
+from ganforge.variants.two_domain import TwoDomainFamily
 
 # (shape, num_classes) of each dataset a preset may name, so presets build without reading data files.
 DATASET_SHAPES = {
@@ -31,6 +32,8 @@ DATASET_SHAPES = {
     "folder": ((3, 64, 64), 0),  # e.g. AFHQ cats (afhq-cat-stylegan2-512 reads the user's folder)
 }
 MASKS = {"brain-phantom": 1}  # mask channels, added to data.channels
+# Two-domain datasets of the translation presets: (domain A image shape, domain B image shape).
+TWO_DOMAIN_SHAPES = {"brain-contrasts": ((1, 64, 64), (1, 64, 64))}
 
 
 def preset_shape(cfg) -> tuple[tuple[int, ...], int]:
@@ -47,6 +50,16 @@ def preset_shape(cfg) -> tuple[tuple[int, ...], int]:
 @pytest.mark.parametrize("name", preset_names())
 def test_every_preset_builds_models_with_the_right_shapes(name):
     cfg = load_config(name)
+    family = VARIANTS.get(cfg.variant)
+    if isinstance(family, TwoDomainFamily):  # a translator: A images in, B images out, each way it has
+        (ca, side, _), (cb, _, _) = TWO_DOMAIN_SHAPES[cfg.data.name]
+        res = cfg.data.resolution or side
+        G = family.build_translator(cfg.model, (ca, res, res), (cb, res, res), family.settings(cfg))
+        x = G(torch.rand(4, ca, res, res) * 2 - 1, "AtoB")
+        assert x.shape == (4, cb, res, res) and x.min() >= -1 and x.max() <= 1
+        if "BtoA" in G.directions:
+            assert G(x, "BtoA").shape == (4, ca, res, res)
+        return
     shape, classes = preset_shape(cfg)
     family = VARIANTS.get(cfg.variant)
     cond = family.conditioning

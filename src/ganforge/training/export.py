@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import ganforge
-from ganforge.config import Config, config_from_dict
+from ganforge.config import Config, ModelConfig, config_from_dict, from_dict
 from ganforge.errors import GanforgeError, RunDirError
 from ganforge.models.conditioning import Conditioning
 from ganforge.training import distributed
@@ -112,7 +112,7 @@ def load_generator(run_dir: Path | str) -> LoadedGenerator:
         family = VARIANTS.get(cfg.variant)
         cond = Conditioning.from_dict(spec.get("conditioning", {}))
         shape = tuple(spec["shape"])
-        G = family.generator_for(cfg, shape, spec["num_classes"])
+        G = family.build_exported(from_dict(ModelConfig, spec["config"]["model"]), spec)
     except (GanforgeError, ValueError, TypeError, KeyError, RuntimeError) as e:  # the file's content, not a bug
         raise RunDirError(f"{str(spec_path)!r} does not describe a generator ganforge can build ({e}); resume the "
                           "run to re-export it or restore the file.") from None

@@ -129,10 +129,9 @@ class Family(ABC):
     def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
         """The exported network alone, for ``load_generator`` (no discriminator, no training code)."""
 
-    def generator_for(self, cfg: Config, shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        """The exported network of a run with config ``cfg``: ``build_generator`` unless the family's options shape
-        it (e.g. StyleGAN2's mapping depth); what ``load_generator`` calls."""
-        return self.build_generator(cfg.model, shape, num_classes)
+    def build_exported(self, model: ModelConfig, spec: dict[str, Any]) -> nn.Module:
+        """The exported network from ``generator.json``'s fields (by default: its shape and number of classes)."""
+        return self.build_generator(model, tuple(spec["shape"]), spec["num_classes"])
 
     @abstractmethod
     def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]: ...

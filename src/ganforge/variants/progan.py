@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from ganforge.config import Config, ModelConfig
+from ganforge.config import Config, ModelConfig, from_dict
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models.conditioning import Conditioning, LabelConcat, Projection
@@ -168,8 +169,10 @@ class ProGAN(GAN):
     def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
         return ProGANGenerator(arch_of(model, ProGANOptions()), shape, max(num_classes, 1), self.conditioning)
 
-    def generator_for(self, cfg: Config, shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        return ProGANGenerator(arch_of(cfg.model, self.settings(cfg)), shape, max(num_classes, 1), self.conditioning)
+    def build_exported(self, model: ModelConfig, spec: dict[str, Any]) -> nn.Module:
+        opts = from_dict(ProGANOptions, spec["config"].get("family", {}), "family")  # the run's channel_base, ...
+        arch = arch_of(model, opts)
+        return ProGANGenerator(arch, tuple(spec["shape"]), max(spec["num_classes"], 1), self.conditioning)
 
     def objective(
         self,

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.config import Config, ModelConfig
+from ganforge.config import Config, ModelConfig, from_dict
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models.conditioning import Conditioning, LabelConcat, Projection
@@ -218,8 +218,9 @@ class StyleGAN2(GAN):
     def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
         return self._generator(arch_of(model, StyleGAN2Options()), shape, max(num_classes, 1))  # default options
 
-    def generator_for(self, cfg: Config, shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        return self._generator(arch_of(cfg.model, self.settings(cfg)), shape, max(num_classes, 1))
+    def build_exported(self, model: ModelConfig, spec: dict[str, Any]) -> nn.Module:
+        opts = from_dict(StyleGAN2Options, spec["config"].get("family", {}), "family")  # the run's mapping depth, ...
+        return self._generator(arch_of(model, opts), tuple(spec["shape"]), max(spec["num_classes"], 1))
 
     def export_info(self) -> dict[str, Any]:
         return {**super().export_info(), "truncation": True}
