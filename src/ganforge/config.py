@@ -146,6 +146,10 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    # The family's own settings (a cycle-loss weight, a mapping depth...): a free mapping here, checked strictly
+    # against the family's ``options`` dataclass when the config is resolved (``presets``), since the schema
+    # depends on ``variant`` and this module sits below the families.
+    family: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)
@@ -249,8 +253,10 @@ def validate(cfg: Config) -> Config:
         (cfg.train.nan_rollbacks >= 0, "train.nan_rollbacks must be >= 0"),
         (0 < cfg.train.nan_lr_factor < 1, "train.nan_lr_factor must be in (0, 1)"),
         # A captured CUDA graph holds the optimiser's old state tensors; a rollback replaces them.
-        (not (cfg.train.cuda_graphs and cfg.train.nan_policy == "rollback"),
-         "train.nan_policy=rollback cannot be combined with train.cuda_graphs (use one of them)"),
+        (
+            not (cfg.train.cuda_graphs and cfg.train.nan_policy == "rollback"),
+            "train.nan_policy=rollback cannot be combined with train.cuda_graphs (use one of them)",
+        ),
     ]
     bad = _non_finite(cfg)
     if bad:
@@ -316,6 +322,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0])
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping of keys to values, got {clip(value)}")
+        return to_plain(value)
     if origin is Literal:
         if isinstance(value, bool) and ("on" if value else "off") in args:
             value = "on" if value else "off"  # YAML 1.1 reads a bare off/on (e.g. --set train.amp=off) as a bool
@@ -361,6 +373,8 @@ def to_plain(obj: Any) -> Any:
         return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
     return obj
 
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganforge.config import Config, from_dict, merge, parse_override, read_layers, resolve_source, validate
+from ganforge.config import (
+    Config,
+    from_dict,
+    merge,
+    parse_override,
+    read_layers,
+    replace,
+    resolve_source,
+    to_plain,
+    validate,
+)
 from ganforge.variants import VARIANTS
 
 
@@ -25,6 +35,10 @@ def config_from_layers(layers: list[dict[str, Any]]) -> Config:
     for layer in layers:
         merged = merge(merged, layer)
     from_dict(Config, merged)  # strict check of every key first, so a typo is reported before anything else
-    defaults = VARIANTS.get(merged.get("variant", Config.variant)).defaults
-    resolved = merge(defaults, merged) if defaults else merged
-    return validate(from_dict(Config, resolved))
+    family = VARIANTS.get(merged.get("variant", Config.variant))
+    resolved = merge(family.defaults, merged) if family.defaults else merged
+    cfg = validate(from_dict(Config, resolved))
+    # The family section is checked against the family's own options and recorded in full (defaults filled in),
+    # so a run's config.yaml says every value it trained with.
+    settings = family.settings(cfg)
+    return replace(cfg, family=to_plain(settings)) if settings is not None else cfg

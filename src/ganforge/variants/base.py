@@ -23,8 +23,9 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from ganforge.config import Config, ModelConfig, describe_layer
+from ganforge.config import Config, ModelConfig, describe_layer, from_dict, to_plain
 from ganforge.data.base import Dataset
+from ganforge.errors import ConfigError
 from ganforge.models.conditioning import Conditioning
 from ganforge.registry import Registry
 
@@ -77,6 +78,25 @@ class Family(ABC):
     conditioning: ClassVar[Conditioning] = Conditioning()
     ema_networks: ClassVar[tuple[str, ...]] = ()  # averaged when train.ema_kimg > 0
     sample_network: ClassVar[str] = "G"  # what generate samples from (its EMA when there is one)
+    # The family's own settings, the ``family:`` section of a config (``--set family.cycle_weight=5``): a frozen
+    # dataclass whose field defaults are the paper's values; range checks raise ConfigError in __post_init__.
+    options: ClassVar[type | None] = None
+
+    def settings(self, cfg: Config) -> Any:
+        """``cfg.family`` as this family's typed options (strict: an unknown key names the valid ones)."""
+        if self.options is None:
+            if cfg.family:
+                raise ConfigError(
+                    f"variant {self.name!r} takes no family options, but the config sets "
+                    f"{', '.join('family.' + k for k in cfg.family)}. Remove them or pick a variant "
+                    "that has them (`ganforge list variants`)."
+                )
+            return None
+        return from_dict(self.options, cfg.family, "family")
+
+    def option_defaults(self) -> dict[str, Any]:
+        """The options' defaults as a config layer value (what ``ganforge list variants`` shows)."""
+        return to_plain(self.options()) if self.options is not None else {}
 
     @property
     def needs_labels(self) -> bool:
@@ -87,7 +107,10 @@ class Family(ABC):
         """What ``ganforge list variants`` shows: the help, how labels enter the networks, the defaults."""
         cond = self.conditioning
         labels = f"labels: G {cond.g.name}, D {cond.d.name}" if self.needs_labels else "unconditional"
-        return f"{self.help}\n    {labels}; defaults: {', '.join(describe_layer(self.defaults)) or 'none'}"
+        text = f"{self.help}\n    {labels}; defaults: {', '.join(describe_layer(self.defaults)) or 'none'}"
+        if self.options is not None:
+            text += f"\n    options: {', '.join(describe_layer(self.option_defaults(), 'family.'))}"
+        return text
 
     def check(self, cfg: Config, data: Dataset) -> None:
         """Refuse a config or dataset this family cannot train, before anything is written."""
@@ -113,8 +136,14 @@ class Family(ABC):
         return {"conditioning": self.conditioning.to_dict()}
 
     @abstractmethod
-    def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
-                  real_y: torch.Tensor | None) -> Objective:
+    def objective(
+        self,
+        cfg: Config,
+        networks: dict[str, nn.Module],
+        data: Dataset,
+        real_x: torch.Tensor,
+        real_y: torch.Tensor | None,
+    ) -> Objective:
         """The run's objective; ``real_x`` / ``real_y`` are the training data on the training device."""
 
 
