@@ -66,6 +66,7 @@ class ModelConfig:
     d_extra_layers: int = 0  # extra stride-1 conv layers in D
     spectral_norm_d: bool = False
     spectral_norm_g: bool = False
+    d_mbstd: bool = False  # minibatch standard deviation channel before D's last layer (Karras et al. 2018)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from ganforge.presets import config_from_layers
 from ganforge.training.export import load_generator
 from ganforge.variants import VARIANTS
 
-# Tiny problems: 8x8 digits through the DCGAN pair, the labelled 8-Gaussian ring through the MLP pair.
+# Tiny problems: 8x8 digits through the DCGAN and ResNet pairs, the labelled 8-Gaussian ring through the MLP pair.
 DATA = {
     "dcgan": {"name": "mnist5k", "resolution": 8, "limit": 256},
+    "resnet": {"name": "mnist5k", "resolution": 8, "limit": 256},
     "mlp": {"name": "ring8", "n_points": 256},
 }
 MODEL = {"z_dim": 8, "embed_dim": 4, "g_hidden": [32], "d_hidden": [32], "g_channels": 16, "d_channels": 8}

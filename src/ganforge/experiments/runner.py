@@ -48,7 +48,7 @@ RESUME_KEYS = ("train.kimg", "train.epochs", "train.tick_kimg", "train.snapshot_
 # Anything else (data, model, objective, seeds) would not continue the same run.
 SAFE_RESUME_KEYS = RESUME_KEYS + (
     "optim.lr_g", "optim.lr_d", "train.nan_policy", "train.nan_rollbacks", "train.nan_lr_factor",
-    "train.tensorboard", "eval.every_ticks", "eval.metrics", "eval.n", "eval.extractor",
+    "train.tensorboard", "eval.every_ticks", "eval.metrics", "eval.n", "eval.extractor", "health.every_ticks",
 )
 
 

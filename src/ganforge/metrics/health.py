@@ -12,7 +12,8 @@ coordinates for 2D points), a few hundred milliseconds on a CPU:
 - conditional runs: the domain classifier's accuracy on samples of each requested class.
 
 Collapse is flagged, in the log, in ``metrics.jsonl`` (``{"type": "health", ...}``) and in the report, when
-the diversity of the samples (or of one class) falls below ``DIVERSITY_WARN`` of real data's, or when recall
+the diversity of the samples (or of one class) falls below ``DIVERSITY_WARN`` of real data's while they look
+real (precision at least ``PRECISION_GATE``: an untrained G draws alike blobs too), or when recall
 falls below ``RECALL_DROP`` of the best recall the run had already reached (a run that worked and then
 collapsed). ``health.keep_best=fid|recall|coverage|class_acc`` copies the generator of the best check so far to
 ``RUN/best/``. The samples use fixed latents and labels, so ticks compare like the progress grids.
@@ -24,6 +25,7 @@ come from ``ganforge evaluate``.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,6 +44,7 @@ K = 5  # k of precision, recall and coverage: the evaluation's (image_metrics.K_
 DIVERSITY_WARN = 0.25  # samples (or one class) less than a quarter as spread as real data: collapsed
 RECALL_DROP = 0.5  # recall under half the run's best: it had learned more of the data and lost it
 RECALL_PEAK_MIN = 0.2  # ... only once the run had reached a recall worth losing
+PRECISION_GATE = 0.1  # near-identical samples count as collapse once some of them look real (else: not trained yet)
 HIGHER_IS_BETTER = {"fid": False, "recall": True, "coverage": True, "class_acc": True}
 
 
@@ -102,7 +105,10 @@ def measure(
 def collapse_warnings(h: Health, peak_recall: float, peak_tick: int, class_names: tuple[str, ...] = ()) -> list[str]:
     """What looks like collapse in ``h``, given the best recall seen before (at ``peak_tick``); [] when healthy."""
     out = []
-    if math.isfinite(h.diversity) and h.diversity < DIVERSITY_WARN:
+    # An untrained G (or the EMA copy of one, early on) draws near-identical blobs too, but off the data: its
+    # samples are in no real neighbourhood (precision ~0). Collapse is near-identical samples that look real.
+    looks_real = h.precision >= PRECISION_GATE or peak_recall >= RECALL_PEAK_MIN
+    if looks_real and math.isfinite(h.diversity) and h.diversity < DIVERSITY_WARN:
         if h.diversity_class is not None:
             name = class_names[h.diversity_class] if h.diversity_class < len(class_names) else h.diversity_class
             out.append(f"class {name} samples are nearly alike (diversity {h.diversity:.2f} of real data's)")
@@ -140,6 +146,7 @@ class HealthMonitor:
     def check(self, tick: int, kimg: float, net: nn.Module) -> TickCheck | None:
         if tick % self.hc.every_ticks:
             return None
+        start = time.perf_counter()
         self._prepare()
         assert self.extractor is not None and self.real is not None and self.floor is not None
         fake = self._sample(net)
@@ -166,7 +173,7 @@ class HealthMonitor:
         for key, value in asdict(self.floor).items():
             if isinstance(value, float) and math.isfinite(value):
                 record[f"{key}_floor"] = value
-        record.update(collapse=bool(warnings), warnings=warnings)
+        record.update(collapse=bool(warnings), warnings=warnings, seconds=round(time.perf_counter() - start, 3))
         if self.hc.keep_best != "off":
             record.update(keep_best=self.hc.keep_best, best=improved)
         return TickCheck(record, self._line(tick, kimg, h, improved, warnings), improved, warnings)

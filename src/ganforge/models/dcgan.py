@@ -15,7 +15,7 @@ from ganforge.config import ModelConfig
 from ganforge.errors import ConfigError
 from ganforge.models.archs import ARCHS
 from ganforge.models.conditioning import Conditioning
-from ganforge.models.layers import CondSequential, DOut, apply_spectral_norm, spectral_norm_projection
+from ganforge.models.layers import CondSequential, DOut, MinibatchStd, apply_spectral_norm, spectral_norm_projection
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -88,6 +88,8 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=not use_bn)]
             layers += [nn.BatchNorm2d(ch)] if use_bn else []
             layers += [nn.LeakyReLU(0.2)]
+        if cfg.d_mbstd:  # the batch's spread as a channel, then one conv that can use it (ProGAN's last block)
+            layers += [MinibatchStd(), nn.Conv2d(ch + 1, ch, 3, 1, 1), nn.LeakyReLU(0.2)]
         if cfg.d_dropout[0] > 0:
             layers.append(nn.Dropout(cfg.d_dropout[0]))
         self.body = nn.Sequential(*layers)

@@ -59,6 +59,28 @@ def spectral_norm_projection(D: nn.Module) -> None:
         D.proj = nn.utils.parametrizations.spectral_norm(D.proj)
 
 
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, ProGAN section 3): one extra channel holding the mean
+    standard deviation of the features over a group of samples, so D sees how varied a batch is.
+
+    Without batch norm in D (spectral norm, gradient penalty, projection), nothing else tells D that every
+    sample of a batch is the same image; a collapsed G then fools it. x [N, C, H, W] -> [N, C + 1, H, W]. Groups
+    of ``group`` consecutive samples (fewer when N is not a multiple: the largest divisor of N up to it).
+    """
+
+    def __init__(self, group: int = 4) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = max(d for d in range(1, min(self.group, n) + 1) if n % d == 0)
+        y = x.float().reshape(g, n // g, c, h, w)  # [G, M, C, H, W]: sample i sits in group i % M
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [M] mean std over the group
+        y = y.to(x.dtype).repeat(g)[:, None, None, None].expand(n, 1, h, w)  # [N, 1, H, W]
+        return torch.cat([x, y], dim=1)
+
+
 class CondSequential(nn.Module):
     """A list of layers where conditional layers also receive the labels."""
 

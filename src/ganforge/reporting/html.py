@@ -188,9 +188,16 @@ def health_section(checks: list[dict[str, Any]], h: str) -> str:
                     + "".join(f"<td class=\"num\">{esc(fmt(r.get(c)))}</td>" for c in cols)
                     + f"<td class=\"warn\">{esc(warn)}</td></tr>")
     collapsed = [r for r in checks if r.get("collapse")]
-    verdict = (f"<p><strong class=\"warn\">collapse suspected at {len(collapsed)} of {len(checks)} checks</strong> "
-               f"(first at tick {esc(collapsed[0].get('tick'))}): see the warnings below.</p>" if collapsed
-               else f"<p class=\"note\">no collapse seen in {len(checks)} checks.</p>")
+    if not collapsed:
+        verdict = f"<p class=\"note\">no collapse seen in {len(checks)} checks.</p>"
+    elif checks[-1].get("collapse"):
+        verdict = (f"<p><strong class=\"warn\">collapse suspected at {len(collapsed)} of {len(checks)} checks, "
+                   f"the last one included</strong> (first at tick {esc(collapsed[0].get('tick'))}): see the warnings "
+                   "below.</p>")
+    else:  # early checks often see alike samples (an EMA copy in its first half-lives): gone by the end
+        verdict = (f"<p class=\"note\">alike samples at {len(collapsed)} of {len(checks)} checks (first at tick "
+                   f"{esc(collapsed[0].get('tick'))}, last at tick {esc(collapsed[-1].get('tick'))}); not at the last "
+                   "check.</p>")
     kept = [r for r in checks if r.get("best")]
     if kept:
         verdict += (f"<p class=\"note\">best/ holds the generator of tick {esc(kept[-1].get('tick'))} "
