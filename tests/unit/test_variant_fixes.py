@@ -116,6 +116,8 @@ def test_acgan_fake_aux_is_range_checked_and_the_paper_by_default():
     with pytest.raises(ConfigError, match="family.fake_aux must be in"):
         load_config("mnist-acgan", ["family.fake_aux=-1"])
     assert load_config("mnist-dcgan", ["variant=acgan"]).family == {"fake_aux": 1.0}  # the paper's, by default
+    preset = load_config("mnist-acgan")
+    assert preset.family == {"fake_aux": 0.0} and preset.model.d_mbstd and not preset.model.d_batchnorm[0]
 
 
 # ---- class accuracy --------------------------------------------------------------------------------------------
@@ -129,3 +131,18 @@ def test_class_accuracy_by_hand():
     assert per_class[:3] == pytest.approx([1.0, 0.5, 0.5]) and per_class[3] != per_class[3]  # class 3: never asked
     spec = METRICS.get("class_acc")
     assert spec.cheap and spec.higher_is_better and set(spec.requires) == {"conditional", "labels", "logits"}
+
+
+def test_minibatch_std_with_labels_is_the_spread_within_each_class():
+    gen = torch.Generator().manual_seed(0)
+    per_class = torch.randn(3, 2, 4, 4, generator=gen)  # one image per class: a conditional collapse
+    c = torch.tensor([0, 1, 2, 1, 2, 0, 2, 0, 1, 0, 1, 2])  # plain groups of 4 (i, i+3, i+6, i+9) mix classes
+    collapsed = per_class[c]
+    layer = MinibatchStd()
+    assert layer(collapsed)[:, 2].min() > 0.3  # mixed-class groups look varied to the plain statistic
+    assert layer(collapsed, c)[:, 2].max() < 1e-3  # within each class there is no spread at all
+    varied = torch.randn(10, 2, 4, 4, generator=gen)
+    out = layer(varied, torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 3]))[:, 2, 0, 0]  # class 3 appears once
+    expect = [(varied[r].var(0, unbiased=False) + 1e-8).sqrt().mean() for r in ([0, 1, 2], [3, 4, 5, 6], [7, 8])]
+    assert out[:3].tolist() == pytest.approx([float(expect[0])] * 3, rel=1e-5)
+    assert float(out[9]) == pytest.approx(float(torch.stack(expect).mean()), rel=1e-5)  # alone: the mean of the rest

@@ -113,10 +113,9 @@ class ResNetDiscriminator(nn.Module):
             out = min(ch * 2, cfg.d_channels * 8) if i > 0 else ch
             blocks.append(DBlock(ch_in if i == 0 else ch, out, down=True, first=i == 0))
             ch = out
-        if cfg.d_mbstd:  # the batch's spread as a channel into the last block (ProGAN)
-            blocks.append(MinibatchStd())
-        blocks.append(DBlock(ch + int(cfg.d_mbstd), ch, down=False, first=False))  # one more block at the smallest size
         self.blocks = nn.Sequential(*blocks)
+        self.mbstd = MinibatchStd() if cfg.d_mbstd else None  # the batch's (per-class) spread into the last block
+        self.last = DBlock(ch + int(cfg.d_mbstd), ch, down=False, first=False)  # one more at the smallest size
         self.out = nn.Linear(ch, 1)
         self.aux = cond.d.aux_head(ch, num_classes)  # AC-GAN class logits, or None
         self.proj = cond.d.projection(ch, num_classes)  # projection discriminator's class embedding, or None
@@ -129,7 +128,10 @@ class ResNetDiscriminator(nn.Module):
         if self.embed is not None:
             label_map = self.embed(c).view(len(x), 1, self.res, self.res).to(x.dtype)  # [N, 1, H, W]
             x = torch.cat([x, label_map], dim=1)
-        feat = F.relu(self.blocks(x)).sum(dim=(2, 3))  # [N, F] global sum pooling
+        h = self.blocks(x)  # [N, C, h, w]
+        if self.mbstd is not None:
+            h = self.mbstd(h, c)
+        feat = F.relu(self.last(h)).sum(dim=(2, 3))  # [N, F] global sum pooling
         logits = self.out(feat).squeeze(1)  # [N]
         if self.proj is not None:
             logits = logits + self.proj.project(c, feat)
