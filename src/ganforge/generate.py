@@ -60,6 +60,7 @@ from PIL import Image
 import ganforge
 from ganforge.data.base import to_uint8
 from ganforge.errors import ConfigError, GanforgeError, RunDirError
+from ganforge.training.distributed import World
 from ganforge.training.export import LoadedGenerator, load_generator
 from ganforge.training.lock import LOCK_FILE, acquire
 from ganforge.training.rundir import atomic_write_json, make_new_folder
@@ -111,13 +112,14 @@ def choose_labels(
 
 def generate_dataset(
     run_dir: Path | str, out: Path | str, *, n: int | None = None, seed: int = 0, label: int | None = None,
-    per_class: int | None = None, fmt: Format = "auto", batch: int = 1024,
-) -> GenerateResult:
+    per_class: int | None = None, fmt: Format = "auto", batch: int = 1024, world: World | None = None,
+) -> GenerateResult | None:
+    """Sample ``gen`` into a new folder ``out`` with manifest.json. Under ``torchrun`` (``world``) every rank
+    computes its share of the samples and rank 0 alone writes; the other ranks return None."""
+    world = world or World()
     gen = load_generator(run_dir)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out "
-                          "(nothing was overwritten).")
+    check_new_folder(out)
     if fmt == "auto":
         fmt = "png" if gen.kind == "image" else "npz"
     if fmt not in FORMATS:
@@ -140,6 +142,9 @@ def generate_dataset(
         raise GanforgeError("nothing to generate: --n (or --per-class) must be >= 1.")
 
     check_memory(n_total, gen.shape)
+    x, labels = gen.sample(n_total, seed=seed, labels=labels, batch=batch, world=world)
+    if not world.main:
+        return None
 
     # The folder is created and locked only now, after every check; a failure below removes it again.
     undo = make_new_folder(out)
@@ -148,10 +153,16 @@ def generate_dataset(
             raise RunDirError(f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
                               "--out (nothing was overwritten).")
         try:
-            return _generate_into(gen, Path(run_dir), out, fmt, n_total, labels, seed, label, per_class, batch)
+            return _write_samples(gen, x, labels, Path(run_dir), out, fmt, n_total, seed, label, per_class)
         except BaseException:
             undo()
             raise
+
+
+def check_new_folder(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out "
+                          "(nothing was overwritten).")
 
 
 def check_memory(n: int, shape: tuple[int, ...]) -> None:
@@ -168,10 +179,8 @@ def check_memory(n: int, shape: tuple[int, ...]) -> None:
                             "--seed values for more).")
 
 
-def _generate_into(gen: LoadedGenerator, run_dir: Path, out: Path, fmt: str, n_total: int,
-                   labels: torch.Tensor | None, seed: int, label: int | None, per_class: int | None,
-                   batch: int) -> GenerateResult:
-    x, labels = gen.sample(n_total, seed=seed, labels=labels, batch=batch)
+def _write_samples(gen: LoadedGenerator, x: torch.Tensor, labels: torch.Tensor | None, run_dir: Path, out: Path,
+                   fmt: str, n_total: int, seed: int, label: int | None, per_class: int | None) -> GenerateResult:
     class_names = _class_names(gen)
     files: dict[str, bytes] = {}  # relative path -> bytes; written, then hashed in a fixed order
     extra: dict = {}

@@ -27,7 +27,8 @@ RECIPE = ("model.d_dropout=[0.0]", "train.kimg=0.256", "train.tick_kimg=0.001", 
 
 
 def _worker(
-    rank: int, world: int, rendezvous: str, out: str, overrides: tuple[str, ...], die_at: int, resume: bool
+    rank: int, world: int, rendezvous: str, out: str, overrides: tuple[str, ...], die_at: int, resume: bool,
+    nan_at: int = 0,
 ) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
@@ -50,6 +51,15 @@ def _worker(
                 return real(values, w)
 
             distributed.mean_over_ranks = dying
+        if nan_at:  # the losses of the nan_at-th tick are NaN (on every rank: they are averaged over ranks)
+            calls, averaged = [0], distributed.mean_over_ranks
+
+            def diverging(values, w):
+                calls[0] += 1
+                values = averaged(values, w)
+                return {**values, "loss_D": float("nan")} if calls[0] == nan_at else values
+
+            distributed.mean_over_ranks = diverging
         if resume:  # overrides: the resume overrides (train.kimg=...)
             resume_run(Path(out), overrides, progress=False, log=lambda _: None)
         else:
@@ -61,9 +71,10 @@ def _worker(
             dist.destroy_process_group()
 
 
-def _spawn(out: Path, overrides: tuple[str, ...] = RECIPE, die_at: int = 0, resume: bool = False) -> None:
+def _spawn(out: Path, overrides: tuple[str, ...] = RECIPE, die_at: int = 0, resume: bool = False,
+           nan_at: int = 0) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        args = (2, str(Path(tmp) / "rdv"), str(out), overrides, die_at, resume)
+        args = (2, str(Path(tmp) / "rdv"), str(out), overrides, die_at, resume, nan_at)
         mp.spawn(_worker, args=args, nprocs=2, join=True)
 
 
@@ -164,6 +175,19 @@ def test_a_killed_rank_stops_the_run_and_the_last_checkpoint_resumes(tmp_path):
 
 def _rank_states(run: Path) -> tuple[dict, dict]:
     return tuple(torch.load(run.parent / f"{run.name}-rank{r}.pt", weights_only=True) for r in (0, 1))
+
+
+@pytest.mark.slow
+def test_nan_rollback_under_two_processes_rolls_every_rank_back_together(tmp_path):
+    _spawn(tmp_path / "nan", (*RECIPE, "train.nan_policy=rollback"), nan_at=3)
+    history, _ = read_history(tmp_path / "nan")
+    rollbacks = [r for r in history if r.get("type") == "rollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["to_kimg"] == pytest.approx(0.064)  # written once, by rank 0
+    assert [r["tick"] for r in training_records(history)] == list(range(1, 9))  # tick 3 redone, then on to 8
+    ck = load_checkpoint(tmp_path / "nan" / "checkpoints" / "latest.pt")
+    assert ck["opt_G"]["param_groups"][0]["lr"] == pytest.approx(0.5 * load_config("sine").optim.lr_g)
+    rank0, rank1 = _rank_states(tmp_path / "nan")
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)  # both ranks rolled back to the same state
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from ganforge.metrics.bootstrap import bootstrap_ci, ci_from_replicates, subset_
 from ganforge.metrics.diversity import default_win_size, ssim_diversity
 from ganforge.metrics.fid import feature_stats, fid_from_features, frechet_distance
 from ganforge.metrics.inception_score import inception_score
-from ganforge.metrics.kid import kid, mmd2_unbiased, polynomial_kernel
+from ganforge.metrics.kid import kid, mmd2_unbiased, polynomial_kernel, standardise
 from ganforge.metrics.memorization import memorization_audit
 from ganforge.metrics.prdc import kth_neighbour_distances, nearest_neighbours, prdc
 from ganforge.metrics.toy2d import curve_distance, energy_distance, mmd2, mode_coverage
@@ -330,3 +330,25 @@ def test_spread_interval_is_centred_on_the_value_and_fid_intervals_are_nonnegati
     a = rng.normal(size=(300, 8))
     fid = bootstrap_ci(fid_from_features, a, a.copy(), n_boot=10, rng=0, method="spread")
     assert fid.low <= fid.value <= fid.high
+
+
+def test_kid_on_standardised_features_sees_a_shift_that_a_few_large_features_hide():
+    """Features far from Inception's scale (a few features 20x larger than the rest, as in the domain
+    classifier's space): on the raw features the cubic kernel's spread over subsets swamps a real shift in the
+    small features; standardised, the shift stands out and the same distribution stays near 0."""
+    g = torch.Generator().manual_seed(0)
+    scale = torch.ones(64)
+    scale[:4] = 20.0
+
+    def draw(n: int) -> torch.Tensor:
+        return torch.randn(n, 64, generator=g) * scale
+
+    real, same, shifted = draw(2000), draw(1000), draw(1000)
+    shifted[:, 8:16] += 0.5
+    raw = kid(real, shifted, subsets=50, subset_size=500, rng=0)
+    assert raw.std > raw.mean  # the raw kernel: the spread swamps the shift
+    z_real, z_same, z_shifted = standardise(real, same, shifted)
+    assert z_real.mean(0).abs().max() < 1e-5 and (z_real.std(0) - 1).abs().max() < 1e-4
+    moved = kid(z_real, z_shifted, subsets=50, subset_size=500, rng=0)
+    still = kid(z_real, z_same, subsets=50, subset_size=500, rng=0)
+    assert moved.mean > 3 * moved.std and abs(still.mean) < still.std

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ganforge.cli.launch import NPROC_HELP
 from ganforge.errors import GanforgeError
 
 TRAIN_EXAMPLES = """
@@ -107,16 +108,13 @@ def train(source: str | None, out: str | None, overrides: tuple[str, ...], resum
 def _launch(nproc: int, source: str | None, out: str | None, overrides: tuple[str, ...], resume: str | None) -> None:
     """--nproc N: check what a user can get wrong here (one clear message, as without --nproc), then run the
     same command under torchrun and pass on its exit code."""
-    import os
-    import subprocess
-
+    from ganforge.cli.launch import check_not_under_torchrun, relaunch
     from ganforge.experiments.runner import new_run_dir, resume_config
     from ganforge.presets import load_config
     from ganforge.training import distributed
     from ganforge.training.setup import prepare
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise GanforgeError("--nproc launches torchrun itself; under torchrun drop --nproc (torchrun sets the count).")
+    check_not_under_torchrun()
     if resume:
         cfg = resume_config(Path(resume), overrides)
     elif not source:
@@ -127,9 +125,7 @@ def _launch(nproc: int, source: str | None, out: str | None, overrides: tuple[st
             new_run_dir(out, cfg.name)  # an existing --out fails here, before any process starts
     distributed.check_batch(cfg.train.batch_size, distributed.World(0, nproc))
     prepare(cfg)
-    cmd = distributed.launch_command(nproc, sys.argv[1:])
-    click.echo(f"launching {nproc} processes: {' '.join(cmd[1:])}", err=True)
-    sys.exit(subprocess.call(cmd))
+    relaunch(nproc)
 
 
 def _print_done(result) -> None:
@@ -200,13 +196,25 @@ Examples:
 @click.option("--format", "fmt", type=click.Choice(["auto", "png", "npz", "imagefolder", "medmnist-npz", "seg-npz"]),
               default="auto", show_default=True,
               help="auto: png for images (image + _mask.png for paired data), npz for 2D points.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None, help=NPROC_HELP)
 def generate(run_dir: Path, n: int | None, out: Path, seed: int, label: int | None, per_class: int | None,
-             fmt: str) -> None:
+             fmt: str, nproc: int | None) -> None:
     """Sample a labelled synthetic dataset from a trained run, with manifest.json (provenance)."""
-    from ganforge.generate import generate_dataset, summarize
+    from ganforge.cli.launch import relaunch
+    from ganforge.generate import check_new_folder, generate_dataset, summarize
+    from ganforge.training import distributed
+    from ganforge.training.export import load_generator
 
-    result = generate_dataset(run_dir, out, n=n, seed=seed, label=label, per_class=per_class, fmt=fmt)  # type: ignore[arg-type]
-    click.echo(summarize(result))
+    if nproc is not None and nproc > 1:
+        load_generator(run_dir)  # a wrong run directory or a used --out: one line here, not one per process
+        check_new_folder(out)
+        relaunch(nproc)
+    world = distributed.init_from_env()
+    result = generate_dataset(run_dir, out, n=n, seed=seed, label=label, per_class=per_class, fmt=fmt,  # type: ignore[arg-type]
+                              world=world)
+    distributed.shutdown()
+    if result is not None:
+        click.echo(summarize(result))
 
 
 @main.command(name="list")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ganforge.cli.launch import NPROC_HELP, relaunch
 from ganforge.metrics.baselines import BASELINES
 from ganforge.metrics.evaluate import EvalResult, evaluate_run, parse_metric_list
 from ganforge.metrics.protocol import scale_label
@@ -49,14 +50,25 @@ Examples:
 @click.option("--baseline", type=click.Choice(list(BASELINES)), default=None,
               help="Check the metrics: evaluate a fresh untrained G or a training-image replayer under this run's "
                    "protocol (writes eval-baseline-NAME.json; eval.json is left alone).")
+@click.option("--nproc", type=click.IntRange(min=1), default=None, help=NPROC_HELP)
 def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: str | None,
              extractor_weights: str | None, lpips_weights: str | None, seed: int, device: str, n_boot: int,
-             baseline: str | None) -> None:
+             baseline: str | None, nproc: int | None) -> None:
     """Evaluate a trained run against real data; writes RUN_DIR/eval.json."""
+    from ganforge.training import distributed
+    from ganforge.training.export import load_generator
+
+    if nproc is not None and nproc > 1:
+        load_generator(run_dir)  # a wrong run directory: one line here, not one per process
+        relaunch(nproc)
+    world = distributed.init_from_env()
     result = evaluate_run(run_dir, n=n, metrics=parse_metric_list(metrics), extractor=extractor, seed=seed,
                           extractor_weights=extractor_weights, lpips_weights=lpips_weights, device=device,
-                          n_boot=n_boot, baseline=baseline, log=lambda m: click.echo(m, err=True))
-    click.echo(format_result(result))
+                          n_boot=n_boot, baseline=baseline, world=world,
+                          log=(lambda m: click.echo(m, err=True)) if world.main else (lambda m: None))
+    distributed.shutdown()
+    if world.main:
+        click.echo(format_result(result))
 
 
 def _fmt(x: float | None) -> str:

@@ -52,7 +52,8 @@ class ReplayGenerator:
         return self.data.kind
 
     def sample(self, n: int, seed: int = 0, labels: torch.Tensor | None = None, batch: int = 1024,
-               device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+               device: torch.device | str = "cpu", world: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Training images drawn with replacement (by label when given); every rank draws them all (cheap)."""
         gen = torch.Generator().manual_seed(seed)
         if self.conditional and labels is None:
             labels = torch.randint(0, self.num_classes, (n,), generator=gen)

@@ -32,6 +32,7 @@ from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, GanforgeError, RunDirError
 from ganforge.metrics.extractors import FeatureExtractor, build_extractor, check_extractor_name, pick_device
 from ganforge.metrics.protocol import METRICS, EvalContext, MetricValue
+from ganforge.training.distributed import World
 from ganforge.training.export import load_generator
 from ganforge.training.lock import acquire
 from ganforge.training.rundir import CONFIG, append_record, atomic_write_json, read_config
@@ -109,8 +110,10 @@ class Evaluator:
     """
 
     def __init__(self, cfg: Config, extractor: str = "domain", *, extractor_weights: str | None = None,
-                 lpips_weights: str | None = None, device: str | torch.device | None = None, log: Log = print) -> None:
+                 lpips_weights: str | None = None, device: str | torch.device | None = None, log: Log = print,
+                 world: World | None = None) -> None:
         self.cfg = cfg
+        self.world = world or World()  # torchrun's ranks share the samples and features; rank 0 writes
         self.weights = {"vgg16": lpips_weights} if lpips_weights else {}
         self.log = log
         self.device = pick_device(device)
@@ -132,8 +135,8 @@ class Evaluator:
     def context(self, sample: Callable, *, conditional: bool, num_classes: int, n: int, seed: int, n_boot: int,
                 run_dir: Path | None) -> EvalContext:
         return EvalContext(self.train, self.test, self.extractor, sample, conditional, num_classes, n, seed,
-                           n_boot=n_boot, device=self.device, run_dir=run_dir, log=self.log, shared=self.shared,
-                           weights=self.weights)
+                           n_boot=n_boot, device=self.device, run_dir=run_dir if self.world.main else None,
+                           log=self.log, shared=self.shared, weights=self.weights, world=self.world)
 
     def evaluate(self, gen: Any, *, n: int, metrics: Sequence[str] | None = None, seed: int = 0, n_boot: int = 20,
                  cheap: bool = False, run_dir: Path | None = None) -> EvalResult:
@@ -146,7 +149,7 @@ class Evaluator:
                                 f"{self.train.name!r} has {tuple(self.train.shape)}; the data config changed.")
 
         def sample(count: int, s: int, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-            return gen.sample(count, seed=s, labels=labels, device=self.device)
+            return gen.sample(count, seed=s, labels=labels, device=self.device, world=self.world)
 
         ctx = self.context(sample, conditional=bool(gen.conditional), num_classes=int(gen.num_classes), n=n,
                            seed=seed, n_boot=n_boot, run_dir=run_dir)
@@ -213,7 +216,7 @@ def evaluate_run(
     run_dir: Path | str, n: int | None = None, metrics: Sequence[str] | str | None = None, extractor: str | None = None,
     seed: int = 0, *, extractor_weights: str | None = None, lpips_weights: str | None = None,
     device: str | None = None, n_boot: int = 20,
-    baseline: str | None = None, write: bool = True, log: Log = print,
+    baseline: str | None = None, write: bool = True, log: Log = print, world: World | None = None,
 ) -> EvalResult:
     """Evaluate the run's exported generator; write eval.json and a metrics.jsonl line (``write=True``).
 
@@ -222,7 +225,11 @@ def evaluate_run(
     ``KIND:OPTION`` (``inception:clean``, ``torchscript:PATH``). lpips_weights: the VGG16 LPIPS file.
     baseline: evaluate a reference generator (``ganforge.metrics.baselines``) under the run's protocol
     instead; written to ``eval-baseline-NAME.json`` and ``baseline-NAME/eval/``, never over eval.json.
+    world: under ``torchrun`` the ranks split the generated samples and their features; rank 0 alone locks and
+    writes, and every rank returns the same values.
     """
+    world = world or World()
+    write = write and world.main
     from ganforge.metrics.baselines import check_baseline
 
     run_dir = Path(run_dir)
@@ -233,12 +240,12 @@ def evaluate_run(
     # A writer holds the run's lock: evaluating a run that is being trained (or evaluated) is refused.
     with acquire(run_dir, f"ganforge evaluate {run_dir}", log) if write else contextlib.nullcontext():
         return _evaluate_run(run_dir, n, metrics, extractor, seed, extractor_weights, lpips_weights, device, n_boot,
-                             baseline, write, log)
+                             baseline, write, log, world)
 
 
 def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | None, extractor: str | None, seed: int,
                   extractor_weights: str | None, lpips_weights: str | None, device: str | None, n_boot: int,
-                  baseline: str | None, write: bool, log: Log) -> EvalResult:
+                  baseline: str | None, write: bool, log: Log, world: World) -> EvalResult:
     from ganforge.metrics.baselines import BASELINES, baseline_generator
 
     gen = load_generator(run_dir)
@@ -247,7 +254,7 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
     for name in names or ():
         METRICS.get(name)  # fail on a typo before any work
     evaluator = Evaluator(cfg, extractor or cfg.eval.extractor, extractor_weights=extractor_weights,
-                          lpips_weights=lpips_weights, device=device, log=log)
+                          lpips_weights=lpips_weights, device=device, log=log, world=world)
     ex = evaluator.extractor
     acc = ex.info.get("test_accuracy")
     log(f"extractor {ex.name} ({ex.short_hash})" + (f", test accuracy {acc:.2%}" if acc is not None else "")

@@ -41,6 +41,14 @@ class KIDResult:
     subsets: int
 
 
+def standardise(ref: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each feature minus the reference set's mean, over its std: (ref, *others) in the reference's z-scores.
+
+    For feature spaces other than Inception's, where the cubic kernel's scale is off (``image_metrics``)."""
+    mu, sd = ref.mean(0), ref.std(0).clamp_min(1e-8)
+    return tuple((x - mu) / sd for x in (ref, *others))
+
+
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """k(x, y) = (x . y / d + 1)^3 for rows x [n, d], y [m, d] -> [n, m]."""
     return (x @ y.T / x.shape[1] + 1.0) ** 3

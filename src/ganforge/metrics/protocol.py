@@ -31,6 +31,7 @@ import ganforge
 from ganforge.data.base import Dataset
 from ganforge.metrics.features import FeatureSet, extract, sha256_json, split_features
 from ganforge.registry import Registry
+from ganforge.training.distributed import World
 
 PROTOCOL_VERSION = "ganforge-eval/1"
 NOT_IN_ID = ("seed", "ganforge_version", "extractor_test_accuracy")
@@ -134,6 +135,7 @@ class EvalContext:
     log: Callable[[str], None] = print
     shared: dict[str, Any] = field(default_factory=dict, repr=False)  # real-data results, reusable across evals
     weights: dict[str, str] = field(default_factory=dict)  # pretrained files given by path: {"vgg16": PATH}
+    world: World = field(default_factory=World)  # torchrun's ranks: samples and features are split over them
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)  # generated-data results of this eval
 
     @property
@@ -192,11 +194,13 @@ class EvalContext:
         return self.memo("fake", draw)
 
     def fake_features(self) -> FeatureSet:
-        return self.memo("fake_features", lambda: extract(self.extractor, self.fake()[0], self.feature_batch))
+        return self.memo("fake_features",
+                         lambda: extract(self.extractor, self.fake()[0], self.feature_batch, self.world))
 
     def real_features(self, split: str) -> FeatureSet:
         return self.real_memo(f"features:{split}",
-                         lambda: split_features(self.extractor, self.split(split), self.feature_batch))
+                         lambda: split_features(self.extractor, self.split(split), self.feature_batch,
+                                                     world=self.world))
 
     def base_protocol(self, metric: str) -> dict[str, Any]:
         ex = self.extractor

@@ -118,6 +118,7 @@ def launch_command(nproc: int, argv: list[str]) -> list[str]:
         "--standalone",
         f"--nproc-per-node={nproc}",
         "-m",
+        "--",  # ganforge's own options follow: torchrun must not read them (argparse takes `--n` for `--nnodes`)
         "ganforge",
         *args,
     ]
@@ -242,6 +243,47 @@ def on_main(fn: Callable[[], str], world: World) -> str:
     if int(head[1]):
         raise GanforgeError(text)
     return text
+
+
+def row_range(n: int, world: World) -> tuple[int, int]:
+    """This rank's rows [start, stop) of n samples: contiguous, in rank order, sizes differ by at most one."""
+    base, extra = divmod(n, world.size)
+    start = world.rank * base + min(world.rank, extra)
+    return start, start + base + (1 if world.rank < extra else 0)
+
+
+def gather_rows(part: torch.Tensor, n: int, world: World) -> torch.Tensor:
+    """Each rank's rows (``row_range``) -> all n rows on every rank, in order: a sharded computation's result.
+
+    Shares differ by at most one row, so each is padded to the largest for one ``all_gather``."""
+    if not world.parallel:
+        return part
+    most = -(-n // world.size)
+    padded = torch.zeros((most, *part.shape[1:]), dtype=part.dtype, device=_comm_device())
+    padded[: len(part)] = part.to(padded.device)
+    parts = [torch.empty_like(padded) for _ in range(world.size)]
+    dist.all_gather(parts, padded)
+    sizes = [hi - lo for lo, hi in (row_range(n, World(r, world.size)) for r in range(world.size))]
+    return torch.cat([p[:k] for p, k in zip(parts, sizes)]).to(part.device)
+
+
+def map_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, world: World) -> torch.Tensor:
+    """``fn(x)`` computed as each rank's share of the rows of x, gathered: evaluation and ``generate`` split
+    their samples over ranks this way (the result is the same on every rank, and equals one process's)."""
+    if not world.parallel:
+        return fn(x)
+    lo, hi = row_range(len(x), world)
+    return gather_rows(fn(x[lo:hi]), len(x), world)
+
+
+def all_agree(flag: bool, world: World) -> bool:
+    """True when ``flag`` is true on every rank (e.g. a cache hit), so the ranks take the same branch and
+    no rank waits in a collective that another skipped."""
+    if not world.parallel:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
 
 
 def barrier(world: World) -> None:

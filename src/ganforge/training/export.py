@@ -18,7 +18,9 @@ import ganforge
 from ganforge.config import Config, ModelConfig, config_from_dict, from_dict
 from ganforge.errors import GanforgeError, RunDirError
 from ganforge.models.conditioning import Conditioning
+from ganforge.training import distributed
 from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file, weights_problem
+from ganforge.training.distributed import World
 from ganforge.training.rundir import read_generator_spec
 from ganforge.variants import VARIANTS
 
@@ -65,9 +67,12 @@ class LoadedGenerator:
     @torch.no_grad()
     def sample(
         self, n: int, seed: int = 0, labels: torch.Tensor | None = None, batch: int = 1024,
-        device: torch.device | str = "cpu",
+        device: torch.device | str = "cpu", world: World | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """n samples (CPU float32) and their labels. Deterministic in ``seed`` whatever ``batch`` is."""
+        """n samples (CPU float32) and their labels. Deterministic in ``seed`` whatever ``batch`` is.
+
+        ``world``: the ranks of ``torchrun`` (``ganforge generate/evaluate --nproc N``) each compute their share
+        of the rows and every rank gets all n, the same samples one process makes."""
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.G.z_dim, generator=gen)  # all latents drawn up front: batch-size invariant
         if self.conditional and labels is None:
@@ -75,11 +80,14 @@ class LoadedGenerator:
         if labels is not None and not self.conditional:
             raise GanforgeError("this generator is unconditional; it cannot sample by label. Drop --label/--per-class.")
         self.G.to(device).eval()
-        out = []
-        for i in range(0, n, batch):
-            c = labels[i : i + batch].to(device) if labels is not None else None
-            out.append(self.G(z[i : i + batch].to(device), c).float().cpu())
-        return torch.cat(out) if out else torch.empty(0, *self.shape), labels
+        world = world or World()
+        lo, hi = distributed.row_range(n, world)
+        out = [torch.empty(0, *self.shape)]
+        for i in range(lo, hi, batch):
+            j = min(i + batch, hi)
+            c = labels[i:j].to(device) if labels is not None else None
+            out.append(self.G(z[i:j].to(device), c).float().cpu())
+        return distributed.gather_rows(torch.cat(out), n, world), labels
 
 
 def load_generator(run_dir: Path | str) -> LoadedGenerator:

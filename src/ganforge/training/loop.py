@@ -131,9 +131,6 @@ def training_loop(
     cfg, data = setup.cfg, setup.train_set
     world = distributed.current()  # one process, or one rank of `torchrun` (training/distributed.py)
     distributed.check_batch(cfg.train.batch_size, world)
-    if world.parallel and cfg.train.nan_policy == "rollback":
-        raise ConfigError("train.nan_policy=rollback runs in one process only; under torchrun / --nproc use "
-                          "train.nan_policy=stop and resume with lower learning rates.")
     device = pick_device(cfg.train.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -192,7 +189,11 @@ def training_loop(
                   "img_per_s": round((images_seen - tick_images_start) / max(now - tick_start, 1e-9), 1)}
         if not all(math.isfinite(v) for v in values.values()):  # train.nan_policy: stop (raises) or roll back
             try:
-                ck = on_nonfinite(cfg, run_dir, record, rollbacks, nets, ema, opts, t.opt_specs, sampler, log)
+                # the statistics are averaged over ranks, so every rank takes this branch at the same tick and
+                # each reloads the checkpoint rank 0 wrote (complete: rank 0 wrote it before the all-reduce of
+                # any later step), with the one random stream they share
+                ck = on_nonfinite(cfg, run_dir, record, rollbacks, nets, ema, opts, t.opt_specs, sampler, log,
+                                  write=world.main)
             except BaseException:
                 bar.close()
                 raise

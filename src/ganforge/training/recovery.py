@@ -44,11 +44,13 @@ def on_nonfinite(
     specs: dict[str, OptimizerSpec],
     sampler: Any,
     log: Callable[[str], None],
+    write: bool = True,
 ) -> dict[str, Any]:
     """Raise TrainingDiverged, or roll back to the last checkpoint and return it (the loop resets its counters).
 
     Every optimiser's rate comes from optim.lr_g / optim.lr_d, so lowering both config rates by the factor
-    lowers every optimiser's by it, whatever the family names them.
+    lowers every optimiser's by it, whatever the family names them. ``write``: False on the ranks of torchrun
+    other than 0, which roll back alike but leave config.yaml, the log and metrics.jsonl to rank 0.
     """
     latest = Path(run_dir) / CKPT_DIR / LATEST
     bad = ", ".join(f"{k}={v}" for k, v in record.items() if isinstance(v, float) and not math.isfinite(v))
@@ -73,6 +75,8 @@ def on_nonfinite(
         for group in opt.param_groups:
             group["lr"] = specs[name].lr * scale * factor
     new_g, new_d = lr_g * factor, lr_d * factor
+    if not write:
+        return ck
     log(
         f"{where} Rolled back to {ck['images_seen'] / 1000:.1f} kimg (tick {ck['tick']}) with learning rates "
         f"lr_g {lr_g:.3g} -> {new_g:.3g}, lr_d {lr_d:.3g} -> {new_d:.3g} "
