@@ -41,6 +41,7 @@ class DataConfig:
     limit: int | None = None  # keep at most this many training examples (None: all)
     test_fraction: float = 0.2  # held-out share for datasets that ship no test split
     download: bool = False  # allow downloading (full MNIST through torchvision)
+    domains: tuple[str, ...] | None = None  # two-domain datasets: domain A and B, e.g. [flair, ct]; None: its default
     seed: int = 0  # seed for toy data generation and for deterministic train/test splits
 
 

@@ -118,6 +118,9 @@ def generate_dataset(
     computes its share of the samples and rank 0 alone writes; the other ranks return None."""
     world = world or World()
     gen = load_generator(run_dir)
+    if gen.spec.get("translation"):
+        raise GanforgeError(f"{str(run_dir)!r} is an image-to-image run ({gen.spec.get('variant')}): it translates "
+                            "images rather than drawing them. Use `ganforge translate RUN --input DIR --out DIR`.")
     out = Path(out)
     check_new_folder(out)
     if fmt == "auto":

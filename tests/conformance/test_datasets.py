@@ -67,9 +67,21 @@ def _seg_folder(tmp_path: Path) -> dict:
     return {"path": str(tmp_path / "kaggle_3m")}
 
 
+def _two_domain_folder(tmp_path: Path) -> dict:
+    rng = np.random.default_rng(0)
+    for sub, n, mode in (("trainA", 9, "L"), ("trainB", 7, "RGB"), ("testA", 4, "L"), ("testB", 3, "RGB")):
+        folder = tmp_path / "horse2zebra" / sub
+        folder.mkdir(parents=True)
+        shape = (12, 12) if mode == "L" else (12, 12, 3)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(folder / f"{sub}_{i}.png")
+    return {"path": str(tmp_path / "horse2zebra")}
+
+
 # name -> builder of the files it needs (returns DataConfig fields); datasets absent here need no file
 FIXTURES: dict[str, Callable[[Path], dict]] = {
     "medmnist": _npz, "pathmnist": _npz, "folder": _folder, "seg-npz": _seg_npz, "seg-folder": _seg_folder,
+    "two-domain-folder": _two_domain_folder,
 }
 OPTIONAL = {"mnist"}  # needs torchvision and downloaded files: checked when available, else skipped
 
@@ -116,6 +128,16 @@ def test_dataset_contract(name, tmp_path):
         else:
             assert data.num_classes == 0
         assert data.source
+        if data.x_b is not None:  # two-domain data: domain B obeys the same contract; pairs line up
+            assert data.kind == "image" and data.x_b.dtype == torch.float32 and data.x_b.ndim == 4
+            assert data.x_b.shape[1] in (1, 3) and data.x_b.shape[2:] == data.x.shape[2:]
+            assert data.x_b.min() >= -1 and data.x_b.max() <= 1 and torch.isfinite(data.x_b).all()
+            assert not data.paired or len(data.x_b) == len(data)
+            assert data.y_b is None or data.y_b.shape == (len(data.x_b),)
+    assert train.two_domain == test.two_domain and train.paired == test.paired and train.domains == test.domains
+    if train.two_domain:
+        assert train.shape_b == test.shape_b
+        assert load_dataset(cfg, "train").fingerprint() == train.fingerprint()
     assert train.shape == test.shape and train.kind == test.kind and train.num_classes == test.num_classes
     assert train.class_names == test.class_names and train.mask_channels == test.mask_channels
     # deterministic: a second load gives the same bytes
@@ -134,4 +156,6 @@ def test_dataset_post_processing(name, tmp_path):
     if data.kind == "image":
         assert data.shape == (3 + data.mask_channels, 16, 16) and data.image_channels == 3
         assert data.x.min() >= -1 and data.x.max() <= 1 and data.x.is_contiguous()
+    if data.two_domain:  # both domains post-processed alike
+        assert data.shape_b == (3, 16, 16) and len(data.x_b) <= 7 and data.x_b.is_contiguous()
     assert len(_load(name, cfg, "test")) == len(_load(name, plain, "test"))  # the limit applies to train only

@@ -15,6 +15,7 @@ from ganforge.experiments.runner import start_run
 from ganforge.presets import config_from_layers
 from ganforge.training.export import load_generator
 from ganforge.variants import VARIANTS
+from ganforge.variants.two_domain import TwoDomainFamily
 
 # Tiny problems: 8x8 digits through the DCGAN and ResNet pairs, the labelled 8-Gaussian ring through the MLP pair.
 DATA = {
@@ -25,12 +26,12 @@ DATA = {
 MODEL = {"z_dim": 8, "embed_dim": 4, "g_hidden": [32], "d_hidden": [32], "g_channels": 16, "d_channels": 8}
 
 
-def tiny_config(variant: str, arch: str, **extra):
+def tiny_config(variant: str, arch: str, data: dict | None = None, **extra):
     layers = [
         {
             "name": f"conformance-{variant}-{arch}",
             "variant": variant,
-            "data": DATA[arch],
+            "data": data or DATA[arch],
             "model": {"arch": arch, **MODEL},
             # 160 images: one iteration of 5 critic steps of 32, or five iterations of one; a single tick.
             "train": {"kimg": 0.16, "tick_kimg": 1, "batch_size": 32, "grid_size": 16, "device": "cpu"},
@@ -40,8 +41,14 @@ def tiny_config(variant: str, arch: str, **extra):
     return config_from_layers(layers)
 
 
+# Image-to-image families (variants.two_domain) translate instead of sampling: they get two-domain data and a test
+# of their own below, whatever their architecture setting.
+TRANSLATION = [v for v in VARIANTS.names() if isinstance(VARIANTS.get(v), TwoDomainFamily)]
+SAMPLING = [v for v in VARIANTS.names() if v not in TRANSLATION]
+
+
 @pytest.mark.parametrize("arch", sorted(DATA))
-@pytest.mark.parametrize("variant", VARIANTS.names())
+@pytest.mark.parametrize("variant", SAMPLING)
 def test_variant_trains_one_tick_and_samples_requested_labels(variant, arch, tmp_path):
     cfg = tiny_config(variant, arch)
     out = tmp_path / "run"
@@ -72,6 +79,37 @@ def test_variant_trains_one_tick_and_samples_requested_labels(variant, arch, tmp
         assert got is None and x.shape == (5, *shape)
         with pytest.raises(GanforgeError):
             gen.sample(2, seed=1, labels=torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("variant", TRANSLATION)
+def test_translation_family_trains_one_tick_and_translates(variant, tmp_path):
+    """Two-domain data (MNIST -> MNIST-M-like RGB: the domains differ in channels), one tick, then the exported
+    translator maps each direction it has to the other domain's shape, deterministically."""
+    family = VARIANTS.get(variant)
+    cfg = tiny_config(variant, "dcgan", data={"name": "mnist-styles", "domains": ["mnist", "textured"],
+                                              "resolution": 16, "limit": 64})
+    out = tmp_path / "run"
+    result = start_run(cfg, out=str(out), progress=False, log=lambda _: None)
+    assert result.summary["ticks"] == 1 and result.summary["images_seen"] >= 160
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("loss_D", "loss_G", "D_real", "D_fake"):
+        assert math.isfinite(record[key]), (key, record)
+
+    gen = load_generator(out)
+    assert gen.spec["translation"] and gen.spec["shape_b"] == [3, 16, 16]
+    G = gen.G
+    a = torch.rand(4, 1, 16, 16) * 2 - 1
+    fake_b = G(a, "AtoB")
+    assert fake_b.shape == (4, 3, 16, 16) and fake_b.abs().max() <= 1
+    assert torch.equal(fake_b, G(a, "AtoB"))  # eval mode: deterministic
+    assert not torch.allclose(fake_b[0], fake_b[1])  # the output depends on the input
+    assert ("BtoA" in G.directions) == (not family.paired)
+    if "BtoA" in G.directions:
+        assert G(fake_b, "BtoA").shape == (4, 1, 16, 16)
+    with pytest.raises(GanforgeError):  # a translator draws no samples
+        from ganforge.generate import generate_dataset
+
+        generate_dataset(out, tmp_path / "gen", n=2)
 
 
 @pytest.mark.parametrize("variant", VARIANTS.names())

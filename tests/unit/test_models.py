@@ -14,6 +14,7 @@ from ganforge.models import ARCHS, build_models
 from ganforge.models.conditioning import CondBatchNorm, Conditioning
 from ganforge.presets import config_from_layers, load_config
 from ganforge.variants import VARIANTS
+from ganforge.variants.two_domain import TwoDomainFamily
 
 # (shape, num_classes) of each dataset a preset may name, so presets build without reading data files.
 DATASET_SHAPES = {
@@ -28,6 +29,8 @@ DATASET_SHAPES = {
     "brain-phantom": ((2, 64, 64), 2),  # 1 image + 1 mask channel
 }
 MASKS = {"brain-phantom": 1}  # mask channels, added to data.channels
+# Two-domain datasets of the translation presets: (domain A image shape, domain B image shape).
+TWO_DOMAIN_SHAPES = {"brain-contrasts": ((1, 64, 64), (1, 64, 64))}
 
 
 def preset_shape(cfg) -> tuple[tuple[int, ...], int]:
@@ -44,6 +47,16 @@ def preset_shape(cfg) -> tuple[tuple[int, ...], int]:
 @pytest.mark.parametrize("name", preset_names())
 def test_every_preset_builds_models_with_the_right_shapes(name):
     cfg = load_config(name)
+    family = VARIANTS.get(cfg.variant)
+    if isinstance(family, TwoDomainFamily):  # a translator: A images in, B images out, each way it has
+        (ca, side, _), (cb, _, _) = TWO_DOMAIN_SHAPES[cfg.data.name]
+        res = cfg.data.resolution or side
+        G = family.build_translator(cfg.model, (ca, res, res), (cb, res, res), family.settings(cfg))
+        x = G(torch.rand(4, ca, res, res) * 2 - 1, "AtoB")
+        assert x.shape == (4, cb, res, res) and x.min() >= -1 and x.max() <= 1
+        if "BtoA" in G.directions:
+            assert G(x, "BtoA").shape == (4, ca, res, res)
+        return
     shape, classes = preset_shape(cfg)
     cond = VARIANTS.get(cfg.variant).conditioning
     G, D = build_models(cfg.model, shape, max(classes, 1), cond)

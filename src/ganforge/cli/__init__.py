@@ -130,14 +130,27 @@ def _launch(nproc: int, source: str | None, out: str | None, overrides: tuple[st
 
 def _print_done(result) -> None:
     s = result.summary
+    nxt = f"ganforge generate {result.run_dir} --n 64 --out {result.run_dir / 'generated'}"
+    if _is_translation(result.run_dir):
+        nxt = f"ganforge translate {result.run_dir} --input DIR --out {result.run_dir / 'translated'}"
     click.echo(
         f"done: {s['kimg']:.1f} kimg ({s['images_seen']:,} images) in {s['wall_time_s']:.1f} s on "
         f"{s.get('device', '?')}\n"
         f"  samples:   {result.run_dir / 'samples.png'}  (all ticks in {result.run_dir / 'grids'})\n"
         f"  losses:    {result.run_dir / 'losses.png'}\n"
         f"  generator: {result.run_dir / 'generator.safetensors'}  sha256 {str(s.get('generator_sha256'))[:16]}...\n"
-        f"  next:      ganforge generate {result.run_dir} --n 64 --out {result.run_dir / 'generated'}"
+        f"  next:      {nxt}"
     )
+
+
+def _is_translation(run_dir: Path) -> bool:
+    """Whether the run's exported network translates images (pix2pix, CycleGAN) rather than drawing samples."""
+    import json
+
+    try:
+        return bool(json.loads((run_dir / "generator.json").read_text()).get("translation"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _eval_hook(cfg=None):
@@ -238,11 +251,13 @@ def list_(what: str) -> None:
 from ganforge.cli.evaluate import evaluate  # noqa: E402
 from ganforge.cli.experiments import compare, sweep  # noqa: E402
 from ganforge.cli.report import report  # noqa: E402
+from ganforge.cli.translate import translate  # noqa: E402
 from ganforge.cli.weights import lpips, weights  # noqa: E402
 
 main.add_command(evaluate)
 main.add_command(sweep)
 main.add_command(compare)
 main.add_command(report)
+main.add_command(translate)
 main.add_command(weights)
 main.add_command(lpips)

@@ -11,7 +11,8 @@ post-processing every dataset shares:
    their longer side ("resize") or shorter side ("center-crop"). Resized masks are re-binarised at 0 (-1 or +1),
    keeping at least one pixel of a lesion that would otherwise vanish.
 
-``channels`` and ``resolution`` do not apply to 2D point sets.
+``channels`` and ``resolution`` do not apply to 2D point sets. Two-domain data (``x_b``, ``data/two_domain.py``)
+gets 2-4 in each domain alike; ``limit`` keeps the first N rows of each, so pairs stay pairs.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ import_submodules(__name__, __path__)  # every loader module registers itself in
 RESIZE_CHUNK = 4096  # images resized per interpolate call, to bound the temporary memory
 
 
-def load_dataset(cfg: DataConfig, split: Split) -> Dataset:
-    """The registered loader ``cfg.name`` for ``split`` ("train" or "test"), post-processed as described above."""
+def load_dataset(cfg: DataConfig, split: Split, loaded: Dataset | None = None) -> Dataset:
+    """The registered loader ``cfg.name`` for ``split`` ("train" or "test"), post-processed as described above.
+
+    ``loaded``: post-process this dataset instead of loading one (each domain of two-domain data).
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    data = DATASETS.get(cfg.name)(cfg, split)
+    data = loaded if loaded is not None else DATASETS.get(cfg.name)(cfg, split)
+    if data.two_domain:  # both domains get the same post-processing
+        return _post_process_two_domain(data, cfg, split)
     x, y = data.x, data.y
     if cfg.classes is not None:
         x, y = select_classes(data, cfg.classes)
@@ -61,6 +67,23 @@ def load_dataset(cfg: DataConfig, split: Split) -> Dataset:
     if x is data.x and y is data.y:
         return data
     return dataclasses.replace(data, x=x.contiguous(), y=y)
+
+
+def _post_process_two_domain(data: Dataset, cfg: DataConfig, split: Split) -> Dataset:
+    """limit, channels and resolution applied to domain A (``x``, with its masks) and domain B (``x_b``) alike.
+
+    ``limit`` keeps the first N rows of each domain, so paired rows stay pairs.
+    """
+    if cfg.classes is not None:
+        raise DataError(f"data.classes does not apply to the two-domain dataset {data.name!r}; remove data.classes.")
+    one = DataConfig(limit=cfg.limit, resolution=cfg.resolution, channels=cfg.channels, resize=cfg.resize)
+    fields = {}
+    for key, labels, masks in (("x", "y", data.mask_channels), ("x_b", "y_b", 0)):
+        part = Dataset(data.name, getattr(data, key), getattr(data, labels), data.num_classes, data.class_names,
+                       mask_channels=masks)
+        done = load_dataset(one, split, loaded=part)
+        fields[key], fields[labels] = done.x, done.y
+    return dataclasses.replace(data, **fields)
 
 
 def select_classes(data: Dataset, classes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,6 +37,12 @@ class Dataset:
     # Paired segmentation data: the last ``mask_channels`` channels of x are masks (-1 background, +1 foreground),
     # so G learns image and mask together and every model, objective and loop handles pairs unchanged.
     mask_channels: int = 0
+    # Two-domain data (image-to-image translation): x is domain A, x_b domain B [M, C_B, H, W] in [-1, 1] with its
+    # labels y_b. paired: x_b[i] is the ground truth translation of x[i] (the same anatomy or digit), so M == N.
+    x_b: torch.Tensor | None = None
+    y_b: torch.Tensor | None = None
+    paired: bool = False
+    domains: tuple[str, str] = ("A", "B")  # the names of domain A and B, e.g. ("flair", "ct")
 
     def __post_init__(self) -> None:
         assert self.x.dtype == torch.float32, self.x.dtype
@@ -44,6 +50,12 @@ class Dataset:
             self.mask_channels, self.x.shape)
         if self.y is not None:
             assert self.y.dtype == torch.int64 and self.y.shape == (len(self.x),), (self.y.dtype, self.y.shape)
+        if self.x_b is not None:
+            assert self.kind == "image" and self.x_b.dtype == torch.float32, self.x_b.dtype
+            assert self.x_b.shape[2:] == self.x.shape[2:], (self.x_b.shape, self.x.shape)
+            assert not self.paired or len(self.x_b) == len(self.x), (len(self.x_b), len(self.x))
+            assert self.y_b is None or self.y_b.shape == (len(self.x_b),), self.y_b
+        assert not (self.paired and self.x_b is None)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -59,6 +71,16 @@ class Dataset:
         return self.x.shape[1] - self.mask_channels if self.kind == "image" else 0
 
     @property
+    def two_domain(self) -> bool:
+        return self.x_b is not None
+
+    @property
+    def shape_b(self) -> tuple[int, ...]:
+        """Shape of one domain-B example (C_B, H, W); two-domain data only."""
+        assert self.x_b is not None, f"dataset {self.name!r} has one domain"
+        return tuple(self.x_b.shape[1:])
+
+    @property
     def labelled(self) -> bool:
         return self.y is not None and self.num_classes > 0
 
@@ -69,6 +91,9 @@ class Dataset:
         h.update(np.ascontiguousarray(self.x.numpy()).tobytes())
         if self.y is not None:
             h.update(np.ascontiguousarray(self.y.numpy()).tobytes())
+        if self.x_b is not None:  # two-domain data: domain B and whether its rows pair with A's
+            h.update(f"{tuple(self.x_b.shape)} paired={self.paired}".encode())
+            h.update(np.ascontiguousarray(self.x_b.numpy()).tobytes())
         return h.hexdigest()
 
 

@@ -9,6 +9,8 @@ Medicine), which the ``seg-folder`` dataset reads. Returned as x = [N, 2, 64, 64
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -24,6 +26,25 @@ STREAM = {"train": 0, "test": 1}  # rng stream per split, so the splits never sh
 CHUNK = 50  # slices rendered at once: [CHUNK, 64, 64] float32 temporaries (0.8 MB) stay in cache
 # FLAIR-like intensities in [0, 1]: CSF dark, gray matter a little brighter than white matter, tumour hyperintense
 SCALP, CSF, GM, WM, TUMOUR, EDEMA = 0.78, 0.1, 0.56, 0.43, 0.86, 0.1
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Tissue intensities in [0, 1] of one imaging contrast; the anatomy does not depend on it.
+
+    ``bone``: the cortical-bone line under the scalp, added to it (dark in MRI, bright in CT).
+    """
+
+    scalp: float = SCALP
+    csf: float = CSF
+    gm: float = GM
+    wm: float = WM
+    tumour: float = TUMOUR
+    edema: float = EDEMA
+    bone: float = -0.45
+
+
+FLAIR = Contrast()
 
 
 def _ramp(d: np.ndarray, width: float = PX) -> np.ndarray:
@@ -90,8 +111,12 @@ def _tumour_depth(
     return depth, 0.4 * a1 + 2 * PX
 
 
-def _phantom_chunk(rng: np.random.Generator, has_tumour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _phantom_chunk(
+    rng: np.random.Generator, has_tumour: np.ndarray, contrast: Contrast = FLAIR
+) -> tuple[np.ndarray, np.ndarray]:
     """Render len(has_tumour) slices -> (image float32 [n, 64, 64] in [0, 1], tumour mask bool [n, 64, 64]).
+
+    The same generator state renders the same anatomy, pose and noise in any ``contrast``.
 
     Coordinates are normalised to [-1, 1], x to the right and y down (anterior at the top, radiological view).
     Every per-slice random number has shape [n, 1, 1] so it broadcasts over the pixels.
@@ -122,15 +147,15 @@ def _phantom_chunk(rng: np.random.Generator, has_tumour: np.ndarray) -> tuple[np
     inside_skull = _ramp((0.90 - r) * ay)
     brain = _ramp((brain_edge + 0.012 * folds - r) * ay)
     rb = r / brain_edge  # 1 at the brain surface
-    scalp = SCALP * (1 + 0.08 * texture) - 0.45 * _tent((r - 0.935) * ay, PX)  # with a dark line of cortical bone
+    scalp = contrast.scalp * (1 + 0.08 * texture) + contrast.bone * _tent((r - 0.935) * ay, PX)  # + bone line
 
     # gray matter outside, white matter inside with gyral fingers; sulci are thin CSF lines through the cortex
     wm = _ramp((uniform(0.76, 0.82) + 0.06 * folds - rb) * ay, 2 * PX)
-    tissue = GM + (WM - GM) * wm
+    tissue = contrast.gm + (contrast.wm - contrast.gm) * wm
     sulci = _tent(folds, 0.4) * _ramp((rb - 0.8) * ay, 4 * PX)  # near the zero level set of the folding field
-    tissue = tissue - (tissue - CSF) * 0.6 * sulci
+    tissue = tissue - (tissue - contrast.csf) * 0.6 * sulci
     fissure = _tent(X, 1.2 * PX) * _ramp((np.abs(yn) - uniform(0.5, 0.65)) * ay, 4 * PX)
-    tissue = tissue - (tissue - CSF) * 0.8 * fissure  # interhemispheric fissure, front and back
+    tissue = tissue - (tissue - contrast.csf) * 0.8 * fissure  # interhemispheric fissure, front and back
     # the two lateral ventricles; their size varies with the slice level
     vsize, vy = uniform(0.6, 1.3), uniform(-0.14, 0.0)
     ventricles = np.zeros_like(X)
@@ -140,7 +165,7 @@ def _phantom_chunk(rng: np.random.Generator, has_tumour: np.ndarray) -> tuple[np
         )
         ventricles = np.maximum(ventricles, _ramp(depth))
     tissue = tissue * (1 + 0.05 * texture)
-    tissue = tissue + (CSF - tissue) * ventricles
+    tissue = tissue + (contrast.csf - tissue) * ventricles
 
     # tumour, rendered only for the slices that have one (about half); elsewhere depth = -inf, an empty mask
     depth = np.full_like(X, -np.inf)
@@ -151,11 +176,11 @@ def _phantom_chunk(rng: np.random.Generator, has_tumour: np.ndarray) -> tuple[np
     mask = (depth > 0) & (brain > 0.5)  # [n, S, S]: exactly where the tumour dominates the pixel (weight > 1/2)
     tumour = _ramp(depth, 2 * PX) * (brain > 0.5)  # a soft 2-pixel border, like partial-volume blur
     edema = np.clip(1 + depth / rim, 0, 1) * (1 - tumour)  # faint hyperintense rim around it
-    tissue = tissue + EDEMA * edema
-    tissue = tissue + (TUMOUR * (1 + 0.07 * texture + 0.05 * folds) - tissue) * tumour  # heterogeneous
+    tissue = tissue + contrast.edema * edema
+    tissue = tissue + (contrast.tumour * (1 + 0.07 * texture + 0.05 * folds) - tissue) * tumour  # heterogeneous
 
     # compose, then scanner effects: global gain, a linear bias field and Rician-like noise |s + n|
-    img = scalp * (head - inside_skull) + CSF * (inside_skull - brain) + tissue * brain
+    img = scalp * (head - inside_skull) + contrast.csf * (inside_skull - brain) + tissue * brain
     img = img * uniform(0.9, 1.05) * (1 + uniform(-0.08, 0.08) * gx + uniform(-0.08, 0.08) * gy)
     img = np.abs(img + uniform(0.012, 0.028) * rng.standard_normal(img.shape, dtype=np.float32))
     return np.clip(img, 0, 1), mask
@@ -174,6 +199,30 @@ def brain_phantom(seed: int, split: Split) -> tuple[np.ndarray, np.ndarray, np.n
     masks = np.concatenate([p[1] for p in parts])
     return images, masks, labels
 
+
+
+def brain_phantom_contrasts(
+    seed: int, split: Split, contrasts: tuple[Contrast, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The slices of ``brain_phantom(seed, split)`` in several contrasts: (images [K, N, 64, 64], masks, labels).
+
+    Each chunk is rendered once per contrast from the same generator state: the same anatomy, pose, tumour and
+    noise, so every contrast is the paired ground truth of every other.
+    """
+    n = PHANTOM_SLICES[split]
+    rng = np.random.default_rng([seed, STREAM[split]])
+    labels = (rng.permutation(n) < n // 2).astype(np.int64)
+    images, masks = [], []
+    for i in range(0, n, CHUNK):
+        state = rng.bit_generator.state
+        chunk = []
+        for contrast in contrasts:
+            rng.bit_generator.state = state  # replay the same draws
+            img, mask = _phantom_chunk(rng, labels[i : i + CHUNK].astype(bool), contrast)
+            chunk.append(img)
+        images.append(np.stack(chunk))
+        masks.append(mask)
+    return np.concatenate(images, axis=1), np.concatenate(masks), labels
 
 
 @DATASETS.register(

@@ -26,7 +26,12 @@ from ganforge.variants import VARIANTS
 BASELINES = {
     "untrained": "the run's generator architecture, freshly initialised (far from the floor on every metric)",
     "replay": "returns real training images (at the floor on FID; the memorisation audit must flag it)",
+    # image-to-image runs only (metrics/translation.py)
+    "identity": "translation runs: the source image unchanged (channels matched to the target)",
+    "histogram-matching": "translation runs: each source image's intensities mapped onto the target domain's "
+                          "pooled training histogram",
 }
+TRANSLATION_ONLY = ("identity", "histogram-matching")
 
 
 @dataclass
@@ -78,6 +83,9 @@ def check_baseline(name: str) -> None:
 def baseline_generator(name: str, gen: LoadedGenerator, train: Dataset, seed: int = 0) -> Any:
     """The baseline ``name`` shaped like ``gen`` (same config, conditioning and data)."""
     check_baseline(name)
+    if name in TRANSLATION_ONLY:
+        raise GanforgeError(f"baseline {name!r} is for image-to-image runs (pix2pix, cyclegan); use untrained or "
+                            "replay for this run.")
     if name == "replay":
         return ReplayGenerator(train, gen.config, conditional=gen.conditional)
     with torch.random.fork_rng(devices=[]):  # untrained

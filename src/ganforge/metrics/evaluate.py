@@ -250,6 +250,8 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
 
     gen = load_generator(run_dir)
     cfg: Config = gen.config
+    if gen.spec.get("translation"):  # image-to-image runs: translate the source test split (metrics/translation.py)
+        return _evaluate_translation(run_dir, gen, n, metrics, extractor, seed, device, baseline, write, log)
     names = parse_metric_list(metrics)
     for name in names or ():
         METRICS.get(name)  # fail on a typo before any work
@@ -265,6 +267,33 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
         out_dir = run_dir / f"baseline-{baseline}"
         log(f"baseline {baseline}: {BASELINES[baseline]}")
     result = evaluator.evaluate(gen, n=n or cfg.eval.n, metrics=names, seed=seed, n_boot=n_boot, run_dir=out_dir)
+    if baseline is not None:
+        result.meta["baseline"] = baseline
+    if write:
+        result.path = run_dir / (EVAL_FILE if baseline is None else f"eval-baseline-{baseline}.json")
+        atomic_write_json(result.path, result.to_dict())
+        append_history(run_dir, result.history_record("evaluate" if baseline is None else f"baseline:{baseline}"))
+    return result
+
+
+def _evaluate_translation(run_dir: Path, gen: Any, n: int | None, metrics: Sequence[str] | str | None,
+                          extractor: str | None, seed: int, device: str | None, baseline: str | None, write: bool,
+                          log: Log) -> EvalResult:
+    from ganforge.metrics.translation import evaluate_translation
+
+    if parse_metric_list(metrics):
+        raise GanforgeError("a translation run computes its own metric set (fid, kid, ssim, psnr, mae, cycle_error, "
+                            "label_accuracy, dice where they apply); drop --metrics.")
+    t = evaluate_translation(run_dir, gen, n=n or gen.config.eval.n, seed=seed,
+                             extractor=extractor or gen.config.eval.extractor, device=device, baseline=baseline,
+                             log=log)
+    spec = gen.spec or {}
+    result = EvalResult(
+        run_dir=run_dir, values=t.values, skipped=t.skipped, extractor=t.extractor, dataset=gen.config.data.name,
+        n_generated=t.n_translated, seed=seed, kimg=spec.get("kimg"), generator_sha256=str(gen.sha256),
+        seconds=t.seconds, device=t.device,
+        meta={"ema": spec.get("ema"), "variant": spec.get("variant"), "translation": True, "domains": t.domains},
+    )
     if baseline is not None:
         result.meta["baseline"] = baseline
     if write:

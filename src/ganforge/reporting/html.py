@@ -277,6 +277,8 @@ def _generator_sections(run_dir: Path, config: dict[str, Any], h: str, full: boo
         gen = load_generator(run_dir)
     except GanforgeError as e:
         return f"<section><{h}>Generator</{h}><p class=\"warn\">{esc(e)}</p></section>"
+    if gen.spec.get("translation"):  # a translator draws no samples: its rows are eval/translations*.png
+        return ""
     if gen.conditional and gen.kind == "image":
         rows = []
         per = 10

@@ -104,7 +104,7 @@ def load_generator(run_dir: Path | str) -> LoadedGenerator:
         family = VARIANTS.get(cfg.variant)
         cond = Conditioning.from_dict(spec.get("conditioning", {}))
         shape = tuple(spec["shape"])
-        G = family.build_generator(from_dict(ModelConfig, spec["config"]["model"]), shape, spec["num_classes"])
+        G = family.build_exported(from_dict(ModelConfig, spec["config"]["model"]), spec)
     except (GanforgeError, ValueError, TypeError, KeyError, RuntimeError) as e:  # the file's content, not a bug
         raise RunDirError(f"{str(spec_path)!r} does not describe a generator ganforge can build ({e}); resume the "
                           "run to re-export it or restore the file.") from None

@@ -128,6 +128,10 @@ class Family(ABC):
     def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
         """The exported network alone, for ``load_generator`` (no discriminator, no training code)."""
 
+    def build_exported(self, model: ModelConfig, spec: dict[str, Any]) -> nn.Module:
+        """The exported network from ``generator.json``'s fields (by default: its shape and number of classes)."""
+        return self.build_generator(model, tuple(spec["shape"]), spec["num_classes"])
+
     @abstractmethod
     def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]: ...
 
