@@ -17,9 +17,10 @@ from ganforge.training.export import load_generator
 from ganforge.variants import VARIANTS
 from ganforge.variants.two_domain import TwoDomainFamily
 
-# Tiny problems: 8x8 digits through the DCGAN pair, the labelled 8-Gaussian ring through the MLP pair.
+# Tiny problems: 8x8 digits through the DCGAN and ResNet pairs, the labelled 8-Gaussian ring through the MLP pair.
 DATA = {
     "dcgan": {"name": "mnist5k", "resolution": 8, "limit": 256},
+    "resnet": {"name": "mnist5k", "resolution": 8, "limit": 256},
     "mlp": {"name": "ring8", "n_points": 256},
 }
 DATA_KIND = {"dcgan": "image", "mlp": "points"}

@@ -41,6 +41,13 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
                                        "model.spectral_norm_g=true"]),
     "dcgan+ls+smoothing": ("mnist-dcgan", ["objective.loss=ls", "objective.label_smoothing=0.1"]),
     "mlp+minimax+feature-matching": ("mnist-mlp", ["objective.loss=minimax", "objective.feature_matching=true"]),
+    "dcgan+acgan+paper-fake-aux": ("mnist-acgan", ["family.fake_aux=1", "model.d_mbstd=false"]),
+    "dcgan+sn+mbstd": ("mnist-dcgan", ["model.d_batchnorm=[false]", "model.spectral_norm_d=true",
+                                       "model.d_mbstd=true"]),
+    "dcgan+cgan+sn+class-mbstd": ("mnist-cgan", ["model.d_batchnorm=[false]", "model.spectral_norm_d=true",
+                                                "model.d_mbstd=true"]),
+    "resnet+cgan+mbstd": ("mnist-cgan", ["model.arch=resnet", "model.d_batchnorm=[false]", "model.g_channels=32",
+                                         "model.d_channels=16", "model.d_mbstd=true"]),
 }
 # The high-resolution presets (issue 13) take minutes to hours per kimg on a CPU: pinned on a short run, and the GPU
 # study presets also at 32 px with small networks (their recipe: family, loss, options, schedule; not their size).

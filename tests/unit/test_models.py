@@ -100,7 +100,7 @@ def small(arch: str, **model) -> ModelConfig:
     return config_from_layers([{"model": {**base, **model}, "train": {"kimg": 1}}]).model
 
 
-SHAPES = {"mlp": (1, 8, 8), "dcgan": (1, 8, 8)}
+SHAPES = {"mlp": (1, 8, 8), "dcgan": (1, 8, 8), "resnet": (1, 8, 8)}
 ALL_CONDITIONINGS = [
     Conditioning.named(g, d) for g in ("none", "concat", "cbn") for d in ("none", "concat", "aux", "projection")
 ]
