@@ -23,7 +23,7 @@ DATA = {
     "resnet": {"name": "mnist5k", "resolution": 8, "limit": 256},
     "mlp": {"name": "ring8", "n_points": 256},
 }
-DATA_KIND = {"dcgan": "image", "mlp": "points"}
+DATA_KIND = {"dcgan": "image", "resnet": "image", "mlp": "points"}
 MODEL = {"z_dim": 8, "embed_dim": 4, "g_hidden": [32], "d_hidden": [32], "g_channels": 16, "d_channels": 8}
 
 
