@@ -67,6 +67,7 @@ class ModelConfig:
     d_extra_layers: int = 0  # extra stride-1 conv layers in D
     spectral_norm_d: bool = False
     spectral_norm_g: bool = False
+    d_mbstd: bool = False  # minibatch standard deviation channel before D's last layer (Karras et al. 2018)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,15 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """The collapse check while training (``metrics.health``) and keeping the best generator by its numbers."""
+
+    every_ticks: int = 0  # check every this many ticks (0: never)
+    n: int = 500  # generated samples per check, compared with as many real training samples
+    keep_best: Literal["off", "fid", "recall", "coverage", "class_acc"] = "off"  # keep best/ by this check's number
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = ""
     description: str = ""
@@ -137,6 +147,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     # The family's own settings (a cycle-loss weight, a mapping depth...): a free mapping here, checked strictly
     # against the family's ``options`` dataclass when the config is resolved (``presets``), since the schema
     # depends on ``variant`` and this module sits below the families.
@@ -195,6 +206,8 @@ def _maxima(cfg: Config) -> list[tuple[str, float, float, str]]:
         ("data.seed", d.seed, 2**32 - 1, "numpy seeds are 32-bit"),
         ("eval.n", cfg.eval.n, 1e7, "FID uses 50,000"),
         ("eval.every_ticks", cfg.eval.every_ticks, 1e9, "ticks of a run"),
+        ("health.every_ticks", cfg.health.every_ticks, 1e9, "ticks of a run"),
+        ("health.n", cfg.health.n, 1e5, "a check during training, not an evaluation: use ganforge evaluate"),
     ]
 
 
@@ -235,6 +248,10 @@ def validate(cfg: Config) -> Config:
         (0 < cfg.data.test_fraction < 1, "data.test_fraction must be in (0, 1)"),
         (cfg.eval.every_ticks >= 0, "eval.every_ticks must be >= 0"),
         (cfg.eval.n >= 2, "eval.n must be >= 2"),
+        (cfg.health.every_ticks >= 0, "health.every_ticks must be >= 0"),
+        (cfg.health.n >= 20, "health.n must be >= 20 (k-NN recall needs a few samples per neighbourhood)"),
+        (cfg.health.keep_best == "off" or cfg.health.every_ticks > 0,
+         "health.keep_best needs the check that measures it: set health.every_ticks too, e.g. health.every_ticks=2"),
         (cfg.train.nan_rollbacks >= 0, "train.nan_rollbacks must be >= 0"),
         (0 < cfg.train.nan_lr_factor < 1, "train.nan_lr_factor must be in (0, 1)"),
         # A captured CUDA graph holds the optimiser's old state tensors; a rollback replaces them.

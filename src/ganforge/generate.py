@@ -113,6 +113,7 @@ def choose_labels(
 def generate_dataset(
     run_dir: Path | str, out: Path | str, *, n: int | None = None, seed: int = 0, label: int | None = None,
     per_class: int | None = None, fmt: Format = "auto", batch: int = 1024, world: World | None = None,
+    truncation_psi: float = 1.0,
 ) -> GenerateResult | None:
     """Sample ``gen`` into a new folder ``out`` with manifest.json. Under ``torchrun`` (``world``) every rank
     computes its share of the samples and rank 0 alone writes; the other ranks return None."""
@@ -124,6 +125,9 @@ def generate_dataset(
     if gen.spec.get("translation"):
         raise GanforgeError(f"{str(run_dir)!r} is an image-to-image run ({gen.spec.get('variant')}): it translates "
                             "images rather than drawing them. Use `ganforge translate RUN --input DIR --out DIR`.")
+    if not 0 <= truncation_psi <= 1:
+        raise ConfigError(f"--truncation-psi {truncation_psi} must be in [0, 1] (1: no truncation).")
+    gen.check_truncation(truncation_psi)
     out = Path(out)
     check_new_folder(out)
     if fmt == "auto":
@@ -148,7 +152,7 @@ def generate_dataset(
         raise GanforgeError("nothing to generate: --n (or --per-class) must be >= 1.")
 
     check_memory(n_total, gen.shape)
-    x, labels = gen.sample(n_total, seed=seed, labels=labels, batch=batch, world=world)
+    x, labels = gen.sample(n_total, seed=seed, labels=labels, batch=batch, world=world, truncation_psi=truncation_psi)
     if not world.main:
         return None
 
@@ -159,7 +163,8 @@ def generate_dataset(
             raise RunDirError(f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
                               "--out (nothing was overwritten).")
         try:
-            return _write_samples(gen, x, labels, Path(run_dir), out, fmt, n_total, seed, label, per_class)
+            return _write_samples(gen, x, labels, Path(run_dir), out, fmt, n_total, seed, label, per_class,
+                                  truncation_psi)
         except BaseException:
             undo()
             raise
@@ -186,7 +191,8 @@ def check_memory(n: int, shape: tuple[int, ...]) -> None:
 
 
 def _write_samples(gen: LoadedGenerator, x: torch.Tensor, labels: torch.Tensor | None, run_dir: Path, out: Path,
-                   fmt: str, n_total: int, seed: int, label: int | None, per_class: int | None) -> GenerateResult:
+                   fmt: str, n_total: int, seed: int, label: int | None, per_class: int | None,
+                   truncation_psi: float = 1.0) -> GenerateResult:
     class_names = _class_names(gen)
     files: dict[str, bytes] = {}  # relative path -> bytes; written, then hashed in a fixed order
     extra: dict = {}
@@ -271,7 +277,8 @@ def _write_samples(gen: LoadedGenerator, x: torch.Tensor, labels: torch.Tensor |
         "generator_run_dir": str(run_dir),
         "generator_kimg": gen.spec.get("kimg"),
         "ema": bool(gen.spec.get("ema", False)),
-        "truncation": None,  # samples use z ~ N(0, I) unmodified
+        # None: samples use z ~ N(0, I) unmodified; psi: w = w_avg + psi (w - w_avg) (StyleGAN's truncation trick)
+        "truncation": {"psi": truncation_psi} if truncation_psi != 1 else None,
         "latent": "z ~ N(0, I) drawn from torch.Generator().manual_seed(seed), all up front (batch-size invariant)",
         "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]" if gen.kind == "image" else "float32",
         "files": len(files),

@@ -17,11 +17,13 @@ from ganforge.training.export import load_generator
 from ganforge.variants import VARIANTS
 from ganforge.variants.two_domain import TwoDomainFamily
 
-# Tiny problems: 8x8 digits through the DCGAN pair, the labelled 8-Gaussian ring through the MLP pair.
+# Tiny problems: 8x8 digits through the DCGAN and ResNet pairs, the labelled 8-Gaussian ring through the MLP pair.
 DATA = {
     "dcgan": {"name": "mnist5k", "resolution": 8, "limit": 256},
+    "resnet": {"name": "mnist5k", "resolution": 8, "limit": 256},
     "mlp": {"name": "ring8", "n_points": 256},
 }
+DATA_KIND = {"dcgan": "image", "resnet": "image", "mlp": "points"}
 MODEL = {"z_dim": 8, "embed_dim": 4, "g_hidden": [32], "d_hidden": [32], "g_channels": 16, "d_channels": 8}
 
 
@@ -44,10 +46,11 @@ def tiny_config(variant: str, arch: str, data: dict | None = None, **extra):
 # of their own below, whatever their architecture setting.
 TRANSLATION = [v for v in VARIANTS.names() if isinstance(VARIANTS.get(v), TwoDomainFamily)]
 SAMPLING = [v for v in VARIANTS.names() if v not in TRANSLATION]
+# Families that draw images only (their own networks: stylegan2, progan, ...) skip the 2D points of the MLP pair.
+PAIRS = [(v, a) for v in SAMPLING for a in sorted(DATA) if DATA_KIND[a] in VARIANTS.get(v).data_kinds]
 
 
-@pytest.mark.parametrize("arch", sorted(DATA))
-@pytest.mark.parametrize("variant", SAMPLING)
+@pytest.mark.parametrize(("variant", "arch"), PAIRS)
 def test_variant_trains_one_tick_and_samples_requested_labels(variant, arch, tmp_path):
     cfg = tiny_config(variant, arch)
     out = tmp_path / "run"
@@ -68,7 +71,9 @@ def test_variant_trains_one_tick_and_samples_requested_labels(variant, arch, tmp
         x, got = gen.sample(5, seed=1, labels=labels)
         assert torch.equal(got, labels) and x.shape == (5, *shape)
         x2, _ = gen.sample(5, seed=1, labels=labels, batch=2)
-        assert torch.allclose(x, x2, atol=1e-6)  # same seed, same labels: same samples in any batch size
+        # same seed, same labels: same samples in any batch size (up to float32 rounding: BLAS blocks a matmul
+        # differently for other row counts, ~1e-6 after StyleGAN2's eight mapping layers)
+        assert torch.allclose(x, x2, atol=1e-5)
         other, _ = gen.sample(5, seed=1, labels=torch.tensor([4, 4, 4, 4, 4]))
         assert not torch.allclose(x, other)  # the label changes the sample
         _, drawn = gen.sample(50, seed=2)

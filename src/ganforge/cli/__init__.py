@@ -194,6 +194,7 @@ Examples:
   ganforge generate runs/path-cgan --per-class 2000 --out synth/path --format medmnist-npz
   ganforge generate runs/brain --per-class 1000 --out synth/brain --format seg-npz   (image + mask pairs)
   ganforge generate runs/brain-spade --masks my_maps/ --out synth/spade   (SPADE: one image per label-map PNG)
+  ganforge generate runs/brain-sg2 --n 64 --out synth/sg2 --truncation-psi 0.7       (StyleGAN2 runs)
   (then train on it: ganforge train mnist-dcgan --set data.name=folder --set data.path=synth/cgan)
 """
 
@@ -211,10 +212,13 @@ Examples:
               default="auto", show_default=True,
               help="auto: png for images (image + _mask.png for paired data), npz for 2D points.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None, help=NPROC_HELP)
+@click.option("--truncation-psi", "psi", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="StyleGAN2 runs: pull w towards its mean, w_avg + psi (w - w_avg); below 1 trades variety for "
+                   "quality.")
 @click.option("--masks", "masks", type=click.Path(path_type=Path), default=None, metavar="DIR|FILE.npz",
               help="Mask-to-image runs (spade): draw one image per label map (PNG of class indices, or .npz 'masks').")
 def generate(run_dir: Path, n: int | None, out: Path, seed: int, label: int | None, per_class: int | None,
-             fmt: str, nproc: int | None, masks: Path | None) -> None:
+             fmt: str, nproc: int | None, psi: float, masks: Path | None) -> None:
     """Sample a labelled synthetic dataset from a trained run, with manifest.json (provenance)."""
     from ganforge.cli.launch import relaunch
     from ganforge.generate import check_new_folder, generate_dataset, summarize
@@ -237,7 +241,7 @@ def generate(run_dir: Path, n: int | None, out: Path, seed: int, label: int | No
         relaunch(nproc)
     world = distributed.init_from_env()
     result = generate_dataset(run_dir, out, n=n, seed=seed, label=label, per_class=per_class, fmt=fmt,  # type: ignore[arg-type]
-                              world=world)
+                              world=world, truncation_psi=psi)
     distributed.shutdown()
     if result is not None:
         click.echo(summarize(result))

@@ -57,15 +57,15 @@ def _tent(d: np.ndarray, width: float) -> np.ndarray:
     return np.maximum(np.float32(0), 1 - np.abs(d) / np.float32(width))
 
 
-def _smooth_noise(rng: np.random.Generator, n: int, cells: int, width: float) -> np.ndarray:
+def _smooth_noise(rng: np.random.Generator, n: int, cells: int, width: float, size: int = SIZE) -> np.ndarray:
     """[n, SIZE, SIZE] float32 smooth random field with zero mean and unit variance at every pixel.
 
     White noise on a cells x cells lattice spread by a Gaussian of ``width`` pixels: F = G W G^T with
     G [SIZE, cells] row-normalised, so each pixel is a unit-norm combination of i.i.d. N(0, 1) values. Two small
     batched matmuls, several times cheaper than Gaussian-filtering 64 x 64 white noise.
     """
-    centres = (np.arange(cells) + 0.5) * SIZE / cells  # lattice points, in pixels
-    pixels = np.arange(SIZE) + 0.5
+    centres = (np.arange(cells) + 0.5) * SIZE / cells  # lattice points, in pixels of the 64 px slice
+    pixels = (np.arange(size) + 0.5) * SIZE / size  # rendered at ``size``: the same field, sampled finer
     g = np.exp(-0.5 * ((pixels[:, None] - centres[None, :]) / width) ** 2)  # [SIZE, cells]
     g = (g / np.sqrt((g**2).sum(1, keepdims=True))).astype(np.float32)
     w = rng.standard_normal((n, cells, cells), dtype=np.float32)
@@ -82,7 +82,8 @@ def _ellipse_depth(x: np.ndarray, y: np.ndarray, cx, cy, a, b, angle) -> np.ndar
 
 
 def _tumour_depth(
-    rng: np.random.Generator, X: np.ndarray, Y: np.ndarray, ax: np.ndarray, ay: np.ndarray, brain_edge: np.ndarray
+    rng: np.random.Generator, X: np.ndarray, Y: np.ndarray, ax: np.ndarray, ay: np.ndarray, brain_edge: np.ndarray,
+    res: int = SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tumour of m slices -> (signed depth [m, S, S], > 0 inside; rim width [m, 1, 1]), both in normalised units.
 
@@ -107,12 +108,12 @@ def _tumour_depth(
         if k == 1:  # the second satellite in half of the tumours
             sat = np.where(uniform(0, 1) < 0.5, sat, -np.inf)
         depth = np.maximum(depth, sat)
-    depth = depth + 0.22 * a1 * _smooth_noise(rng, m, 16, 2.5)  # irregular border; still distance-like
+    depth = depth + 0.22 * a1 * _smooth_noise(rng, m, 16, 2.5, res)  # irregular border; still distance-like
     return depth, 0.4 * a1 + 2 * PX
 
 
 def _phantom_chunk(
-    rng: np.random.Generator, has_tumour: np.ndarray, contrast: Contrast = FLAIR
+    rng: np.random.Generator, has_tumour: np.ndarray, contrast: Contrast = FLAIR, size: int = SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render len(has_tumour) slices -> (image float32 [n, 64, 64] in [0, 1], tumour mask bool [n, 64, 64]).
 
@@ -126,7 +127,8 @@ def _phantom_chunk(
     def uniform(lo: float, hi: float) -> np.ndarray:
         return rng.uniform(lo, hi, (n, 1, 1)).astype(np.float32)
 
-    grid = ((np.arange(SIZE) + 0.5) * PX - 1).astype(np.float32)
+    aa = 2.0 / size  # anti-aliasing width: one rendered pixel (widths in PX are anatomy, the same at any size)
+    grid = ((np.arange(size) + 0.5) * aa - 1).astype(np.float32)
     gx, gy = grid[None, None, :], grid[None, :, None]  # [1, 1, S], [1, S, 1]
 
     # pose: rotation, scale and shift; X, Y are the head's own frame
@@ -140,12 +142,12 @@ def _phantom_chunk(
     r = np.sqrt((X / ax) ** 2 + yn**2) / (1 + uniform(0.0, 0.08) * yn)  # 1 at the scalp; the back a little wider
 
     # anatomy: smooth fields for the cortical folding, tissue texture and tumour outline
-    folds = _smooth_noise(rng, n, 32, 1.6)  # ~3 px features: gyri and sulci
-    texture = _smooth_noise(rng, n, 16, 4.5)  # ~10 px: tissue inhomogeneity
+    folds = _smooth_noise(rng, n, 32, 1.6, size)  # ~3 px features: gyri and sulci
+    texture = _smooth_noise(rng, n, 16, 4.5, size)  # ~10 px: tissue inhomogeneity
     brain_edge = 0.86 + uniform(-0.02, 0.02)  # in r: the CSF gap below the skull is 0.90 - brain_edge thick
-    head = _ramp((1 - r) * ay)  # [n, S, S] in [0, 1]
-    inside_skull = _ramp((0.90 - r) * ay)
-    brain = _ramp((brain_edge + 0.012 * folds - r) * ay)
+    head = _ramp((1 - r) * ay, aa)  # [n, S, S] in [0, 1]
+    inside_skull = _ramp((0.90 - r) * ay, aa)
+    brain = _ramp((brain_edge + 0.012 * folds - r) * ay, aa)
     rb = r / brain_edge  # 1 at the brain surface
     scalp = contrast.scalp * (1 + 0.08 * texture) + contrast.bone * _tent((r - 0.935) * ay, PX)  # + bone line
 
@@ -163,7 +165,7 @@ def _phantom_chunk(
         depth = _ellipse_depth(  # frontal horns diverge: each ventricle leans outwards at the top
             X, Y, side * uniform(0.1, 0.15) * ax, vy * ay, vsize * 0.06, vsize * 0.27 * ay, -side * uniform(0.15, 0.4)
         )
-        ventricles = np.maximum(ventricles, _ramp(depth))
+        ventricles = np.maximum(ventricles, _ramp(depth, aa))
     tissue = tissue * (1 + 0.05 * texture)
     tissue = tissue + (contrast.csf - tissue) * ventricles
 
@@ -172,7 +174,7 @@ def _phantom_chunk(
     rim = np.ones_like(ax)  # [n, 1, 1] width of the oedema rim
     t = np.flatnonzero(has_tumour)
     if len(t):
-        depth[t], rim[t] = _tumour_depth(rng, X[t], Y[t], ax[t], ay[t], brain_edge[t])
+        depth[t], rim[t] = _tumour_depth(rng, X[t], Y[t], ax[t], ay[t], brain_edge[t], size)
     mask = (depth > 0) & (brain > 0.5)  # [n, S, S]: exactly where the tumour dominates the pixel (weight > 1/2)
     tumour = _ramp(depth, 2 * PX) * (brain > 0.5)  # a soft 2-pixel border, like partial-volume blur
     edema = np.clip(1 + depth / rim, 0, 1) * (1 - tumour)  # faint hyperintense rim around it
@@ -186,15 +188,15 @@ def _phantom_chunk(
     return np.clip(img, 0, 1), mask
 
 
-def brain_phantom(seed: int, split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image float32 [N, 64, 64] in [0, 1], mask bool [N, 64, 64], label int64 [N]) for one split.
+def brain_phantom(seed: int, split: Split, size: int = SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image float32 [N, S, S] in [0, 1], mask bool [N, S, S], label int64 [N]) for one split, S = ``size``.
 
     Exactly half of the slices carry a tumour (label 1), in a seeded random order; the rest have an empty mask.
     """
     n = PHANTOM_SLICES[split]
     rng = np.random.default_rng([seed, STREAM[split]])
     labels = (rng.permutation(n) < n // 2).astype(np.int64)  # [N], n // 2 ones
-    parts = [_phantom_chunk(rng, labels[i : i + CHUNK].astype(bool)) for i in range(0, n, CHUNK)]
+    parts = [_phantom_chunk(rng, labels[i : i + CHUNK].astype(bool), size=size) for i in range(0, n, CHUNK)]
     images = np.concatenate([p[0] for p in parts])
     masks = np.concatenate([p[1] for p in parts])
     return images, masks, labels
@@ -229,10 +231,13 @@ def brain_phantom_contrasts(
     "brain-phantom", help="procedural FLAIR-like brain MRI slices + tumour masks (1+1 x 64x64, 2400/600); offline"
 )
 def load_brain_phantom(cfg: DataConfig, split: Split) -> Dataset:
-    images, masks, labels = brain_phantom(cfg.seed, split)
-    x = with_mask(torch.from_numpy(images)[:, None].mul_(2).sub_(1), masks)  # [N, 2, 64, 64]
+    # Above 64 px (128, 256 for the high-resolution studies) the slices are rendered at data.resolution itself,
+    # finer rather than upsampled; at 64 px and below they are the 64 px slices (resized by load_dataset).
+    size = cfg.resolution if cfg.resolution is not None and cfg.resolution > SIZE else SIZE
+    images, masks, labels = brain_phantom(cfg.seed, split, size)
+    x = with_mask(torch.from_numpy(images)[:, None].mul_(2).sub_(1), masks)  # [N, 2, S, S]
     return Dataset(
         "brain-phantom", x, torch.from_numpy(labels), num_classes=2, class_names=PHANTOM_NAMES, kind="image",
         source=f"procedural (ganforge.data.brain_phantom, seed {cfg.seed})", mask_channels=1,
-        meta={"generator": "procedural brain phantom v1", "native_size": [SIZE, SIZE], "seed": cfg.seed},
+        meta={"generator": "procedural brain phantom v1", "native_size": [size, size], "seed": cfg.seed},
     )

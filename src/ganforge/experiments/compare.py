@@ -18,7 +18,8 @@ from ganforge.metrics.tables import RunValues, Table, build_table, write_tables
 from ganforge.training.rundir import CONFIG, SUMMARY, read_config, read_eval_records, read_summary
 
 # Keys that differ between seeds of one configuration, or that cannot change the numbers.
-IGNORED_KEYS = ("train.seed", "train.device", "train.snapshot_ticks", "train.tensorboard", "eval.every_ticks")
+IGNORED_KEYS = ("train.seed", "train.device", "train.snapshot_ticks", "train.tensorboard", "eval.every_ticks",
+                "health.every_ticks", "health.n", "health.keep_best")  # checks while training leave training alone
 EVAL_FILE = "eval.json"
 
 

@@ -19,7 +19,8 @@ from ganforge.errors import ConfigError, RunDirError
 from ganforge.training import distributed
 from ganforge.training.checkpoint import restore_checkpoint, sha256_file
 from ganforge.training.lock import LOCK_FILE, FolderLock, acquire
-from ganforge.training.loop import TrainResult, build_training, training_loop
+from ganforge.training.loop import TrainResult, build_training, pick_device, training_loop
+from ganforge.training.monitor import BEST_DIR, Monitor
 from ganforge.training.rundir import (
     CKPT_DIR,
     CONFIG,
@@ -47,7 +48,7 @@ RESUME_KEYS = ("train.kimg", "train.epochs", "train.tick_kimg", "train.snapshot_
 # Anything else (data, model, objective, seeds) would not continue the same run.
 SAFE_RESUME_KEYS = RESUME_KEYS + (
     "optim.lr_g", "optim.lr_d", "train.nan_policy", "train.nan_rollbacks", "train.nan_lr_factor",
-    "train.tensorboard", "eval.every_ticks", "eval.metrics", "eval.n", "eval.extractor",
+    "train.tensorboard", "eval.every_ticks", "eval.metrics", "eval.n", "eval.extractor", "health.every_ticks",
 )
 
 
@@ -58,7 +59,7 @@ def _exists_message(out: str) -> str:
 
 # What a run writes before its first checkpoint (the first tick writes these, then checkpoints/latest.pt).
 BEFORE_FIRST_CHECKPOINT = {CONFIG, LOCK_FILE, METRICS, LOG, "grids", "samples.png", "losses.png", WEIGHTS, SPEC,
-                           CKPT_DIR}
+                           CKPT_DIR, BEST_DIR}
 
 
 def _unstarted(path: Path) -> bool:
@@ -112,9 +113,20 @@ def claim_new_folder(out: str | None, name: str, command: str, log: Callable[[st
     raise RunDirError(f"could not find a free run directory under runs/{name}; give one with --out.")
 
 
+def health_monitor(setup: Setup) -> Monitor | None:
+    """The collapse check and keep-best of ``health.*`` (``metrics.health``), or None when it is off."""
+    if setup.cfg.health.every_ticks == 0:
+        return None
+    from ganforge.metrics.health import build_monitor  # metrics sit above training: handed to the loop
+
+    sampled = setup.build_networks()[setup.family.sample_network]
+    return build_monitor(setup.cfg, setup.family, setup.train_set, sampled, pick_device(setup.cfg.train.device))
+
+
 def start_run(cfg: Config, out: str | None, *, progress: bool = True, on_tick=None, log=print) -> TrainResult:
     setup = prepare(cfg)  # fails before anything is written
     world = distributed.current()
+    monitor = health_monitor(setup) if world.main else None
     claimed: dict = {}
 
     def create() -> str:  # rank 0 claims, locks and creates the folder; every rank trains into that one
@@ -126,7 +138,8 @@ def start_run(cfg: Config, out: str | None, *, progress: bool = True, on_tick=No
 
     try:
         run_dir = Path(distributed.on_main(create, world))
-        return training_loop(setup, run_dir, progress=progress, on_tick=on_tick if world.main else None, log=log)
+        return training_loop(setup, run_dir, progress=progress, on_tick=on_tick if world.main else None, log=log,
+                             monitor=monitor)
     except BaseException:
         made = claimed.get("run_dir")
         if made is not None and not (made / CKPT_DIR / LATEST).is_file():  # nothing worth keeping: no half-made folder
@@ -207,7 +220,7 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
                 log("resume changes: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
         distributed.barrier(world)
         return training_loop(setup, run_dir, resume=True, progress=progress, on_tick=on_tick if world.main else None,
-                             log=log)
+                             log=log, monitor=health_monitor(setup) if world.main else None)
 
 
 def _finished_summary(run_dir: Path, ck: dict, log: Callable[[str], None]) -> dict:

@@ -90,7 +90,7 @@ def baseline_generator(name: str, gen: LoadedGenerator, train: Dataset, seed: in
         return ReplayGenerator(train, gen.config, conditional=gen.conditional)
     with torch.random.fork_rng(devices=[]):  # untrained
         torch.manual_seed(seed)
-        G = VARIANTS.get(gen.config.variant).build_generator(gen.config.model, gen.shape, gen.num_classes)
+        G = VARIANTS.get(gen.config.variant).build_exported(gen.config.model, gen.spec)
     return dataclasses.replace(gen, G=G.eval(), sha256=f"baseline:untrained(seed={seed})",
                                spec={**gen.spec, "kimg": 0.0, "ema": False, "baseline": "untrained"})
 

@@ -15,7 +15,7 @@ from ganforge.config import ModelConfig
 from ganforge.errors import ConfigError
 from ganforge.models.archs import ARCHS
 from ganforge.models.conditioning import Conditioning
-from ganforge.models.layers import CondSequential, DOut, apply_spectral_norm, spectral_norm_projection
+from ganforge.models.layers import CondSequential, DOut, MinibatchStd, apply_spectral_norm, spectral_norm_projection
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -88,6 +88,9 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(ch, ch, 3, 1, 1, bias=not use_bn)]
             layers += [nn.BatchNorm2d(ch)] if use_bn else []
             layers += [nn.LeakyReLU(0.2)]
+        self.mbstd, self.tail = None, None
+        if cfg.d_mbstd:  # the batch's (per-class) spread as a channel, then a conv that can use it (ProGAN)
+            self.mbstd, self.tail = MinibatchStd(), nn.Sequential(nn.Conv2d(ch + 1, ch, 3, 1, 1), nn.LeakyReLU(0.2))
         if cfg.d_dropout[0] > 0:
             layers.append(nn.Dropout(cfg.d_dropout[0]))
         self.body = nn.Sequential(*layers)
@@ -103,7 +106,10 @@ class DCGANDiscriminator(nn.Module):
         if self.embed is not None:
             label_map = self.embed(c).view(len(x), 1, self.res, self.res).to(x.dtype)  # [N, 1, H, W]
             x = torch.cat([x, label_map], dim=1)
-        feat = self.body(x).flatten(1)  # [N, F]
+        h = self.body(x)  # [N, C, h, w]
+        if self.mbstd is not None:
+            h = self.tail(self.mbstd(h, c))  # per-class spread when D is given the labels
+        feat = h.flatten(1)  # [N, F]
         logits = self.out(feat).squeeze(1)  # [N]
         if self.proj is not None:
             logits = logits + self.proj.project(c, feat)

@@ -59,6 +59,52 @@ def spectral_norm_projection(D: nn.Module) -> None:
         D.proj = nn.utils.parametrizations.spectral_norm(D.proj)
 
 
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, ProGAN section 3): one extra channel holding the mean
+    standard deviation of the features over a group of samples, so D sees how varied a batch is.
+
+    Without batch norm in D (spectral norm, gradient penalty, projection), nothing else tells D that every
+    sample of a batch is the same image; a collapsed G then fools it. x [N, C, H, W] -> [N, C + 1, H, W].
+
+    Unconditional: groups of ``group`` samples (fewer when N is not a multiple: the largest divisor of N up to it).
+    With labels ``c`` [N]: the std over the samples of the batch with the same label. A conditional G that draws
+    one image per class still makes a varied group of mixed classes, which is what the plain statistic sees; the
+    per-class spread is what collapsed. A label seen once in the batch gets the mean of the other classes' values.
+    """
+
+    def __init__(self, group: int = 4) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        n, _, h, w = x.shape
+        if c is None:
+            g = max(d for d in range(1, min(self.group, n) + 1) if n % d == 0)
+            y = x.float().reshape(g, n // g, *x.shape[1:])  # [G, M, C, H, W]: sample i sits in group i % M
+            std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3)).repeat(g)  # [N]
+        else:
+            std = self._per_class(x.float(), c)
+        return torch.cat([x, std.to(x.dtype)[:, None, None, None].expand(n, 1, h, w)], dim=1)
+
+    @staticmethod
+    def _per_class(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        std = torch.zeros(len(x), device=x.device)  # [N]
+        seen, alone = [], []
+        for k in c.unique().tolist():  # at most a few dozen classes: a loop is cheap
+            rows = (c == k).nonzero().flatten()
+            if len(rows) < 2:
+                alone.append(rows)
+                continue
+            value = (x[rows].var(dim=0, unbiased=False) + 1e-8).sqrt().mean()  # scalar
+            std = std.index_put((rows,), value.expand(len(rows)))
+            seen.append(value)
+        if alone:
+            fill = torch.stack(seen).mean() if seen else (x.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+            rows = torch.cat(alone)
+            std = std.index_put((rows,), fill.expand(len(rows)))
+        return std
+
+
 class CondSequential(nn.Module):
     """A list of layers where conditional layers also receive the labels."""
 

@@ -86,6 +86,24 @@ def d_scores_plot(records: list[dict[str, Any]], title: str = "") -> bytes | Non
     return _fig_bytes(fig)
 
 
+def ada_plot(records: list[dict[str, Any]]) -> bytes | None:
+    """ADA's augmentation probability p and the overfitting heuristic r_t per tick (None: the run has no ADA)."""
+    records = [r for r in records if r.get("type") != "eval" and "ada_p" in r]
+    if not records:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.2), dpi=100)
+    kimg = [r["kimg"] for r in records]
+    ax.plot(kimg, [r["ada_p"] for r in records], label="p (augmentation probability)", color="tab:green")
+    ax.plot(kimg, [r.get("ada_rt", math.nan) for r in records], label="r_t = E[sign(D(real))]", color="tab:gray")
+    ax.set_xlabel("kimg")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("adaptive discriminator augmentation")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _fig_bytes(fig)
+
+
 def scatter_plot(real: Any, fake: Any, title: str = "") -> bytes:
     """Real [N, 2] vs generated [M, 2] points, side by side on shared axes."""
     plt = _pyplot()

@@ -27,6 +27,7 @@ from ganforge.errors import GanforgeError, RunDirError
 from ganforge.metrics.protocol import scale_label
 from ganforge.metrics.tables import Table, cell_text, fmt
 from ganforge.reporting.figures import (
+    ada_plot,
     d_scores_plot,
     evenly_spaced,
     interval_plot,
@@ -144,10 +145,18 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
     parts.append(figure(d_scores_plot(train_records, "mean D(x) and mean D(G(z))"),
                         "mean D(x) (real) and mean D(G(z)) (generated): near 0.5 and close together, D is unsure",
                         css="plot"))
+    if any("ada_p" in r for r in train_records):  # StyleGAN2 + ADA: p per tick, as it followed r_t to its target
+        last_p = train_records[-1].get("ada_p", 0.0)
+        parts.append(figure(ada_plot(train_records), f"ADA: augmentation probability p per tick (last {last_p:.3f}) "
+                            "and r_t; p rises while D overfits (r_t above the target)", css="plot"))
     parts.append("</section>")
 
     evals = read_eval(run_dir)
     parts.append(f"<section><{h}>Metrics</{h}>{metric_table(evals) if evals else _no_eval(run_dir)}</section>")
+
+    health = health_section([r for r in records if r.get("type") == "health"], h)
+    if health:
+        parts.append(health)
 
     parts.append(f"<section><{h}>Samples over training</{h}>{_progression(run_dir, train_records, full)}</section>")
 
@@ -163,6 +172,46 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
         parts.append(f"<section><{h}>Config</{h}><details open><summary>resolved config.yaml</summary>"
                      f"<pre>{esc(yaml.safe_dump(config, sort_keys=False))}</pre></details></section>")
     return "\n".join(p for p in parts if p)
+
+
+HEALTH_COLUMNS = ("recall", "coverage", "precision", "fid", "diversity", "class_acc")
+
+
+def health_section(checks: list[dict[str, Any]], h: str) -> str:
+    """The collapse checks made while training (``health.every_ticks``): one row per check, warnings first."""
+    if not checks:
+        return ""
+    cols = [c for c in HEALTH_COLUMNS if any(isinstance(r.get(c), (int, float)) for r in checks)]
+    head = "<tr><th>tick</th><th>kimg</th>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "<th>warnings</th></tr>"
+    floor = checks[-1]
+    rows = ["<tr><td>real</td><td></td>" + "".join(f"<td class=\"num\">{esc(fmt(floor.get(c + '_floor')))}</td>"
+                                                   for c in cols) + "<td class=\"note\">real test vs train</td></tr>"]
+    for r in checks:
+        warn = "; ".join(str(w) for w in r.get("warnings") or [])
+        best = " (best)" if r.get("best") else ""
+        rows.append(f"<tr><td>{esc(r.get('tick'))}{best}</td><td class=\"num\">{esc(fmt(r.get('kimg')))}</td>"
+                    + "".join(f"<td class=\"num\">{esc(fmt(r.get(c)))}</td>" for c in cols)
+                    + f"<td class=\"warn\">{esc(warn)}</td></tr>")
+    collapsed = [r for r in checks if r.get("collapse")]
+    if not collapsed:
+        verdict = f"<p class=\"note\">no collapse seen in {len(checks)} checks.</p>"
+    elif checks[-1].get("collapse"):
+        verdict = (f"<p><strong class=\"warn\">collapse suspected at {len(collapsed)} of {len(checks)} checks, "
+                   f"the last one included</strong> (first at tick {esc(collapsed[0].get('tick'))}): see the warnings "
+                   "below.</p>")
+    else:  # early checks often see alike samples (an EMA copy in its first half-lives): gone by the end
+        verdict = (f"<p class=\"note\">alike samples at {len(collapsed)} of {len(checks)} checks (first at tick "
+                   f"{esc(collapsed[0].get('tick'))}, last at tick {esc(collapsed[-1].get('tick'))}); not at the last "
+                   "check.</p>")
+    kept = [r for r in checks if r.get("best")]
+    if kept:
+        verdict += (f"<p class=\"note\">best/ holds the generator of tick {esc(kept[-1].get('tick'))} "
+                    f"(best {esc(kept[-1].get('keep_best'))}).</p>")
+    return (f"<section><{h}>Health checks during training</{h}>{verdict}<table>{head}{''.join(rows)}</table>"
+            f"<p class=\"note\">{esc(floor.get('n'))} samples per check in the {esc(floor.get('extractor'))} "
+            "extractor's features, fixed latents; diversity is the samples' feature spread over real data's (lowest "
+            "class for conditional runs). Checks, not evaluations: use ganforge evaluate for reported numbers.</p>"
+            "</section>")
 
 
 PROTOCOL_SHORT = ("extractor", "n_generated", "n_reference", "reference_split")

@@ -64,15 +64,23 @@ class LoadedGenerator:
     def conditional(self) -> bool:
         return self.conditioning.g.conditional
 
+    def check_truncation(self, psi: float) -> None:
+        if psi != 1 and not getattr(self.G, "supports_truncation", False):
+            raise GanforgeError(f"--truncation-psi needs a generator with a mapping network (stylegan2, cstylegan2); "
+                                f"this one is {self.config.variant}. Drop --truncation-psi.")
+
     @torch.no_grad()
     def sample(
         self, n: int, seed: int = 0, labels: torch.Tensor | None = None, batch: int = 1024,
-        device: torch.device | str = "cpu", world: World | None = None,
+        device: torch.device | str = "cpu", world: World | None = None, truncation_psi: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """n samples (CPU float32) and their labels. Deterministic in ``seed`` whatever ``batch`` is.
 
         ``world``: the ranks of ``torchrun`` (``ganforge generate/evaluate --nproc N``) each compute their share
-        of the rows and every rank gets all n, the same samples one process makes."""
+        of the rows and every rank gets all n, the same samples one process makes.
+        ``truncation_psi`` < 1 pulls each intermediate latent towards the mean (generators with a mapping network)."""
+        self.check_truncation(truncation_psi)
+        kwargs = {"truncation_psi": truncation_psi} if truncation_psi != 1 else {}
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.G.z_dim, generator=gen)  # all latents drawn up front: batch-size invariant
         if self.conditional and labels is None:
@@ -86,7 +94,7 @@ class LoadedGenerator:
         for i in range(lo, hi, batch):
             j = min(i + batch, hi)
             c = labels[i:j].to(device) if labels is not None else None
-            out.append(self.G(z[i:j].to(device), c).float().cpu())
+            out.append(self.G(z[i:j].to(device), c, **kwargs).float().cpu())
         return distributed.gather_rows(torch.cat(out), n, world), labels
 
 

@@ -33,6 +33,7 @@ from ganforge.training.curves import save_loss_plot
 from ganforge.training.export import export_generator
 from ganforge.training.fast import GraphedStep
 from ganforge.training.grids import save_image_grid, save_scatter
+from ganforge.training.monitor import Monitor, keep_best
 from ganforge.training.recovery import on_nonfinite, set_learning_rates
 from ganforge.training.rundir import CKPT_DIR, LATEST, append_record, atomic_write_json, truncate_history
 from ganforge.training.setup import Setup
@@ -125,6 +126,7 @@ def build_training(cfg: Config, family: Family, data: Dataset, device: torch.dev
 def training_loop(
     setup: Setup, run_dir: Path, *, resume: bool = False, progress: bool = True,
     log: Callable[[str], None] = print, on_tick: Callable[[int, Path], None] | None = None,
+    monitor: Monitor | None = None,
 ) -> TrainResult:
     cfg, data = setup.cfg, setup.train_set
     world = distributed.current()  # one process, or one rank of `torchrun` (training/distributed.py)
@@ -146,6 +148,8 @@ def training_loop(
         ck = restore_checkpoint(run_dir / CKPT_DIR / LATEST, nets, ema, opts, sampler)  # validated first
         set_learning_rates(opts, t.opt_specs)  # a resume may change them (config.yaml wins over the optimiser state)
         step, images_seen, tick, wall_before = ck["step"], ck["images_seen"], ck["tick"], ck["wall_time"]
+        if monitor is not None:
+            monitor.load_state_dict(ck.get("monitor") or {})  # best value so far: keep-best continues exactly
         if int(ck.get("world_size", 1)) != world.size and world.main:
             warnings.warn(f"resuming a run written by {int(ck.get('world_size', 1))} process(es) with {world.size}: "
                           "data order and latents continue exactly, but per-rank randomness (dropout, augmentation) "
@@ -195,6 +199,8 @@ def training_loop(
                 raise
             rollbacks += 1
             step, images_seen, tick = ck["step"], ck["images_seen"], ck["tick"]
+            if monitor is not None:
+                monitor.load_state_dict(ck.get("monitor") or {})
             history = truncate_history(run_dir, images_seen, log) if world.main else []
             bar.reset(total=total_images)
             bar.update(images_seen)
@@ -219,12 +225,22 @@ def training_loop(
                 **({"shape_b": list(data.shape_b), "domains": list(data.domains)} if data.two_domain else {}),
                 **family.export_info(), "variant": cfg.variant, "ema": bool(ema), "kimg": images_seen / 1000}
         sha = export_generator(run_dir, sampled, cfg, info)
+        if monitor is not None:  # before the checkpoint, which holds its state (training RNG untouched)
+            saved = rng_state()
+            checked = monitor.check(tick, images_seen / 1000, sampled)
+            set_rng_state(saved)
+            if checked is not None:
+                append_record(run_dir, checked.record)
+                bar.write(checked.line)
+                _log_file(run_dir, checked.line)
+                if checked.improved:
+                    keep_best(run_dir)
         payload = {
             **{name: net.state_dict() for name, net in nets.items()},
             **{f"{name}_ema": averaged.state_dict() for name, averaged in ema.items()},
             **{f"opt_{name}": opt.state_dict() for name, opt in opts.items()},
             "sampler": sampler.state_dict(), "rng": rng_state(), "step": step, "images_seen": images_seen, "tick": tick,
-            "world_size": world.size,
+            "world_size": world.size, **({"monitor": monitor.state_dict()} if monitor is not None else {}),
             "wall_time": wall_before + time.perf_counter() - start, "config": cfg.to_dict(),
             "ganforge_version": ganforge.__version__,
         }
@@ -242,6 +258,7 @@ def training_loop(
             "final": {k: v for k, v in values.items()}, "generator_sha256": sha, "ema": bool(ema),
             "device": _device_name(device), "torch_version": torch.__version__,
             "ganforge_version": ganforge.__version__, "python": platform.python_version(),
+            **({"health": monitor.summary()} if monitor is not None else {}),
         }
         atomic_write_json(run_dir / "summary.json", summary)
         tick_start, tick_images_start = time.perf_counter(), images_seen

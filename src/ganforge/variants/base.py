@@ -77,6 +77,7 @@ class Family(ABC):
     defaults: ClassVar[dict[str, Any]] = {}  # a config layer below the preset, e.g. {"objective": {...}}
     conditioning: ClassVar[Conditioning] = Conditioning()
     ema_networks: ClassVar[tuple[str, ...]] = ()  # averaged when train.ema_kimg > 0
+    data_kinds: ClassVar[tuple[str, ...]] = ("image", "points")  # the Dataset.kind values it trains on
     sample_network: ClassVar[str] = "G"  # what generate samples from (its EMA when there is one)
     # The family's own settings, the ``family:`` section of a config (``--set family.cycle_weight=5``): a frozen
     # dataclass whose field defaults are the paper's values; range checks raise ConfigError in __post_init__.

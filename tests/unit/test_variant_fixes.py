@@ -1,0 +1,148 @@
+"""The pieces that make the conditional variants train without batch norm in D: minibatch standard deviation,
+the ResNet (SNGAN) pair, AC-GAN's D classifying real images only, and the class-accuracy metric."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.errors import ConfigError
+from ganforge.metrics.class_accuracy import class_accuracy
+from ganforge.metrics.protocol import METRICS
+from ganforge.models import build_models
+from ganforge.models.conditioning import Conditioning
+from ganforge.models.layers import DOut, MinibatchStd
+from ganforge.presets import load_config
+from tests.conftest import stub_objective
+
+
+def test_minibatch_std_is_the_mean_std_over_each_group():
+    x = torch.zeros(4, 2, 1, 1)
+    x[:, 0, 0, 0] = torch.tensor([0.0, 1.0, 2.0, 5.0])  # groups of 4: the one group holds all four samples
+    x[:, 1, 0, 0] = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    out = MinibatchStd(group=4)(x)
+    assert out.shape == (4, 3, 1, 1) and torch.equal(out[:, :2], x)
+    std0 = torch.tensor([0.0, 1.0, 2.0, 5.0]).std(unbiased=False)  # population std, channel 0; channel 1: 0
+    expected = float(((std0**2 + 1e-8).sqrt() + 1e-4) / 2)
+    assert out[:, 2].flatten().tolist() == pytest.approx([expected] * 4, abs=1e-6)
+
+
+def test_minibatch_std_sees_a_collapsed_batch_and_groups_what_divides_the_batch():
+    same = torch.randn(1, 3, 4, 4).expand(6, 3, 4, 4)
+    varied = torch.randn(6, 3, 4, 4)
+    layer = MinibatchStd(group=4)  # 6 samples: groups of 3 (the largest divisor of 6 up to 4)
+    assert layer(same)[:, 3].max() < 1e-3 < layer(varied)[:, 3].min()
+    # samples i and i + 2 share a group of three (sample i sits in group i % 2): their std channel is equal
+    out = layer(varied)[:, 3, 0, 0]
+    assert out[0] == out[2] == out[4] and out[1] == out[3] == out[5] and out[0] != out[1]
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_d_mbstd_adds_the_channel_to_d(arch):
+    cfg = load_config("mnist-projection", [f"model.arch={arch}", "model.d_mbstd=true"])
+    _, D = build_models(cfg.model, (1, 28, 28), 10, Conditioning.named("cbn", "projection"))
+    assert any(isinstance(m, MinibatchStd) for m in D.modules())
+    cfg = load_config("mnist-projection", [f"model.arch={arch}"])
+    _, D = build_models(cfg.model, (1, 28, 28), 10, Conditioning.named("cbn", "projection"))
+    assert not any(isinstance(m, MinibatchStd) for m in D.modules())
+
+
+def test_resnet_pair_has_no_batch_norm_in_d_and_refuses_it():
+    cfg = load_config("mnist-projection")
+    assert cfg.model.arch == "resnet" and cfg.model.spectral_norm_d and cfg.objective.loss == "hinge"
+    G, D = build_models(cfg.model, (1, 28, 28), 10, Conditioning.named("cbn", "projection"))
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
+    z, c = torch.randn(4, cfg.model.z_dim), torch.tensor([0, 1, 2, 3])
+    assert G(z, c).shape == (4, 1, 28, 28) and D(G(z, c), c).features.shape == (4, 64)
+    with pytest.raises(ConfigError, match="no batch norm in D"):
+        build_models(
+            load_config("mnist-projection", ["model.d_batchnorm=[true]"]).model,
+            (1, 28, 28),
+            10,
+            Conditioning.named("cbn", "projection"),
+        )
+
+
+@pytest.mark.parametrize("size", [8, 16, 28, 32, 64])
+def test_resnet_pair_makes_every_size(size):
+    cfg = load_config("mnist-projection")
+    G, D = build_models(cfg.model, (3, size, size), 4, Conditioning.named("concat", "concat"))
+    x = G(torch.randn(2, cfg.model.z_dim), torch.tensor([0, 3]))
+    assert x.shape == (2, 3, size, size) and D(x, torch.tensor([0, 3])).logits.shape == (2,)
+
+
+# ---- AC-GAN: D's classifier on real images only (family.fake_aux=0) --------------------------------------------
+
+
+class StubG(nn.Module):
+    z_dim = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3, 4))
+
+    def forward(self, z, c=None):
+        return z @ self.w  # [N, 4]
+
+
+class StubD(nn.Module):
+    """D(x) = sum(x) as the logit, fixed class logits for the aux head (as tests/unit/test_losses.py)."""
+
+    def __init__(self, aux_logits: torch.Tensor) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.aux_logits = aux_logits
+
+    def forward(self, x, c=None):
+        return DOut(x.sum(1) * self.scale, self.aux_logits * self.scale, x * self.scale)
+
+
+@pytest.mark.parametrize("fake_aux", [0.0, 1.0, 0.25])
+def test_acgan_fake_aux_weighs_d_classifying_generated_images(fake_aux):
+    aux = torch.tensor([[2.0, 0.5, -1.0], [0.1, 3.0, 0.2]])
+    over = ["train.kimg=1", "variant=acgan", "objective.loss=hinge", "objective.aux_weight=0.5"]
+    cfg = load_config(None, [*over, f"family.fake_aux={fake_aux}"])
+    obj = stub_objective("acgan", StubG(), StubD(aux), cfg, 3, (4,), kind="points")
+    c = torch.tensor([1, 2])
+    stats = obj.step("D", torch.zeros(2, 4), c, torch.zeros(2, 3), c)
+    ce = F.cross_entropy(aux, c).item()  # the stub gives the same class logits for real and generated images
+    assert stats["loss_aux"].item() == pytest.approx((1 + fake_aux) * ce, rel=1e-6)
+    assert stats["loss_D"].item() == pytest.approx(2.0 + 0.5 * (1 + fake_aux) * ce, rel=1e-6)
+
+
+def test_acgan_fake_aux_is_range_checked_and_the_paper_by_default():
+    with pytest.raises(ConfigError, match="family.fake_aux must be in"):
+        load_config("mnist-acgan", ["family.fake_aux=-1"])
+    assert load_config("mnist-dcgan", ["variant=acgan"]).family == {"fake_aux": 1.0}  # the paper's, by default
+    preset = load_config("mnist-acgan")
+    assert preset.family == {"fake_aux": 0.0} and preset.model.d_mbstd and not preset.model.d_batchnorm[0]
+
+
+# ---- class accuracy --------------------------------------------------------------------------------------------
+
+
+def test_class_accuracy_by_hand():
+    logits = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [3.0, 0, 0], [0, 0, 3.0], [0, 3.0, 0]])  # predicts 0 1 0 2 1
+    asked = torch.tensor([0, 1, 1, 2, 2])
+    value, per_class = class_accuracy(logits, asked, 4)
+    assert value == pytest.approx(3 / 5)
+    assert per_class[:3] == pytest.approx([1.0, 0.5, 0.5]) and per_class[3] != per_class[3]  # class 3: never asked
+    spec = METRICS.get("class_acc")
+    assert spec.cheap and spec.higher_is_better and set(spec.requires) == {"conditional", "labels", "logits"}
+
+
+def test_minibatch_std_with_labels_is_the_spread_within_each_class():
+    gen = torch.Generator().manual_seed(0)
+    per_class = torch.randn(3, 2, 4, 4, generator=gen)  # one image per class: a conditional collapse
+    c = torch.tensor([0, 1, 2, 1, 2, 0, 2, 0, 1, 0, 1, 2])  # plain groups of 4 (i, i+3, i+6, i+9) mix classes
+    collapsed = per_class[c]
+    layer = MinibatchStd()
+    assert layer(collapsed)[:, 2].min() > 0.3  # mixed-class groups look varied to the plain statistic
+    assert layer(collapsed, c)[:, 2].max() < 1e-3  # within each class there is no spread at all
+    varied = torch.randn(10, 2, 4, 4, generator=gen)
+    out = layer(varied, torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 3]))[:, 2, 0, 0]  # class 3 appears once
+    expect = [(varied[r].var(0, unbiased=False) + 1e-8).sqrt().mean() for r in ([0, 1, 2], [3, 4, 5, 6], [7, 8])]
+    assert out[:3].tolist() == pytest.approx([float(expect[0])] * 3, rel=1e-5)
+    assert float(out[9]) == pytest.approx(float(torch.stack(expect).mean()), rel=1e-5)  # alone: the mean of the rest
