@@ -229,7 +229,8 @@ def generate(run_dir: Path, n: int | None, out: Path, seed: int, label: int | No
         from ganforge.errors import GanforgeError
         from ganforge.mask_to_image import generate_from_masks
 
-        given = [f for f, v in (("--n", n), ("--label", label), ("--per-class", per_class), ("--nproc", nproc)) if v]
+        given = [f for f, v in (("--n", n), ("--label", label), ("--per-class", per_class), ("--nproc", nproc),
+                                ("--truncation-psi", psi != 1.0)) if v]
         if given or fmt != "auto":
             raise GanforgeError(f"--masks draws one image per label map; drop {', '.join(given or ['--format'])}.")
         click.echo(summarize(generate_from_masks(run_dir, masks, out, seed=seed)))
