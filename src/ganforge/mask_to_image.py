@@ -32,19 +32,13 @@ from ganforge.generate import GenerateResult, check_new_folder, npz_bytes, png_b
 from ganforge.training.export import LoadedGenerator, load_generator
 from ganforge.training.lock import LOCK_FILE, acquire
 from ganforge.training.rundir import atomic_write_json, make_new_folder
-from ganforge.translate import IMAGE_EXTENSIONS
+from ganforge.translate import IMAGE_EXTENSIONS, image_files
 
 MAX_CLASSES = 256  # a PNG of class indices holds 0..255
 
 
 def _read_mask_folder(folder: Path) -> tuple[list[str], list[np.ndarray]]:
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    files = image_files(folder)
     if not files:
         raise DataError(
             f"no mask images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); point --masks at "

@@ -71,14 +71,19 @@ def translate_tensor(gen: LoadedGenerator, x: torch.Tensor, direction: Direction
     return torch.cat(out) if out else x[:0]
 
 
-def _read_folder(folder: Path, channels: int, side: int) -> tuple[list[str], torch.Tensor]:
-    files = sorted(
+def image_files(folder: Path) -> list[Path]:
+    """The image files below ``folder`` (any depth, hidden files and folders skipped), in a fixed order."""
+    return sorted(
         p
         for p in folder.rglob("*")
         if p.is_file()
         and p.suffix.lower() in IMAGE_EXTENSIONS
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
+
+
+def _read_folder(folder: Path, channels: int, side: int) -> tuple[list[str], torch.Tensor]:
+    files = image_files(folder)
     if not files:
         raise DataError(
             f"no images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); point --input at a "

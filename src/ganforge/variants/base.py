@@ -29,6 +29,8 @@ from ganforge.errors import ConfigError
 from ganforge.models.conditioning import Conditioning
 from ganforge.registry import Registry
 
+KIND_WORDS = {"image": "images", "points": "2D points"}  # Dataset.kind in a message
+
 
 @dataclass(frozen=True)
 class Phase:
@@ -114,8 +116,14 @@ class Family(ABC):
         return text
 
     def check(self, cfg: Config, data: Dataset) -> None:
-        """Refuse a config or dataset this family cannot train, before anything is written."""
-        return None  # a family with nothing to refuse
+        """Refuse a config or dataset this family cannot train, before anything is written. Here: data of a
+        kind the family does not draw (``data_kinds``); a family that refuses more calls this first."""
+        if data.kind not in self.data_kinds:
+            draws = " or ".join(KIND_WORDS.get(k, k) for k in self.data_kinds)
+            raise ConfigError(
+                f"variant {self.name} draws {draws}; dataset {data.name!r} is {data.kind}. "
+                "Use variant=gan for 2D points."
+            )
 
     @abstractmethod
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
@@ -133,8 +141,9 @@ class Family(ABC):
         """The exported network from ``generator.json``'s fields (by default: its shape and number of classes)."""
         return self.build_generator(model, tuple(spec["shape"]), spec["num_classes"])
 
-    @abstractmethod
-    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]: ...
+    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]:
+        """Which networks each optimizer steps, at which rate. Default: the G/D pair, at optim.lr_g / lr_d."""
+        return {"G": OptimizerSpec(("G",), cfg.optim.lr_g), "D": OptimizerSpec(("D",), cfg.optim.lr_d)}
 
     def export_info(self) -> dict[str, Any]:
         """What ``generator.json`` records about the family beyond its name (e.g. how labels enter)."""

@@ -28,7 +28,7 @@ from ganforge.data.base import Dataset
 from ganforge.models.translation import PatchDiscriminator, Translator
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.objectives.history import ImagePool
-from ganforge.variants.base import OptimizerSpec, Phase, register
+from ganforge.variants.base import Phase, register
 from ganforge.variants.pix2pix import build_g, check_options
 from ganforge.variants.two_domain import PairBatch, TranslationObjective, TwoDomainFamily, image_part
 
@@ -146,9 +146,6 @@ class CycleGAN(TwoDomainFamily):
         G = self.build_translator(cfg.model, shape_a, data.shape_b, o)
         D = PairOfDiscriminators(shape_a, data.shape_b, cfg.model.d_channels, o.d_layers, o.pool_size)
         return {"G": G, "D": D}
-
-    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]:
-        return {"G": OptimizerSpec(("G",), cfg.optim.lr_g), "D": OptimizerSpec(("D",), cfg.optim.lr_d)}
 
     def objective(
         self,

@@ -28,7 +28,7 @@ from ganforge.models.layers import DOut
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.objectives.augment import classic_augment, diff_augment, parse_policy, uses_classic
 from ganforge.objectives.regularizers import gradient_penalty, r1_penalty
-from ganforge.variants.base import Family, Objective, OptimizerSpec, Phase, register
+from ganforge.variants.base import Family, Objective, Phase, register
 
 Term = tuple[str | None, torch.Tensor, float]  # (statistic name or None, loss term, weight)
 
@@ -177,6 +177,7 @@ class GAN(Family):
     objective_class: type[GANObjective] = GANObjective
 
     def check(self, cfg: Config, data: Dataset) -> None:
+        super().check(cfg, data)
         loss = LOSSES.get(cfg.objective.loss)
         parse_policy(cfg.augment.diffaugment)
         if self.needs_labels and not data.labelled:
@@ -216,9 +217,6 @@ class GAN(Family):
                 made = tuple(fake.shape[1:])
                 raise ConfigError(f"model.arch={cfg.model.arch} makes {made} samples but the data is {data.shape}.")
             D(fake, c)
-
-    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]:
-        return {"G": OptimizerSpec(("G",), cfg.optim.lr_g), "D": OptimizerSpec(("D",), cfg.optim.lr_d)}
 
     def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
                   real_y: torch.Tensor | None) -> GANObjective:

@@ -24,7 +24,7 @@ from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models.translation import PatchDiscriminator, ResnetGenerator, Translator, UNetGenerator
 from ganforge.objectives.adversarial import LOSSES
-from ganforge.variants.base import OptimizerSpec, Phase, register
+from ganforge.variants.base import Phase, register
 from ganforge.variants.two_domain import PairBatch, TranslationObjective, TwoDomainFamily, image_part
 
 
@@ -124,9 +124,6 @@ class Pix2Pix(TwoDomainFamily):
         G = self.build_translator(cfg.model, shape_a, data.shape_b, options)
         D = PatchDiscriminator(shape_a[0] + data.shape_b[0], cfg.model.d_channels, options.d_layers)
         return {"G": G, "D": D}
-
-    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]:
-        return {"G": OptimizerSpec(("G",), cfg.optim.lr_g), "D": OptimizerSpec(("D",), cfg.optim.lr_d)}
 
     def objective(
         self,

@@ -143,12 +143,7 @@ class ProGAN(GAN):
     }
 
     def check(self, cfg: Config, data: Dataset) -> None:
-        super().check(cfg, data)
-        if data.kind != "image":
-            raise ConfigError(
-                f"variant {self.name} draws images; dataset {data.name!r} is {data.kind}. Use variant=gan "
-                "for 2D points."
-            )
+        super().check(cfg, data)  # refuses 2D points (data_kinds)
         res = check_resolution(data.shape, f"variant {self.name}")
         opts: ProGANOptions = self.settings(cfg)
         if opts.start_res > res:

@@ -30,7 +30,7 @@ from ganforge.errors import ConfigError
 from ganforge.models.spade import FeaturePatchDiscriminator, SPADEGenerator
 from ganforge.models.translation import Translator
 from ganforge.objectives.adversarial import LOSSES
-from ganforge.variants.base import OptimizerSpec, Phase, register
+from ganforge.variants.base import Phase, register
 from ganforge.variants.two_domain import PairBatch, TranslationObjective, TwoDomainFamily
 
 
@@ -138,9 +138,6 @@ class Spade(TwoDomainFamily):
         G = self.build_translator(cfg.model, data.shape, data.shape_b, options)
         D = FeaturePatchDiscriminator(data.shape[0] + data.shape_b[0], cfg.model.d_channels, options.d_layers)
         return {"G": G, "D": D}
-
-    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]:
-        return {"G": OptimizerSpec(("G",), cfg.optim.lr_g), "D": OptimizerSpec(("D",), cfg.optim.lr_d)}
 
     def export_info(self) -> dict[str, Any]:
         return {**super().export_info(), "mask_to_image": True}

@@ -181,12 +181,7 @@ class StyleGAN2(GAN):
     }
 
     def check(self, cfg: Config, data: Dataset) -> None:
-        super().check(cfg, data)
-        if data.kind != "image":
-            raise ConfigError(
-                f"variant {self.name} draws images; dataset {data.name!r} is {data.kind}. Use variant=gan "
-                "for 2D points."
-            )
+        super().check(cfg, data)  # refuses 2D points (data_kinds)
         check_resolution(data.shape, f"variant {self.name}")
         if cfg.objective.feature_matching:
             raise ConfigError(f"variant {self.name} has its own G loss; set objective.feature_matching=false.")
