@@ -15,7 +15,7 @@
   shows the bias): the basic interval can fall below zero or wholly below the estimate, which reads
   as a contradiction in a table.
   For FID on 10k x 10k features of 64-256 dims, 20-50 replicates take a few seconds (one
-  covariance matmul and one sqrtm each); on 2048-d Inception features each sqrtm takes seconds.
+  covariance matmul and two small eigendecompositions each); on 2048-d Inception features each takes seconds.
   Do not bootstrap k-NN metrics (precision/recall/density/coverage, memorisation): duplicated rows
   are at distance 0 from each other, which shrinks the k-NN radii. Use ``subset_ci`` for those.
 - ``subset_ci``: the cheaper "repeated subsets" interval used for KID (Bińkowski et al. 2018):
