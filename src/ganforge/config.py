@@ -109,6 +109,7 @@ class TrainConfig:
     snapshot_ticks: int = 10  # keep a periodic checkpoint every this many ticks (latest is always kept)
     grid_size: int = 64  # samples in the per-tick grid (points for 2D data)
     ema_kimg: float = 0.0  # half-life of G's EMA in kimg (0 disables EMA)
+    ema_rampup: float = 0.0  # cap the EMA half-life at this times the images seen (StyleGAN2-ADA: 0.05); 0: off
     amp: Literal["off", "bf16", "auto"] = "off"  # bf16 autocast (CUDA; CPUs with AVX512-BF16/AMX); auto: where native
     channels_last: bool = False
     cuda_graphs: bool = False  # capture the fixed-shape training step (CUDA only)
@@ -226,6 +227,7 @@ def validate(cfg: Config) -> Config:
         (cfg.train.snapshot_ticks >= 1, "train.snapshot_ticks must be >= 1"),
         (cfg.train.grid_size >= 1, "train.grid_size must be >= 1"),
         (cfg.train.ema_kimg >= 0, "train.ema_kimg must be >= 0"),
+        (0 <= cfg.train.ema_rampup <= 1, "train.ema_rampup must be in [0, 1] (StyleGAN2-ADA uses 0.05)"),
         (cfg.model.z_dim >= 1, "model.z_dim must be >= 1"),
         (cfg.model.embed_dim >= 1, "model.embed_dim must be >= 1"),
         (cfg.model.leaky_slope >= 0, "model.leaky_slope must be >= 0"),
