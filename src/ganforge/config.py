@@ -43,6 +43,9 @@ class DataConfig:
     download: bool = False  # allow downloading (full MNIST through torchvision)
     domains: tuple[str, ...] | None = None  # two-domain datasets: domain A and B, e.g. [flair, ct]; None: its default
     seed: int = 0  # seed for toy data generation and for deterministic train/test splits
+    # image folders whose decoded pixels (float32) exceed this stay on disk and are read per batch (data/stream.py)
+    max_memory_mb: float = 4096.0
+    loader_threads: int = 4  # threads that decode a streamed batch
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,8 @@ def validate(cfg: Config) -> Config:
         (cfg.data.resolution is None or cfg.data.resolution >= 4, "data.resolution must be >= 4"),
         (cfg.data.channels in (None, 1, 3), "data.channels must be 1, 3 or null"),
         (cfg.data.limit is None or cfg.data.limit >= 1, "data.limit must be >= 1"),
+        (cfg.data.max_memory_mb >= 0, "data.max_memory_mb must be >= 0 (0 streams every image folder from disk)"),
+        (1 <= cfg.data.loader_threads <= 256, "data.loader_threads must be in [1, 256]"),
         (0 < cfg.data.test_fraction < 1, "data.test_fraction must be in (0, 1)"),
         (cfg.eval.every_ticks >= 0, "eval.every_ticks must be >= 0"),
         (cfg.eval.n >= 2, "eval.n must be >= 2"),
