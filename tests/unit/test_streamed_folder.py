@@ -68,11 +68,23 @@ def _config(folder, kimg: float, streamed: bool):
             {
                 "name": "streamed",
                 "variant": "gan",
-                "data": {"name": "folder", "path": str(folder), "resolution": 8, "resize": "center-crop",
-                         "max_memory_mb": TINY_MB if streamed else 4096},
+                "data": {
+                    "name": "folder",
+                    "path": str(folder),
+                    "resolution": 8,
+                    "resize": "center-crop",
+                    "max_memory_mb": TINY_MB if streamed else 4096,
+                },
                 "model": {"arch": "dcgan", "z_dim": 8, "g_channels": 16, "d_channels": 8},
-                "train": {"kimg": kimg, "tick_kimg": 0.016, "batch_size": 8, "grid_size": 4, "device": "cpu",
-                          "ema_kimg": 0.02, "seed": 2},
+                "train": {
+                    "kimg": kimg,
+                    "tick_kimg": 0.016,
+                    "batch_size": 8,
+                    "grid_size": 4,
+                    "device": "cpu",
+                    "ema_kimg": 0.02,
+                    "seed": 2,
+                },
             }
         ]
     )
