@@ -56,7 +56,7 @@ MODELS = {"dcgan": ("pathmnist-dcgan", (3, 28, 28), 89_996), "mnist-dcgan": ("mn
 
 @dataclass
 class Trainer:
-    step: object  # EagerStep or GraphedStep: step(iteration) -> images shown
+    step: object  # EagerStep or GraphedStep: step(iteration, images_seen) -> images shown
     stats: StatsAccumulator
     G: torch.nn.Module
     D: torch.nn.Module
@@ -102,13 +102,13 @@ def time_ganforge(cfg: Config, x: torch.Tensor, device: torch.device, models, *,
     t = build_trainer(cfg, x, None, 0, device, models)
     it = 0
     for _ in range(warmup):  # eager warm-up, capture, first replays
-        t.step(it)
+        t.step(it, 0)
         it += 1
     t.stats.read_and_reset()
     _sync(device)
     images, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while True:
-        images += t.step(it)
+        images += t.step(it, images)
         it += 1
         if it - warmup >= min_iters and time.perf_counter() - start >= seconds:
             break

@@ -43,6 +43,9 @@ class DataConfig:
     download: bool = False  # allow downloading (full MNIST through torchvision)
     domains: tuple[str, ...] | None = None  # two-domain datasets: domain A and B, e.g. [flair, ct]; None: its default
     seed: int = 0  # seed for toy data generation and for deterministic train/test splits
+    # image folders whose decoded pixels (float32) exceed this stay on disk and are read per batch (data/stream.py)
+    max_memory_mb: float = 4096.0
+    loader_threads: int = 4  # threads that decode a streamed batch
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class TrainConfig:
     snapshot_ticks: int = 10  # keep a periodic checkpoint every this many ticks (latest is always kept)
     grid_size: int = 64  # samples in the per-tick grid (points for 2D data)
     ema_kimg: float = 0.0  # half-life of G's EMA in kimg (0 disables EMA)
+    ema_rampup: float = 0.0  # cap the EMA half-life at this times the images seen (StyleGAN2-ADA: 0.05); 0: off
     amp: Literal["off", "bf16", "auto"] = "off"  # bf16 autocast (CUDA; CPUs with AVX512-BF16/AMX); auto: where native
     channels_last: bool = False
     cuda_graphs: bool = False  # capture the fixed-shape training step (CUDA only)
@@ -226,6 +230,7 @@ def validate(cfg: Config) -> Config:
         (cfg.train.snapshot_ticks >= 1, "train.snapshot_ticks must be >= 1"),
         (cfg.train.grid_size >= 1, "train.grid_size must be >= 1"),
         (cfg.train.ema_kimg >= 0, "train.ema_kimg must be >= 0"),
+        (0 <= cfg.train.ema_rampup <= 1, "train.ema_rampup must be in [0, 1] (StyleGAN2-ADA uses 0.05)"),
         (cfg.model.z_dim >= 1, "model.z_dim must be >= 1"),
         (cfg.model.embed_dim >= 1, "model.embed_dim must be >= 1"),
         (cfg.model.leaky_slope >= 0, "model.leaky_slope must be >= 0"),
@@ -245,6 +250,8 @@ def validate(cfg: Config) -> Config:
         (cfg.data.resolution is None or cfg.data.resolution >= 4, "data.resolution must be >= 4"),
         (cfg.data.channels in (None, 1, 3), "data.channels must be 1, 3 or null"),
         (cfg.data.limit is None or cfg.data.limit >= 1, "data.limit must be >= 1"),
+        (cfg.data.max_memory_mb >= 0, "data.max_memory_mb must be >= 0 (0 streams every image folder from disk)"),
+        (1 <= cfg.data.loader_threads <= 256, "data.loader_threads must be in [1, 256]"),
         (0 < cfg.data.test_fraction < 1, "data.test_fraction must be in (0, 1)"),
         (cfg.eval.every_ticks >= 0, "eval.every_ticks must be >= 0"),
         (cfg.eval.n >= 2, "eval.n must be >= 2"),

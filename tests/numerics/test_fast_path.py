@@ -45,7 +45,7 @@ def _flat(module: torch.nn.Module) -> torch.Tensor:
 def _ganforge_losses(trainer, steps):
     out = []
     for i in range(steps):
-        trainer.step(i)
+        trainer.step(i, 0)  # images seen: only the EMA ramp-up (off here) reads it
         values = trainer.stats.read_and_reset()
         out.append((values["loss_D"], values["loss_G"]))
     return torch.tensor(out, dtype=torch.float64)
@@ -148,7 +148,7 @@ def test_graphed_step_matches_eager_step(case):
 def test_lazy_regularisation_captures_one_graph_per_phase_pattern():
     _, graphed = _pair("dcgan-lazy-r1")
     for i in range(20):
-        graphed.step(i)
+        graphed.step(i, 0)
     assert len(graphed.step.graphs) == 2  # iterations with and without the R1 phase
 
 
@@ -178,12 +178,12 @@ def test_no_host_device_sync_inside_the_step(graphs):
     eager, graphed = _pair("dcgan-bce-ema", batch=128, n=1000)  # an epoch every ~4 iterations
     trainer = graphed if graphs else eager
     for i in range(6):  # warm-up and capture synchronise on purpose
-        trainer.step(i)
+        trainer.step(i, 0)  # images seen: only the EMA ramp-up (off here) reads it
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for i in range(6, 30):
-            trainer.step(i)
+            trainer.step(i, 0)  # images seen: only the EMA ramp-up (off here) reads it
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(torch.isfinite(torch.tensor(list(trainer.stats.read_and_reset().values()))))

@@ -216,9 +216,9 @@ def test_ema_of_g_lags_g_with_the_configured_half_life():
         torch.device("cpu"),
     )
     for i in range(10):
-        step(i)
+        step(i, i * batch)
     assert G_ema.weight.mean().item() == pytest.approx(0.5, abs=1e-5)  # halfway after one half-life
     for i in range(10, 20):
-        step(i)
+        step(i, i * batch)
     assert G_ema.weight.mean().item() == pytest.approx(0.75, abs=1e-5)
     assert torch.equal(G.weight, torch.ones(2, 2))  # G itself is untouched by the EMA

@@ -7,6 +7,8 @@ post-processing every dataset shares:
    only: segmentation mask channels stay one channel each);
 4. ``data.resolution`` (images): fit to a square (``data.resize``: "resize" squashes, "center-crop" crops the
    largest centred square first), then resize with antialiased bilinear interpolation and clamp to [-1, 1].
+   (A large image folder streamed from disk, ``data/stream.py``, gets 1-2 as a choice of rows; its loader applies
+   3-4 to each image as it reads it.)
    With ``resolution`` unset, square images keep their size and non-square ones are fitted to a square of
    their longer side ("resize") or shorter side ("center-crop"). Resized masks are re-binarised at 0 (-1 or +1),
    keeping at least one pixel of a lesion that would otherwise vanish.
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 
 from ganforge.config import DataConfig
 from ganforge.data.base import DATASETS, Dataset, Split, rebinarize_masks
+from ganforge.data.stream import StreamedImages
 from ganforge.errors import DataError
 from ganforge.plugins import import_submodules
 
@@ -42,6 +45,8 @@ def load_dataset(cfg: DataConfig, split: Split, loaded: Dataset | None = None) -
     data = loaded if loaded is not None else DATASETS.get(cfg.name)(cfg, split)
     if data.two_domain:  # both domains get the same post-processing
         return _post_process_two_domain(data, cfg, split)
+    if isinstance(data.x, StreamedImages):
+        return _post_process_streamed(data, cfg, split)
     x, y = data.x, data.y
     if cfg.classes is not None:
         x, y = select_classes(data, cfg.classes)
@@ -67,6 +72,25 @@ def load_dataset(cfg: DataConfig, split: Split, loaded: Dataset | None = None) -
     if x is data.x and y is data.y:
         return data
     return dataclasses.replace(data, x=x.contiguous(), y=y)
+
+
+def _post_process_streamed(data: Dataset, cfg: DataConfig, split: Split) -> Dataset:
+    """classes and limit for images that stay on disk: rows are picked, nothing is read. Channels and resolution
+    were applied by the loader as it reads each image. Loaded whole when what is left fits ``data.max_memory_mb``."""
+    assert isinstance(data.x, StreamedImages)
+    x, y = data.x, data.y
+    if cfg.classes is not None:
+        select_classes(data, cfg.classes)  # its checks; the rows are picked below
+        keep = torch.isin(data.y, torch.tensor(cfg.classes, dtype=torch.int64))  # type: ignore[arg-type]
+        x, y = x.rows(keep), data.y[keep]  # type: ignore[index]
+    if cfg.limit is not None and split == "train":
+        x, y = x.rows(range(min(cfg.limit, len(x)))), y[: cfg.limit] if y is not None else None
+    if x.shape[-1] != x.shape[-2]:
+        raise DataError(f"streamed images from {data.source} are {x.shape[-1]}x{x.shape[-2]}, not square; "
+                        "set data.resolution=256 (or the size to train at)")
+    if x.nbytes <= cfg.max_memory_mb * 2**20:  # the rows left fit: read them once
+        return dataclasses.replace(data, x=x.load(), y=y)
+    return dataclasses.replace(data, x=x, y=y)
 
 
 def _post_process_two_domain(data: Dataset, cfg: DataConfig, split: Split) -> Dataset:

@@ -2,7 +2,8 @@
 
 A loader is a function ``(cfg: DataConfig, split) -> Dataset`` registered in ``DATASETS``. It
 returns everything in memory: the studies' datasets are small, and holding them as one tensor lets
-the trainer keep them on the GPU and sample without a DataLoader.
+the trainer keep them on the GPU and sample without a DataLoader. The one exception is an image folder larger than
+``data.max_memory_mb``: its images stay on disk (``data/stream.py``) and are read per batch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ganforge.config import DataConfig
+from ganforge.data.stream import StreamedImages
 from ganforge.registry import Registry
 
 Split = Literal["train", "test"]
@@ -27,7 +29,9 @@ DATASETS: Registry[Loader] = Registry("dataset")
 @dataclass
 class Dataset:
     name: str
-    x: torch.Tensor  # [N, C, H, W] float32 in [-1, 1] for images; [N, D] float32 for points
+    # [N, C, H, W] float32 in [-1, 1] for images; [N, D] float32 for points. A large image folder's stays on disk
+    # (StreamedImages: indexing it reads the rows asked for, as a tensor).
+    x: torch.Tensor | StreamedImages
     y: torch.Tensor | None = None  # [N] int64 labels in [0, num_classes), or None
     num_classes: int = 0  # 0 when unlabelled
     class_names: tuple[str, ...] = ()
@@ -88,7 +92,10 @@ class Dataset:
         """SHA-256 of the pixels and labels: keys feature caches, recorded in metric protocols."""
         h = hashlib.sha256()
         h.update(str(tuple(self.x.shape)).encode())
-        h.update(np.ascontiguousarray(self.x.numpy()).tobytes())
+        if isinstance(self.x, StreamedImages):  # files on disk: their paths, sizes and times, not their pixels
+            h.update(self.x.identity().encode())
+        else:
+            h.update(np.ascontiguousarray(self.x.numpy()).tobytes())
         if self.y is not None:
             h.update(np.ascontiguousarray(self.y.numpy()).tobytes())
         if self.x_b is not None:  # two-domain data: domain B and whether its rows pair with A's

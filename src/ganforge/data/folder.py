@@ -11,10 +11,14 @@ Layouts:
 All images must share one size unless ``data.resolution`` is set; then each image is fitted (``data.resize``) and
 resized with Lanczos while loading, so memory holds only the small copies. Channels are gray ("L") when every
 image in the folder is grayscale, else RGB; ``data.channels`` forces either.
+
+A folder whose decoded images pass ``data.max_memory_mb`` is not loaded: it streams from disk, each batch read and
+fitted the same way (``data/stream.py``).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from PIL import Image
 
 from ganforge.config import DataConfig
 from ganforge.data.base import DATASETS, Dataset, Split, stratified_split, to_unit_range
+from ganforge.data.stream import StreamedImages
 from ganforge.errors import DataError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -157,6 +162,11 @@ def read_images(files: tuple[Path, ...], mode: str, size: tuple[int, int], cfg: 
     return out
 
 
+def read_tensor(files: tuple[Path, ...], mode: str, size: tuple[int, int], cfg: DataConfig) -> torch.Tensor:
+    """float32 [N, C, H, W] in [-1, 1]: ``files`` read, converted and fitted (in memory, or per streamed batch)."""
+    return to_unit_range(read_images(files, mode, size, cfg))
+
+
 @DATASETS.register("folder", help="images in data.path: class subfolders (labelled) or flat; optional train/ test/")
 def load_folder(cfg: DataConfig, split: Split) -> Dataset:
     if not cfg.path:
@@ -190,9 +200,18 @@ def load_folder(cfg: DataConfig, split: Split) -> Dataset:
                 "--set data.resolution=64 (and data.resize=center-crop to crop instead of squashing)."
             )
         size = sizes.pop()
-    pixels = read_images(chosen.files, mode, size, cfg)  # [N, H, W(, 3)]
+    read = functools.partial(read_tensor, mode=mode, size=size, cfg=cfg)
+    channels = 3 if mode == "RGB" else 1
+    if len(chosen.files) * channels * size[0] * size[1] * 4 > cfg.max_memory_mb * 2**20:
+        # Too large for memory: the images stay on disk and are read per batch, exactly as below (data/stream.py).
+        x: torch.Tensor | StreamedImages = StreamedImages(
+            chosen.files, (channels, size[1], size[0]), read, threads=cfg.loader_threads,
+            identity=f"{mode} {size} {cfg.resolution} {cfg.resize}",
+        )
+    else:
+        x = read(chosen.files)
     y = None if chosen.labels is None else torch.tensor(chosen.labels, dtype=torch.int64)
     return Dataset(
-        "folder", to_unit_range(pixels), y, num_classes=len(chosen.class_names) if y is not None else 0,
+        "folder", x, y, num_classes=len(chosen.class_names) if y is not None else 0,
         class_names=chosen.class_names, source=str(root), meta={"files": len(every_file), "mode": mode},
     )

@@ -55,7 +55,7 @@ class _Captured:
 
 
 class GraphedStep:
-    """Drop-in for ``EagerStep`` on CUDA: ``step(iteration) -> images shown to D``."""
+    """Drop-in for ``EagerStep`` on CUDA: ``step(iteration, images_seen) -> images shown to D``."""
 
     def __init__(
         self, cfg: Config, objective: Objective, opts: dict[str, torch.optim.Optimizer],
@@ -76,20 +76,21 @@ class GraphedStep:
         self.failed: str | None = None  # why capture was given up, if it was
         self.side = torch.cuda.Stream(device)
 
-    def __call__(self, step: int) -> int:
-        """Run iteration ``step``; return the number of real images shown to D."""
+    def __call__(self, step: int, images_seen: int) -> int:
+        """Run iteration ``step`` after ``images_seen`` real images; return the number of real images shown to D."""
         if self.failed is not None:
-            return self.eager(step)
+            return self.eager(step, images_seen)
+        self.eager.set_ema_weight(images_seen)  # read by the captured EMA update (train.ema_rampup moves it)
         pattern = tuple(i for i, phase in enumerate(self.phases) if step % phase.interval == 0)
         cap = self.graphs.get(pattern)
         if cap is None:
             runs = self.eager_runs.get(pattern, 0)
             if runs < self.warmup:
                 self.eager_runs[pattern] = runs + 1
-                return self._warmup_iteration(step)
+                return self._warmup_iteration(step, images_seen)
             cap = self._capture(pattern)
             if cap is None:
-                return self.eager(step)
+                return self.eager(step, images_seen)
             self.graphs[pattern] = cap
         for row in cap.idx:  # the same draws, in the same order, as EagerStep
             row.copy_(self.sampler.next())
@@ -98,14 +99,14 @@ class GraphedStep:
             self.stats.add(s)
         return cap.shown
 
-    def _warmup_iteration(self, step: int) -> int:
+    def _warmup_iteration(self, step: int, images_seen: int) -> int:
         """An eager iteration on a side stream, fenced on both sides (so no memory is used by two streams at once)."""
         main = torch.cuda.current_stream(self.device)
         self.side.wait_stream(main)
         with torch.cuda.stream(self.side), warnings.catch_warnings():
             # Adam warns once that capturable=True runs uncaptured; these few iterations are meant to.
             warnings.filterwarnings("ignore", message=".*capturable=True.*")
-            shown = self.eager(step)
+            shown = self.eager(step, images_seen)
         main.wait_stream(self.side)
         return shown
 

@@ -43,7 +43,7 @@ from ganforge.training.step import EagerStep
 from ganforge.variants import Family, Objective, OptimizerSpec
 
 
-def make_step(cfg: Config, *args: Any) -> Callable[[int], int]:
+def make_step(cfg: Config, *args: Any) -> Callable[[int, int], int]:
     """The iteration implementation: eager, or CUDA-graph captured when train.cuda_graphs is on.
 
     ``args`` are (objective, opts, opt_specs, networks, ema, sampler, stats, device).
@@ -72,10 +72,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(params: Any, lr: float, cfg: Config, device: torch.device) -> torch.optim.Adam:
+def make_optimizer(params: Any, spec: OptimizerSpec, cfg: Config, device: torch.device) -> torch.optim.Adam:
     # Fused Adam on CUDA (one kernel for all parameters); foreach on CPU.
     fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    return torch.optim.Adam(params, lr=lr, betas=(cfg.optim.beta1, cfg.optim.beta2), **fast)
+    betas = spec.betas if spec.betas is not None else (cfg.optim.beta1, cfg.optim.beta2)
+    return torch.optim.Adam(params, lr=spec.lr, betas=betas, **fast)
 
 
 @dataclass
@@ -91,8 +92,8 @@ class Training:
     sampler: BatchSampler
     stats: StatsAccumulator
 
-    def make_step(self, cfg: Config, device: torch.device) -> Callable[[int], int]:
-        """The iteration, ``step(iteration) -> real images shown``. Made after a resume has restored the
+    def make_step(self, cfg: Config, device: torch.device) -> Callable[[int, int], int]:
+        """The iteration, ``step(iteration, images_seen) -> real images shown``. Made after a resume has restored the
         optimizers, since the CUDA-graph step adjusts their settings."""
         return make_step(cfg, self.objective, self.opts, self.opt_specs, self.nets, self.ema, self.sampler,
                          self.stats, device)
@@ -117,7 +118,7 @@ def build_training(cfg: Config, family: Family, data: Dataset, device: torch.dev
     real_y = data.y.to(device) if data.y is not None else None
     objective = family.objective(cfg, nets, data, real_x, real_y)
     opt_specs = family.optimizers(cfg)
-    opts = {name: make_optimizer([p for n in spec.networks for p in nets[n].parameters()], spec.lr, cfg, device)
+    opts = {name: make_optimizer([p for n in spec.networks for p in nets[n].parameters()], spec, cfg, device)
             for name, spec in opt_specs.items()}
     sampler = BatchSampler(len(data), cfg.train.batch_size, device, seed=cfg.train.seed)
     return Training(family, nets, ema, objective, opts, opt_specs, sampler, StatsAccumulator())
@@ -172,7 +173,7 @@ def training_loop(
 
         tb = TensorBoardSink(run_dir, warn=log)
     while images_seen < total_images:
-        shown = train_step(step)
+        shown = train_step(step, images_seen)
         images_seen += shown
         bar.update(shown)
         step += 1

@@ -31,7 +31,10 @@ class EagerStep:
         self.sampler, self.stats, self.device = sampler, stats, device
         self.batch = cfg.train.batch_size
         self.phases = objective.phases
-        self.ema_beta = 0.5 ** (self.batch / (cfg.train.ema_kimg * 1000)) if ema else 0.0
+        self.ema_nimg, self.ema_rampup = cfg.train.ema_kimg * 1000, cfg.train.ema_rampup
+        # 1 - beta of this iteration's EMA update: a device tensor, so a captured CUDA graph reads the value that
+        # __call__ sets before each replay instead of the one it was captured with (the ramp-up moves it).
+        self.ema_weight = torch.zeros([], device=device)
         self.autocast: Any = autocast_for(cfg.train.amp, device)  # bf16 where the device runs it natively
         # A phase computes gradients for the networks its optimizer steps only. The others' weight gradients
         # would be discarded by their own optimizer's next zero_grad, so skip computing them (same result,
@@ -41,8 +44,9 @@ class EagerStep:
                        for opt, spec in opt_specs.items()}
         self.world = distributed.current()  # several processes: each computes its share of the global batch
 
-    def __call__(self, step: int) -> int:
-        """Run iteration ``step``; return the number of real images shown."""
+    def __call__(self, step: int, images_seen: int) -> int:
+        """Run iteration ``step`` after ``images_seen`` real images; return the number of real images shown."""
+        self.set_ema_weight(images_seen)
         shown = 0
         for phase in self.phases:
             if step % phase.interval != 0:
@@ -76,10 +80,22 @@ class EagerStep:
         opt.step()
         return stats
 
+    def ema_beta(self, images_seen: int) -> float:
+        """The EMA's decay per iteration: half-life ``train.ema_kimg``, capped at ``train.ema_rampup`` times the
+        images seen so far (StyleGAN2-ADA's ramp-up: early on, when G changes fast, the average forgets fast)."""
+        nimg = self.ema_nimg
+        if self.ema_rampup > 0:
+            nimg = min(nimg, images_seen * self.ema_rampup)
+        return 0.5 ** (self.batch / max(nimg, 1e-8))  # beta ** (ema_nimg / batch) = 1/2
+
+    def set_ema_weight(self, images_seen: int) -> None:
+        if self.ema:
+            self.ema_weight.fill_(1.0 - self.ema_beta(images_seen))
+
     def update_ema(self) -> None:
         with torch.no_grad():  # EMA of the weights; buffers (BN statistics) are copied
             for name, averaged in self.ema.items():
                 net = self.networks[name]
-                torch._foreach_lerp_(list(averaged.parameters()), list(net.parameters()), 1.0 - self.ema_beta)
+                torch._foreach_lerp_(list(averaged.parameters()), list(net.parameters()), self.ema_weight)
                 for b_ema, b in zip(averaged.buffers(), net.buffers()):
                     b_ema.copy_(b)

@@ -45,6 +45,7 @@ class Phase:
 class OptimizerSpec:
     networks: tuple[str, ...]  # the networks whose parameters it steps
     lr: float
+    betas: tuple[float, float] | None = None  # Adam's (beta1, beta2); None: optim.beta1 / optim.beta2
 
 
 class Objective(ABC):
@@ -81,6 +82,10 @@ class Family(ABC):
     ema_networks: ClassVar[tuple[str, ...]] = ()  # averaged when train.ema_kimg > 0
     data_kinds: ClassVar[tuple[str, ...]] = ("image", "points")  # the Dataset.kind values it trains on
     sample_network: ClassVar[str] = "G"  # what generate samples from (its EMA when there is one)
+    # Whether build_networks takes G and D from the architecture registry by ``model.arch``. A family that builds
+    # its own networks (StyleGAN2, ProGAN, the translators) refuses a model.arch other than the default, which it
+    # would otherwise ignore in silence.
+    uses_model_arch: ClassVar[bool] = False
     # The family's own settings, the ``family:`` section of a config (``--set family.cycle_weight=5``): a frozen
     # dataclass whose field defaults are the paper's values; range checks raise ConfigError in __post_init__.
     options: ClassVar[type | None] = None
@@ -117,7 +122,15 @@ class Family(ABC):
 
     def check(self, cfg: Config, data: Dataset) -> None:
         """Refuse a config or dataset this family cannot train, before anything is written. Here: data of a
-        kind the family does not draw (``data_kinds``); a family that refuses more calls this first."""
+        kind the family does not draw (``data_kinds``) and a ``model.arch`` it would ignore
+        (``uses_model_arch``); a family that refuses more calls this first."""
+        default_arch = ModelConfig().arch
+        if not self.uses_model_arch and cfg.model.arch != default_arch:
+            raise ConfigError(
+                f"variant {self.name} builds its own networks and ignores model.arch={cfg.model.arch}. Remove "
+                f"model.arch (or set it to {default_arch}) and size the networks with model.g_channels / "
+                "d_channels and family.*, or pick a variant that takes model.arch (`ganforge list variants`)."
+            )
         if data.kind not in self.data_kinds:
             draws = " or ".join(KIND_WORDS.get(k, k) for k in self.data_kinds)
             raise ConfigError(

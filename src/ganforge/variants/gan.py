@@ -174,6 +174,7 @@ class GAN(Family):
     help = "unconditional GAN; loss from objective.loss (bce non-saturating by default, minimax, ls, hinge, ...)"
     reference = "Goodfellow et al. 2014, Generative Adversarial Nets"
     ema_networks = ("G",)
+    uses_model_arch = True  # G and D from ARCHS (a family with networks of its own sets this back to False)
     objective_class: type[GANObjective] = GANObjective
 
     def check(self, cfg: Config, data: Dataset) -> None:

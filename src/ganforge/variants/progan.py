@@ -135,6 +135,7 @@ class ProGAN(GAN):
     help = "progressive growing: fade-in per resolution, pixel norm, minibatch stddev, equalised lr, WGAN-GP + drift"
     reference = "Karras et al. 2018, Progressive Growing of GANs for Improved Quality, Stability, and Variation"
     options = ProGANOptions
+    uses_model_arch = False  # its own networks (models/progan.py)
     data_kinds = ("image",)
     defaults = {
         "objective": {"loss": "wasserstein", "gp_weight": 10.0, "n_critic": 1},

@@ -12,7 +12,9 @@ family with:
   second latent from a random layer on;
 - ADA in front of D for real and generated images (and for R1), p following r_t = E[sign(D(real))] towards
   ``family.ada_target``; p and r_t are logged per tick (``ada_p``, ``ada_rt`` in metrics.jsonl);
-- G's EMA (``train.ema_kimg``) is what ``generate`` samples, with truncation ``--truncation-psi``.
+- lazy regularisation's correction of both optimizers (Appendix B; ``StyleGAN2.optimizers``);
+- G's EMA (``train.ema_kimg``, ramped up over the first images by ``train.ema_rampup``, StyleGAN2-ADA) is what
+  ``generate`` samples, with truncation ``--truncation-psi``.
 
 ``stylegan2`` is unconditional; ``cstylegan2`` takes the label into the mapping network and projects it in D.
 """
@@ -33,7 +35,7 @@ from ganforge.models.conditioning import Conditioning, LabelConcat, Projection
 from ganforge.models.layers import DOut
 from ganforge.models.stylegan2 import StyleGAN2Arch, StyleGAN2Discriminator, StyleGAN2Generator, check_resolution
 from ganforge.objectives.ada import AdaptiveAugment
-from ganforge.variants.base import Phase, register
+from ganforge.variants.base import OptimizerSpec, Phase, register
 from ganforge.variants.gan import GAN, Batch, GANObjective
 
 
@@ -173,11 +175,15 @@ class StyleGAN2(GAN):
     help = "StyleGAN2 + ADA: mapping net, modulated convs, noise, skip G / residual D, lazy R1 + path length, mixing"
     reference = "Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN; Karras et al. 2020, ADA"
     options = StyleGAN2Options
+    uses_model_arch = False  # its own networks (models/stylegan2.py)
     data_kinds = ("image",)
     defaults = {
         "objective": {"loss": "bce", "r1_gamma": 1.0, "r1_interval": 16},
         "optim": {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99},
         "model": {"z_dim": 512, "embed_dim": 512, "g_channels": 512, "d_channels": 512},
+        # StyleGAN2-ADA's EMA ramp-up; channels_last: oneDNN's convolutions run ~1.5x faster on a CPU in that layout
+        # (benchmarks/stylegan2_cpu_speed.py), and it is the layout GPUs prefer too
+        "train": {"ema_rampup": 0.05, "channels_last": True},
     }
 
     def check(self, cfg: Config, data: Dataset) -> None:
@@ -185,6 +191,24 @@ class StyleGAN2(GAN):
         check_resolution(data.shape, f"variant {self.name}")
         if cfg.objective.feature_matching:
             raise ConfigError(f"variant {self.name} has its own G loss; set objective.feature_matching=false.")
+
+    def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]:
+        """G and D with lazy regularisation's correction (StyleGAN2, Appendix B): a network regularised every k
+        iterations takes k + 1 optimizer steps per k minibatches, so its Adam runs at lr * c with betas ** c,
+        c = k / (k + 1), to keep the schedule of an unregularised run (k: objective.r1_interval for D when R1 is
+        on, family.pl_interval for G when the path-length penalty is on)."""
+        opts: StyleGAN2Options = self.settings(cfg)
+        o = cfg.optim
+        intervals = {  # 0: no lazy regulariser on this network
+            "G": opts.pl_interval if opts.pl_weight > 0 else 0,
+            "D": cfg.objective.r1_interval if cfg.objective.r1_gamma > 0 else 0,
+        }
+        specs = {}
+        for name, lr in (("G", o.lr_g), ("D", o.lr_d)):
+            k = intervals[name]
+            c = k / (k + 1) if k else 1.0
+            specs[name] = OptimizerSpec((name,), lr * c, (o.beta1**c, o.beta2**c))
+        return specs
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
         opts: StyleGAN2Options = self.settings(cfg)

@@ -34,6 +34,7 @@ class TwoDomainFamily(Family):
     ema_networks = ("G",)
 
     def check(self, cfg: Config, data: Dataset) -> None:
+        super().check(cfg, data)  # the translators build their own networks: a model.arch is refused there
         if not data.two_domain:
             raise ConfigError(
                 f"variant {cfg.variant} translates between two domains but dataset {data.name!r} has one. Use a "
