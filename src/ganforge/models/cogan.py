@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ganforge.models.dcgan import upsampling_plan
+from ganforge.models.dcgan import init_dcgan_weights, upsampling_plan
 
 Domain = Literal["A", "B"]
 
@@ -50,6 +50,7 @@ class CoupledGenerator(nn.Module):
         self.trunk_B = None if tie else _trunk(z_dim, ch, start, n_up)[0]  # untied: B has its own
         self.head_A = nn.Sequential(nn.ConvTranspose2d(width, shape_a[0], 4, 2, 1), nn.Tanh())
         self.head_B = nn.Sequential(nn.ConvTranspose2d(width, shape_b[0], 4, 2, 1), nn.Tanh())
+        init_dcgan_weights(self)  # N(0, 0.02) convs: at the default init the pair stayed salt-noise blobs for 10 kimg
 
     def pair(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(z)  # [N, width, H/2, W/2]: the high-level content both domains share
@@ -83,6 +84,7 @@ class CoupledDiscriminator(nn.Module):
         self.head_B = nn.Sequential(nn.Conv2d(shape_b[0], ch, 4, 2, 1), nn.LeakyReLU(0.2))
         self.body = _body(ch, n_down, start)
         self.body_B = None if tie else _body(ch, n_down, start)
+        init_dcgan_weights(self)
 
     def forward(self, x: torch.Tensor, domain: Domain) -> torch.Tensor:
         if domain == "A":

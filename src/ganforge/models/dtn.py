@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganforge.models.dcgan import upsampling_plan
+from ganforge.models.dcgan import init_dcgan_weights, upsampling_plan
 
 
 class Encoder(nn.Module):
@@ -59,6 +59,7 @@ class Decoder(nn.Module):
             ch = out
         layers += [nn.ConvTranspose2d(ch, out_ch, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
@@ -87,6 +88,7 @@ class TernaryDiscriminator(nn.Module):
             ch *= 2
         layers += [nn.Flatten(), nn.Linear(ch * start * start, 3)]
         self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

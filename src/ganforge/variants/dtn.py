@@ -85,6 +85,7 @@ def pretrain_encoder(f: Encoder, x: torch.Tensor, y: torch.Tensor, num_classes: 
     with torch.no_grad():
         pred = torch.cat([head(f(x[i : i + 512])).argmax(1) for i in range(0, len(x), 512)])
         f.source_accuracy.fill_((pred == y).float().mean())
+    f.zero_grad(set_to_none=True)  # no stale gradient for an optimizer to apply later
     f.requires_grad_(False)
 
 
