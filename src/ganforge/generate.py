@@ -33,6 +33,10 @@ Paired image + mask generators write each mask beside its image: ``000123.png`` 
 (uint8 0/1 [N, H, W]) beside ``images`` in ``samples.npz``. A generated mask is foreground where G's mask
 channel is > 0.
 
+Coupled generators (CoGAN) write matching pairs instead: ``A/000000.png`` and ``B/000000.png`` drawn from the same z
+(the same file name in both folders), and ``samples.npz`` with ``images_a`` / ``images_b``; ``--format npz`` writes
+the npz alone. The manifest names the two domains.
+
 Determinism: the same generator, seed, n/labels and format give the same data files byte for byte
 (PNGs carry no timestamps; npz archives are written with fixed zip dates). The creation time lives
 only in ``manifest.json``, which also records the generator's SHA-256, the run config, the seed, EMA,

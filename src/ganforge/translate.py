@@ -1,4 +1,4 @@
-"""Translate images with a trained image-to-image run (pix2pix, CycleGAN), with provenance.
+"""Translate images with a trained image-to-image run (pix2pix, CycleGAN, DTN), with provenance.
 
 ``translate_images(run_dir, input, out, direction="AtoB")`` loads the exported translator
 (``generator.safetensors`` + ``generator.json``; no training code), reads the input images and writes:
@@ -48,8 +48,8 @@ def load_translator(run_dir: Path | str) -> LoadedGenerator:
     if not gen.spec.get("translation"):
         raise GanforgeError(
             f"{str(run_dir)!r} is a {gen.spec.get('variant', '?')} run, which draws samples rather "
-            "than translating images: use `ganforge generate`. translate needs a pix2pix or "
-            "cyclegan run."
+            "than translating images: use `ganforge generate`. translate needs a pix2pix, "
+            "cyclegan or dtn run."
         )
     return gen
 

@@ -1,13 +1,15 @@
 """The Domain Transfer Network (Taigman et al. 2017, "Unsupervised Cross-Domain Image Generation"), ICLR 2017.
 
 G = g(f(x)) maps a source image (domain A, e.g. sklearn's 8x8 digits) to the target domain (B, MNIST) with f a
-FIXED encoder. Here f is a small conv classifier trained on the source domain's own labelled training images before
-the GAN starts (``family.pretrain_steps`` Adam steps; the paper pretrains on SVHN's labels likewise), then frozen:
-its penultimate activations are what G must keep. Only the decoder g and D train. With s ~ A, t ~ B:
+FIXED encoder. Here f is the conv trunk of a small classifier trained on the source domain's own labelled training
+images before the GAN starts (``family.pretrain_steps`` Adam steps; the paper pretrains on SVHN's labels likewise),
+then frozen: its last feature map (``family.feature_channels`` x 7 x 7 at 28 px; the paper uses a pooled 128-d
+vector, which collapsed g here, see ``models/dtn.py``) is what G must keep. Only the decoder g and D train.
+With s ~ A, t ~ B:
 
     L_D     = CE(D(G(s)), 0) + CE(D(G(t)), 1) + CE(D(t), 2)          3-way D: fake-from-source | fake-from-target | real
     L_GANG  = CE(D(G(s)), 2) + CE(D(G(t)), 2)                        G: both fakes must pass as real targets
-    L_CONST = mean (f(s) - f(G(s)))^2                                 f-constancy (MSE over the features)
+    L_CONST = mean (f(s) - f(G(s)))^2                                 f-constancy (MSE over f's feature map)
     L_TID   = mean (t - G(t))^2                                       G is the identity on the target domain (MSE)
     L_TV    = total variation of G(s)
     L_G     = L_GANG + 15 L_CONST + 15 L_TID + 0 L_TV                 the paper's digit weights (alpha, beta, gamma)
@@ -43,15 +45,15 @@ class DTNOptions:
     const_weight: float = 15.0  # alpha: f-constancy
     tid_weight: float = 15.0  # beta: the target-identity term
     tv_weight: float = 0.0  # gamma: total variation of G(s) (the paper: 0 for digits, 0.05 for faces)
-    feature_dim: int = 128  # width of f's features
+    feature_channels: int = 32  # channels of f's feature map
     pretrain_steps: int = 600  # Adam steps (batch 64) that train f as a source-domain classifier before the GAN
 
     def __post_init__(self) -> None:
         for key in ("const_weight", "tid_weight", "tv_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"bad value: family.{key} must be >= 0. Fix it in the preset or with --set.")
-        if not 8 <= self.feature_dim <= 4096 or not 0 <= self.pretrain_steps <= 1_000_000:
-            raise ConfigError("bad value: family.feature_dim must be in [8, 4096] and family.pretrain_steps in "
+        if not 1 <= self.feature_channels <= 1024 or not 0 <= self.pretrain_steps <= 1_000_000:
+            raise ConfigError("bad value: family.feature_channels must be in [1, 1024] and family.pretrain_steps in "
                               "[0, 1000000]. Fix it in the preset or with --set.")
 
 
@@ -74,7 +76,9 @@ def pretrain_encoder(f: Encoder, x: torch.Tensor, y: torch.Tensor, num_classes: 
     """Train f with a linear class head on the source images x [N, C, H, W] and labels y [N], then freeze it.
 
     Draws from torch's global generator (called while the networks are built, after seeding: reproducible)."""
-    head = nn.Linear(f.feature_dim, num_classes)
+    with torch.no_grad():
+        width = f(x[:1]).numel()  # the flattened feature map
+    head = nn.Sequential(nn.Flatten(), nn.Linear(width, num_classes))  # a linear readout of the whole map
     opt = torch.optim.Adam([*f.parameters(), *head.parameters()], lr=1e-3)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (min(batch, len(x)),))
@@ -164,8 +168,8 @@ class DTN(TwoDomainFamily):
     def build_translator(self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...],
                          options: Any) -> Translator:
         o = options or DTNOptions()
-        f = Encoder(shape_a[0], feature_dim=o.feature_dim)
-        g = Decoder(o.feature_dim, shape_b[0], shape_b[-1], model.g_channels)
+        f = Encoder(shape_a[0], shape_a[-1], feature_channels=o.feature_channels)
+        g = Decoder(o.feature_channels, shape_b[0], shape_b[-1], model.g_channels)
         return Translator(DTNGenerator(f, g))
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
