@@ -27,8 +27,9 @@ from ganforge.training.rundir import atomic_write_json, make_new_folder
 def check_new_folder(out: Path) -> None:
     """Refuse an ``--out`` that holds anything (called before any work, so nothing is overwritten)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out "
-                          "(nothing was overwritten).")
+        raise RunDirError(
+            f"output folder {str(out)!r} already exists and is not empty; choose a new --out (nothing was overwritten)."
+        )
 
 
 def generator_fields(gen: LoadedGenerator, run_dir: Path | str) -> dict[str, Any]:
@@ -41,15 +42,18 @@ def generator_fields(gen: LoadedGenerator, run_dir: Path | str) -> dict[str, Any
     }
 
 
-def write_dataset_folder(out: Path, files: dict[str, bytes], fields: dict[str, Any], *, command: str,
-                         config: dict[str, Any] | None) -> dict[str, Any]:
+def write_dataset_folder(
+    out: Path, files: dict[str, bytes], fields: dict[str, Any], *, command: str, config: dict[str, Any] | None
+) -> dict[str, Any]:
     """Write ``files`` and ``manifest.json`` into the new folder ``out`` (the caller ran ``check_new_folder`` before
     its work); return the manifest."""
     undo = make_new_folder(out)  # created only now, after every check of the caller
     with acquire(out, command):
         if {p.name for p in out.iterdir()} != {LOCK_FILE}:
-            raise RunDirError(f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
-                              "--out (nothing was overwritten).")
+            raise RunDirError(
+                f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
+                "--out (nothing was overwritten)."
+            )
         try:
             content = hashlib.sha256()
             for rel in sorted(files):

@@ -65,12 +65,18 @@ def test_tied_discriminator_body_learns_from_both_domains():
 
 
 def _config(**family):
-    return config_from_layers([{
-        "name": "cogan-test", "variant": "cogan",
-        "data": {"name": "mnist-styles", "domains": ["mnist", "inverted"], "resolution": 16, "limit": 128},
-        "model": {"z_dim": 8, "g_channels": 16, "d_channels": 8}, "family": family,
-        "train": {"kimg": 0.128, "tick_kimg": 1, "batch_size": 32, "grid_size": 8, "device": "cpu"},
-    }])
+    return config_from_layers(
+        [
+            {
+                "name": "cogan-test",
+                "variant": "cogan",
+                "data": {"name": "mnist-styles", "domains": ["mnist", "inverted"], "resolution": 16, "limit": 128},
+                "model": {"z_dim": 8, "g_channels": 16, "d_channels": 8},
+                "family": family,
+                "train": {"kimg": 0.128, "tick_kimg": 1, "batch_size": 32, "grid_size": 8, "device": "cpu"},
+            }
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +128,9 @@ def test_cogan_refuses_one_domain_and_untrainable_sizes():
     with pytest.raises(ConfigError, match="two domains"):
         family.check(one, load_dataset(one.data, "train"))
     odd = _config()
-    odd_data = load_dataset(config_from_layers([{**odd.to_dict(), "data": {**odd.to_dict()["data"],
-                                                                          "resolution": 36}}]).data, "train")
+    odd_data = load_dataset(
+        config_from_layers([{**odd.to_dict(), "data": {**odd.to_dict()["data"], "resolution": 36}}]).data, "train"
+    )
     with pytest.raises(ConfigError, match="data.resolution"):
         family.check(odd, odd_data)
 

@@ -24,12 +24,18 @@ from ganforge.variants.two_domain import PairBatch
 
 
 def _config(**family):
-    return config_from_layers([{
-        "name": "dtn-test", "variant": "dtn", "data": {"name": "digits-to-mnist", "resolution": 16, "limit": 256},
-        "model": {"g_channels": 16, "d_channels": 8},
-        "family": {"pretrain_steps": 150, **family},
-        "train": {"kimg": 0.128, "tick_kimg": 1, "batch_size": 32, "grid_size": 6, "device": "cpu"},
-    }])
+    return config_from_layers(
+        [
+            {
+                "name": "dtn-test",
+                "variant": "dtn",
+                "data": {"name": "digits-to-mnist", "resolution": 16, "limit": 256},
+                "model": {"g_channels": 16, "d_channels": 8},
+                "family": {"pretrain_steps": 150, **family},
+                "train": {"kimg": 0.128, "tick_kimg": 1, "batch_size": 32, "grid_size": 6, "device": "cpu"},
+            }
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,16 +98,17 @@ def test_d_loss_is_the_papers_three_way_cross_entropy(built):
     stats = objective.accumulate_gradients(Phase("D", "D"), PairBatch(s, t))
     with torch.no_grad():
         fake_s, fake_t = G.AtoB(s), G.AtoB(t)
-        want = (F.cross_entropy(D(fake_s), torch.zeros(8, dtype=torch.long))
-                + F.cross_entropy(D(fake_t), torch.ones(8, dtype=torch.long))
-                + F.cross_entropy(D(t), torch.full((8,), 2)))
+        want = (
+            F.cross_entropy(D(fake_s), torch.zeros(8, dtype=torch.long))
+            + F.cross_entropy(D(fake_t), torch.ones(8, dtype=torch.long))
+            + F.cross_entropy(D(t), torch.full((8,), 2))
+        )
     G.train(), D.train()
     assert stats["loss_D"].item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_dtn_refuses_a_source_without_labels():
-    cfg = config_from_layers([{"variant": "dtn", "data": {"name": "mnist-styles", "limit": 64},
-                               "train": {"kimg": 1}}])
+    cfg = config_from_layers([{"variant": "dtn", "data": {"name": "mnist-styles", "limit": 64}, "train": {"kimg": 1}}])
     data = load_dataset(cfg.data, "train")
     data.y = None  # an unlabelled source domain (a two-domain folder)
     with pytest.raises(ConfigError, match="labels"):

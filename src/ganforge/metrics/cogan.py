@@ -72,7 +72,13 @@ def pair_ssim(x_a: torch.Tensor, x_b: torch.Tensor, style: str, seed: int) -> tu
 
 
 def evaluate_pairs(
-    run_dir: Path | None, gen: Any, *, n: int, seed: int = 0, extractor: str = "domain", device: str | None = None,
+    run_dir: Path | None,
+    gen: Any,
+    *,
+    n: int,
+    seed: int = 0,
+    extractor: str = "domain",
+    device: str | None = None,
     log: Callable[[str], None] = print,
 ) -> PairEval:
     t0 = time.perf_counter()
@@ -82,15 +88,28 @@ def evaluate_pairs(
     x = dict(zip("AB", sample_pairs(gen.G, n, seed)))
     values: dict[str, MetricValue] = {}
     skipped: dict[str, str] = {}
-    base = {"protocol_version": PROTOCOL_VERSION, "dataset": cfg.data.name, "n_pairs": n, "seed": seed,
-            "sampling": "z ~ N(0, I) from torch.Generator().manual_seed(seed); one z per pair",
-            "ganforge_version": ganforge.__version__}
+    base = {
+        "protocol_version": PROTOCOL_VERSION,
+        "dataset": cfg.data.name,
+        "n_pairs": n,
+        "seed": seed,
+        "sampling": "z ~ N(0, I) from torch.Generator().manual_seed(seed); one z per pair",
+        "ganforge_version": ganforge.__version__,
+    }
 
-    def record(name: str, value: float, ci: Any, floor: float | None, higher: bool, params: dict[str, Any],
-               details: dict[str, Any] | None = None) -> None:
+    def record(
+        name: str,
+        value: float,
+        ci: Any,
+        floor: float | None,
+        higher: bool,
+        params: dict[str, Any],
+        details: dict[str, Any] | None = None,
+    ) -> None:
         protocol = {**base, "metric": name, **params}
-        values[name] = MetricValue(name, float(value), ci, floor, protocol, protocol_id(protocol), higher, None,
-                                   details or {})
+        values[name] = MetricValue(
+            name, float(value), ci, floor, protocol, protocol_id(protocol), higher, None, details or {}
+        )
         log(f"  {name}: {value:.6g}")
 
     logits: dict[str, torch.Tensor | None] = {}
@@ -100,10 +119,22 @@ def evaluate_pairs(
         ref, fake, real = split_features(ex, dom.train[d]), extract(ex, x[d]), split_features(ex, dom.test[d])
         logits[d] = fake.logits if ex.has_logits else None
         logits[f"real_{d}"] = real.logits if ex.has_logits else None
-        record(f"fid_{d}", fid_from_features(ref.feats, fake.feats), None, fid_from_features(ref.feats, real.feats),
-               False, {"domain": dom.names[d], "extractor": ex.name, "extractor_hash": ex.short_hash,
-                       "preprocessing": ex.preprocessing, "reference_split": "train", "n_reference": len(dom.train[d]),
-                       "reference_fingerprint": dom.train[d].fingerprint()[:16]})
+        record(
+            f"fid_{d}",
+            fid_from_features(ref.feats, fake.feats),
+            None,
+            fid_from_features(ref.feats, real.feats),
+            False,
+            {
+                "domain": dom.names[d],
+                "extractor": ex.name,
+                "extractor_hash": ex.short_hash,
+                "preprocessing": ex.preprocessing,
+                "reference_split": "train",
+                "n_reference": len(dom.train[d]),
+                "reference_fingerprint": dom.train[d].fingerprint()[:16],
+            },
+        )
 
     if logits["A"] is not None and logits["B"] is not None:
         pred_a, pred_b = logits["A"].argmax(1), logits["B"].argmax(1)
@@ -112,24 +143,42 @@ def evaluate_pairs(
         floor = None
         if dom.paired and logits["real_A"] is not None and logits["real_B"] is not None:
             floor = float((logits["real_A"].argmax(1) == logits["real_B"].argmax(1)).float().mean())
-        record("label_agreement", same / n, wilson(same, n), floor, True,
-               {"classifiers": "each domain's extractor class head, trained on that domain",
-                "extractor_hashes": {d: exs[d].short_hash for d in "AB"}},
-               {"chance": chance, "classes_A": np.bincount(pred_a.numpy(), minlength=k).tolist(),
-                "classes_B": np.bincount(pred_b.numpy(), minlength=k).tolist()})
+        record(
+            "label_agreement",
+            same / n,
+            wilson(same, n),
+            floor,
+            True,
+            {
+                "classifiers": "each domain's extractor class head, trained on that domain",
+                "extractor_hashes": {d: exs[d].short_hash for d in "AB"},
+            },
+            {
+                "chance": chance,
+                "classes_A": np.bincount(pred_a.numpy(), minlength=k).tolist(),
+                "classes_B": np.bincount(pred_b.numpy(), minlength=k).tolist(),
+            },
+        )
     else:
         skipped["label_agreement"] = "the domains have no labels to train the classifiers on"
 
     style = dom.names["B"]
     if cfg.data.name == "mnist-styles" and style in ("edges", "inverted"):
         per, shuffled = pair_ssim(x["A"], x["B"], style, cfg.data.seed)
-        record("pair_ssim", per.mean(),
-               normal_mean(float(per.mean()), float(per.std(ddof=1)) if n > 1 else 0.0, n, "normal-mean"), None, True,
-               {"ground_truth": f"restyle(generated A, {style!r})", "scale": "[0, 1] intensities, window 7"},
-               {"unpaired": float(shuffled.mean())})
+        record(
+            "pair_ssim",
+            per.mean(),
+            normal_mean(float(per.mean()), float(per.std(ddof=1)) if n > 1 else 0.0, n, "normal-mean"),
+            None,
+            True,
+            {"ground_truth": f"restyle(generated A, {style!r})", "scale": "[0, 1] intensities, window 7"},
+            {"unpaired": float(shuffled.mean())},
+        )
     else:
-        skipped["pair_ssim"] = (f"domain B ({style}) is no fixed function of domain A: no ground-truth pair to compare"
-                                " (mnist-styles with edges or inverted has one)")
+        skipped["pair_ssim"] = (
+            f"domain B ({style}) is no fixed function of domain A: no ground-truth pair to compare"
+            " (mnist-styles with edges or inverted has one)"
+        )
 
     if run_dir is not None:
         from ganforge.training.grids import save_image_grid
@@ -140,9 +189,21 @@ def evaluate_pairs(
         (run_dir / "eval").mkdir(parents=True, exist_ok=True)
         save_image_grid(cells.flatten(0, 1), run_dir / "eval" / "pairs.png", nrow=8)
     ex0 = exs["A"]
-    return PairEval(values, skipped, {"name": ex0.name, "hash": ex0.short_hash, "identity": ex0.identity,
-                                      "preprocessing": ex0.preprocessing, "per_domain": True},
-                    n, time.perf_counter() - t0, str(dev), [dom.names["A"], dom.names["B"]])
+    return PairEval(
+        values,
+        skipped,
+        {
+            "name": ex0.name,
+            "hash": ex0.short_hash,
+            "identity": ex0.identity,
+            "preprocessing": ex0.preprocessing,
+            "per_domain": True,
+        },
+        n,
+        time.perf_counter() - t0,
+        str(dev),
+        [dom.names["A"], dom.names["B"]],
+    )
 
 
 __all__ = ["agreement", "evaluate_pairs", "pair_ssim", "sample_pairs"]

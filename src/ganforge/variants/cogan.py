@@ -47,8 +47,9 @@ class CoupledBatch:
 class CoGANObjective(Objective):
     stat_labels = {"D_real": "D(x)", "D_fake": "D(G(z))"}
 
-    def __init__(self, cfg: Config, G: CoupledGenerator, D: CoupledDiscriminator, data: Dataset,
-                 real_x: torch.Tensor) -> None:
+    def __init__(
+        self, cfg: Config, G: CoupledGenerator, D: CoupledDiscriminator, data: Dataset, real_x: torch.Tensor
+    ) -> None:
         assert data.x_b is not None
         self.cfg, self.G, self.D, self.device = cfg, G, D, real_x.device
         self.real_a = real_x[:, : data.image_channels]  # [N, C_A, H, W] (masks dropped: CoGAN draws images)
@@ -128,11 +129,15 @@ class CoGAN(Family):
             )
         upsampling_plan(side)  # the DCGAN-style sizes: 16, 28, 32, 64 (a ConfigError names data.resolution)
         if cfg.eval.every_ticks:
-            raise ConfigError("variant cogan is evaluated after training (`ganforge evaluate RUN` measures the "
-                              "pairs); set eval.every_ticks=0.")
+            raise ConfigError(
+                "variant cogan is evaluated after training (`ganforge evaluate RUN` measures the "
+                "pairs); set eval.every_ticks=0."
+            )
         if cfg.augment.diffaugment or cfg.objective.gp_weight or cfg.objective.r1_gamma:
-            raise ConfigError("variant cogan uses the plain adversarial loss: clear augment.diffaugment, "
-                              "objective.gp_weight and objective.r1_gamma.")
+            raise ConfigError(
+                "variant cogan uses the plain adversarial loss: clear augment.diffaugment, "
+                "objective.gp_weight and objective.r1_gamma."
+            )
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
         o = self.settings(cfg)
@@ -153,6 +158,12 @@ class CoGAN(Family):
     def export_info(self) -> dict[str, Any]:
         return {**super().export_info(), "coupled": True}
 
-    def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
-                  real_y: torch.Tensor | None) -> CoGANObjective:
+    def objective(
+        self,
+        cfg: Config,
+        networks: dict[str, nn.Module],
+        data: Dataset,
+        real_x: torch.Tensor,
+        real_y: torch.Tensor | None,
+    ) -> CoGANObjective:
         return CoGANObjective(cfg, networks["G"], networks["D"], data, real_x)  # type: ignore[arg-type]

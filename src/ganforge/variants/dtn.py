@@ -53,8 +53,10 @@ class DTNOptions:
             if getattr(self, key) < 0:
                 raise ConfigError(f"bad value: family.{key} must be >= 0. Fix it in the preset or with --set.")
         if not 1 <= self.feature_channels <= 1024 or not 0 <= self.pretrain_steps <= 1_000_000:
-            raise ConfigError("bad value: family.feature_channels must be in [1, 1024] and family.pretrain_steps in "
-                              "[0, 1000000]. Fix it in the preset or with --set.")
+            raise ConfigError(
+                "bad value: family.feature_channels must be in [1, 1024] and family.pretrain_steps in "
+                "[0, 1000000]. Fix it in the preset or with --set."
+            )
 
 
 def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -71,8 +73,9 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
-def pretrain_encoder(f: Encoder, x: torch.Tensor, y: torch.Tensor, num_classes: int, steps: int,
-                     batch: int = 64) -> None:
+def pretrain_encoder(
+    f: Encoder, x: torch.Tensor, y: torch.Tensor, num_classes: int, steps: int, batch: int = 64
+) -> None:
     """Train f with a linear class head on the source images x [N, C, H, W] and labels y [N], then freeze it.
 
     Draws from torch's global generator (called while the networks are built, after seeding: reproducible)."""
@@ -96,8 +99,9 @@ def pretrain_encoder(f: Encoder, x: torch.Tensor, y: torch.Tensor, num_classes: 
 class DTNObjective(TranslationObjective):
     stat_labels = {"D_real": "D(x)", "D_fake": "D(G(x))"}
 
-    def __init__(self, cfg: Config, options: DTNOptions, G: Translator, D: nn.Module, data: Dataset,
-                 real_x: torch.Tensor) -> None:
+    def __init__(
+        self, cfg: Config, options: DTNOptions, G: Translator, D: nn.Module, data: Dataset, real_x: torch.Tensor
+    ) -> None:
         super().__init__(cfg, G, data, real_x)
         self.D, self.options = D, options
         self.f: Encoder = G.AtoB.f  # type: ignore[union-attr]
@@ -118,12 +122,20 @@ class DTNObjective(TranslationObjective):
                 fake_s, fake_t = G(s), G(to_channels(t, self.c_src))
             real_out = D(t)  # [N, 3]
             out_s, out_t = D(fake_s), D(fake_t)
-            loss = (ce(out_s, label(FAKE_SOURCE, s)) + ce(out_t, label(FAKE_TARGET, t))
-                    + ce(real_out, label(REAL_TARGET, t)))
+            loss = (
+                ce(out_s, label(FAKE_SOURCE, s))
+                + ce(out_t, label(FAKE_TARGET, t))
+                + ce(real_out, label(REAL_TARGET, t))
+            )
             loss.backward()
             p_real, p_fake = real_out.detach().softmax(1)[:, REAL_TARGET], out_s.detach().softmax(1)[:, REAL_TARGET]
-            acc = (torch.cat([out_s.argmax(1) == FAKE_SOURCE, out_t.argmax(1) == FAKE_TARGET,
-                              real_out.argmax(1) == REAL_TARGET]).float().mean())
+            acc = (
+                torch.cat(
+                    [out_s.argmax(1) == FAKE_SOURCE, out_t.argmax(1) == FAKE_TARGET, real_out.argmax(1) == REAL_TARGET]
+                )
+                .float()
+                .mean()
+            )
             # D(x), D(G(x)): D's probability that a real target / a translated source is a real target
             return {"loss_D": loss.detach(), "D_real": p_real.mean(), "D_fake": p_fake.mean(), "D_acc": acc.detach()}
         if phase.name == "G":
@@ -165,8 +177,9 @@ class DTN(TwoDomainFamily):
                 f"{data.name!r} has none in domain A. Use labelled source data (digits-to-mnist, mnist-styles)."
             )
 
-    def build_translator(self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...],
-                         options: Any) -> Translator:
+    def build_translator(
+        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any
+    ) -> Translator:
         o = options or DTNOptions()
         f = Encoder(shape_a[0], shape_a[-1], feature_channels=o.feature_channels)
         g = Decoder(o.feature_channels, shape_b[0], shape_b[-1], model.g_channels)
@@ -181,6 +194,12 @@ class DTN(TwoDomainFamily):
         D = TernaryDiscriminator(data.shape_b[0], data.shape_b[-1], cfg.model.d_channels)
         return {"G": G, "D": D}
 
-    def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
-                  real_y: torch.Tensor | None) -> DTNObjective:
+    def objective(
+        self,
+        cfg: Config,
+        networks: dict[str, nn.Module],
+        data: Dataset,
+        real_x: torch.Tensor,
+        real_y: torch.Tensor | None,
+    ) -> DTNObjective:
         return DTNObjective(cfg, self.settings(cfg), networks["G"], networks["D"], data, real_x)  # type: ignore[arg-type]
