@@ -163,3 +163,25 @@ def test_pair_measures_on_known_pairs():
     labels = torch.arange(10).repeat(10)
     assert agreement(labels, labels) == pytest.approx((1.0, 0.1))
     assert agreement(labels, labels.roll(1)) == pytest.approx((0.0, 0.1))
+
+
+def test_cogan_on_the_brain_contrasts_drops_the_mask_channel(tmp_path):
+    cfg = config_from_layers(
+        [
+            {
+                "name": "cogan-brain",
+                "variant": "cogan",
+                "data": {"name": "brain-contrasts", "domains": ["t1", "ct"], "resolution": 16, "limit": 64},
+                "model": {"z_dim": 8, "g_channels": 16, "d_channels": 8},
+                "train": {"kimg": 0.064, "tick_kimg": 1, "batch_size": 32, "grid_size": 8, "device": "cpu"},
+            }
+        ]
+    )
+    out = tmp_path / "run"
+    start_run(cfg, out=str(out), progress=False, log=lambda _: None)
+    gen = load_generator(out)
+    assert gen.shape == (2, 16, 16) and gen.mask_channels == 1  # A's data carries the tumour mask; G draws images
+    result = generate_dataset(out, tmp_path / "pairs", n=3)
+    with np.load(result.out / "samples.npz") as f:
+        assert f["images_a"].shape == f["images_b"].shape == (3, 16, 16, 1)
+    assert result.manifest["domains"] == {"A": "t1", "B": "ct"}

@@ -54,6 +54,7 @@ class CoGANObjective(Objective):
         self.cfg, self.G, self.D, self.device = cfg, G, D, real_x.device
         self.real_a = real_x[:, : data.image_channels]  # [N, C_A, H, W] (masks dropped: CoGAN draws images)
         self.real_b = data.x_b.to(self.device)  # [M, C_B, H, W]
+        self.mask_channels = data.mask_channels  # the loop's grid expects them (brain-contrasts: A's tumour mask)
         self.batch = cfg.train.batch_size
         self.loss = LOSSES.get(cfg.objective.loss)
         self.phases = [Phase("D", "D", shows_real=True), Phase("G", "G")]
@@ -98,7 +99,10 @@ class CoGANObjective(Objective):
         G.train(was_training)
         channels = max(a.shape[1], b.shape[1])
         a, b = (t.float().expand(-1, channels, -1, -1) if t.shape[1] == 1 else t.float() for t in (a, b))
-        return torch.stack([a, b], 1).flatten(0, 1).cpu(), 8  # [2n, C, H, W]: 4 pairs a row
+        cells = torch.stack([a, b], 1).flatten(0, 1)  # [2n, C, H, W]: 4 pairs a row
+        if self.mask_channels:  # CoGAN draws no masks: an empty one beside each image, for the loop's grid layout
+            cells = torch.cat([cells, -torch.ones_like(cells[:, :1]).expand(-1, self.mask_channels, -1, -1)], 1)
+        return cells.cpu(), 8
 
 
 @register
