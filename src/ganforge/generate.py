@@ -386,7 +386,8 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def summarize(result: GenerateResult) -> str:
     counts = ", ".join(f"{k}: {v}" for k, v in result.counts.items())
-    return (f"wrote {result.n} samples ({result.format}) to {result.out}"
+    what = "pairs (A/ and B/, one z each)" if result.format.startswith("pairs") else f"samples ({result.format})"
+    return (f"wrote {result.n} {what} to {result.out}"
             + (f"\n  per class: {counts}" if counts else "")
             + f"\n  manifest:  {result.out / 'manifest.json'}  (generator sha256 "
               f"{result.manifest['generator_sha256'][:16]}..., seed {result.manifest['seed']})")
