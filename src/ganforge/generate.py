@@ -33,6 +33,10 @@ Paired image + mask generators write each mask beside its image: ``000123.png`` 
 (uint8 0/1 [N, H, W]) beside ``images`` in ``samples.npz``. A generated mask is foreground where G's mask
 channel is > 0.
 
+Coupled generators (CoGAN) write matching pairs instead: ``A/000000.png`` and ``B/000000.png`` drawn from the same z
+(the same file name in both folders), and ``samples.npz`` with ``images_a`` / ``images_b``; ``--format npz`` writes
+the npz alone. The manifest names the two domains.
+
 Determinism: the same generator, seed, n/labels and format give the same data files byte for byte
 (PNGs carry no timestamps; npz archives are written with fixed zip dates). The creation time lives
 only in ``manifest.json``, which also records the generator's SHA-256, the run config, the seed, EMA,
@@ -42,8 +46,6 @@ truncation (none), per-class counts, the format, a SHA-256 over all data files a
 from __future__ import annotations
 
 import csv
-import datetime
-import hashlib
 import io
 import math
 import os
@@ -57,13 +59,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-import ganforge
 from ganforge.data.base import to_uint8
-from ganforge.errors import ConfigError, GanforgeError, RunDirError
+from ganforge.dataset_folder import check_new_folder, generator_fields, write_dataset_folder
+from ganforge.errors import ConfigError, GanforgeError
 from ganforge.training.distributed import World
 from ganforge.training.export import LoadedGenerator, load_generator
-from ganforge.training.lock import LOCK_FILE, acquire
-from ganforge.training.rundir import atomic_write_json, make_new_folder
 
 Format = Literal["auto", "png", "npz", "imagefolder", "medmnist-npz", "seg-npz"]
 FORMATS = ("png", "npz", "imagefolder", "medmnist-npz", "seg-npz")
@@ -130,6 +130,8 @@ def generate_dataset(
     gen.check_truncation(truncation_psi)
     out = Path(out)
     check_new_folder(out)
+    if gen.spec.get("coupled"):  # CoGAN: matching A/ B/ pairs from one z each
+        return _write_pairs(gen, Path(run_dir), out, n, seed, label, per_class, fmt, batch) if world.main else None
     if fmt == "auto":
         fmt = "png" if gen.kind == "image" else "npz"
     if fmt not in FORMATS:
@@ -156,24 +158,8 @@ def generate_dataset(
     if not world.main:
         return None
 
-    # The folder is created and locked only now, after every check; a failure below removes it again.
-    undo = make_new_folder(out)
-    with acquire(out, f"ganforge generate {run_dir} --out {out}"):
-        if {p.name for p in out.iterdir()} != {LOCK_FILE}:
-            raise RunDirError(f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
-                              "--out (nothing was overwritten).")
-        try:
-            return _write_samples(gen, x, labels, Path(run_dir), out, fmt, n_total, seed, label, per_class,
-                                  truncation_psi)
-        except BaseException:
-            undo()
-            raise
-
-
-def check_new_folder(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"output folder {str(out)!r} already exists and is not empty; choose a new --out "
-                          "(nothing was overwritten).")
+    # The folder is created and locked only once the files are ready (dataset_folder.write_dataset_folder).
+    return _write_samples(gen, x, labels, Path(run_dir), out, fmt, n_total, seed, label, per_class, truncation_psi)
 
 
 def check_memory(n: int, shape: tuple[int, ...]) -> None:
@@ -250,18 +236,11 @@ def _write_samples(gen: LoadedGenerator, x: torch.Tensor, labels: torch.Tensor |
             files[name] = npz_bytes(arrays)
             extra["splits"] = {"train": f"synthetic ({n_total})", "val": "empty", "test": test_note}
 
-    content = hashlib.sha256()
-    for rel in sorted(files):
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(files[rel])
-        content.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
-
     counts: dict[str, int] = {}
     if labels is not None:
         bincount = np.bincount(labels.numpy(), minlength=gen.num_classes)
         counts = {class_names[k]: int(bincount[k]) for k in range(gen.num_classes)}
-    manifest = {
+    fields = {
         "format": fmt,
         "n": n_total,
         "kind": gen.kind,
@@ -273,24 +252,56 @@ def _write_samples(gen: LoadedGenerator, x: torch.Tensor, labels: torch.Tensor |
                             else "balanced: label i % num_classes" if labels is not None else "none (unconditional)"),
         "counts_per_class": counts,
         "class_names": list(class_names) if labels is not None else [],
-        "generator_sha256": gen.sha256,
-        "generator_run_dir": str(run_dir),
-        "generator_kimg": gen.spec.get("kimg"),
-        "ema": bool(gen.spec.get("ema", False)),
+        **generator_fields(gen, run_dir),
         # None: samples use z ~ N(0, I) unmodified; psi: w = w_avg + psi (w - w_avg) (StyleGAN's truncation trick)
         "truncation": {"psi": truncation_psi} if truncation_psi != 1 else None,
         "latent": "z ~ N(0, I) drawn from torch.Generator().manual_seed(seed), all up front (batch-size invariant)",
         "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]" if gen.kind == "image" else "float32",
-        "files": len(files),
-        "content_sha256": content.hexdigest(),
         **extra,
-        "config": gen.spec.get("config"),
-        "ganforge_version": ganforge.__version__,
-        "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(out / "manifest.json", manifest)
+    manifest = write_dataset_folder(out, files, fields, command=f"ganforge generate {run_dir} --out {out}",
+                                    config=gen.spec.get("config"))
     return GenerateResult(out, n_total, fmt, counts, manifest)
+
+
+def _write_pairs(gen: LoadedGenerator, run_dir: Path, out: Path, n: int | None, seed: int, label: int | None,
+                 per_class: int | None, fmt: str, batch: int) -> GenerateResult:
+    """A coupled generator (CoGAN): ``A/000000.png`` and ``B/000000.png`` from the same z, and ``samples.npz`` with
+    ``images_a`` / ``images_b`` uint8 [N, H, W, C] (row i of each from z_i); ``--format npz``: the npz alone."""
+    if label is not None or per_class is not None:
+        raise GanforgeError("this CoGAN generator is unconditional: drop --label/--per-class.")
+    if fmt not in ("auto", "png", "npz"):
+        raise GanforgeError(f"a CoGAN run writes pairs as png (A/ and B/ folders) or npz, not --format {fmt}.")
+    n = 64 if n is None else n
+    shape_b = tuple(gen.spec["shape_b"])
+    check_memory(n, (gen.shape[0] + shape_b[0], *shape_b[1:]))
+    z = torch.randn(n, gen.G.z_dim, generator=torch.Generator().manual_seed(seed))  # up front: batch-invariant
+    G = gen.G.eval()
+    with torch.no_grad():
+        pairs = [G.pair(z[i : i + batch]) for i in range(0, n, batch)]
+    imgs_a, imgs_b = (to_uint8(torch.cat([p[k].float() for p in pairs])) for k in (0, 1))  # [N, H, W, C] each
+    files: dict[str, bytes] = {"samples.npz": npz_bytes({"images_a": imgs_a, "images_b": imgs_b})}
+    if fmt != "npz":
+        width = max(6, len(str(n - 1)))
+        for i in range(n):
+            files[f"A/{i:0{width}d}.png"], files[f"B/{i:0{width}d}.png"] = png_bytes(imgs_a[i]), png_bytes(imgs_b[i])
+    domains = gen.spec.get("domains", ["A", "B"])
+    fields = {
+        "format": "pairs" if fmt != "npz" else "pairs-npz",
+        "n": n,
+        "kind": "image",
+        "domains": {"A": domains[0], "B": domains[1]},
+        "shape_a": list(imgs_a.shape[1:]),
+        "shape_b": list(imgs_b.shape[1:]),
+        "pairing": "A/<name>.png and B/<name>.png (row i of images_a and images_b) are drawn from the same z",
+        "seed": seed,
+        **generator_fields(gen, run_dir),
+        "latent": "z ~ N(0, I) drawn from torch.Generator().manual_seed(seed), all up front (batch-size invariant)",
+        "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]",
+    }
+    manifest = write_dataset_folder(out, files, fields, command=f"ganforge generate {run_dir} --out {out}",
+                                    config=gen.spec.get("config"))
+    return GenerateResult(out, n, manifest["format"], {}, manifest)
 
 
 def generate_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> GenerateResult:
@@ -375,7 +386,8 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def summarize(result: GenerateResult) -> str:
     counts = ", ".join(f"{k}: {v}" for k, v in result.counts.items())
-    return (f"wrote {result.n} samples ({result.format}) to {result.out}"
+    what = "pairs (A/ and B/, one z each)" if result.format.startswith("pairs") else f"samples ({result.format})"
+    return (f"wrote {result.n} {what} to {result.out}"
             + (f"\n  per class: {counts}" if counts else "")
             + f"\n  manifest:  {result.out / 'manifest.json'}  (generator sha256 "
               f"{result.manifest['generator_sha256'][:16]}..., seed {result.manifest['seed']})")

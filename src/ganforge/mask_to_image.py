@@ -17,7 +17,6 @@ from ``torch.Generator().manual_seed(seed)`` up front, so the same maps and seed
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 from pathlib import Path
 
@@ -25,13 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-import ganforge
 from ganforge.data.base import to_uint8
-from ganforge.errors import DataError, GanforgeError, RunDirError
-from ganforge.generate import GenerateResult, check_new_folder, npz_bytes, png_bytes
+from ganforge.dataset_folder import check_new_folder, generator_fields, write_dataset_folder
+from ganforge.errors import DataError, GanforgeError
+from ganforge.generate import GenerateResult, npz_bytes, png_bytes
 from ganforge.training.export import LoadedGenerator, load_generator
-from ganforge.training.lock import LOCK_FILE, acquire
-from ganforge.training.rundir import atomic_write_json, make_new_folder
 from ganforge.translate import IMAGE_EXTENSIONS, image_files
 
 MAX_CLASSES = 256  # a PNG of class indices holds 0..255
@@ -135,49 +132,24 @@ def generate_from_masks(
     files["samples.npz"] = npz_bytes({"images": imgs, "masks": label_u8, "sources": np.array(names)})
     maps_sha = hashlib.sha256(label_u8.tobytes()).hexdigest()
 
-    undo = make_new_folder(out)  # created only now, after every check; removed again if writing fails
-    with acquire(out, f"ganforge generate {run_dir} --masks {masks} --out {out}"):
-        if {p.name for p in out.iterdir()} != {LOCK_FILE}:
-            raise RunDirError(
-                f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
-                "--out (nothing was overwritten)."
-            )
-        try:
-            content = hashlib.sha256()
-            for rel in sorted(files):
-                path = out / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(files[rel])
-                content.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
-            data_name = (gen.spec.get("config") or {}).get("data", {}).get("name")
-            label_names = list(BRAIN_LABELS) if data_name == "brain-labels" and classes == len(BRAIN_LABELS) else []
-            manifest = {
-                "format": "png",
-                "n": n,
-                "kind": "image",
-                "shape": [int(imgs.shape[3]), side, side],
-                "seed": seed,
-                "masks_input": str(masks),
-                "masks_sha256": maps_sha,
-                "classes": classes,
-                "label_names": label_names,
-                "mask_encoding": "uint8 class index per pixel (0..classes-1), in *_mask.png and samples.npz masks",
-                "generator_sha256": gen.sha256,
-                "generator_run_dir": str(run_dir),
-                "generator_kimg": gen.spec.get("kimg"),
-                "ema": bool(gen.spec.get("ema", False)),
-                "truncation": None,
-                "latent": "z ~ N(0, I), one per map, drawn from torch.Generator().manual_seed(seed), all up front",
-                "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]",
-                "files": len(files),
-                "content_sha256": content.hexdigest(),
-                "config": gen.spec.get("config"),
-                "ganforge_version": ganforge.__version__,
-                "torch_version": torch.__version__,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            }
-            atomic_write_json(out / "manifest.json", manifest)
-        except BaseException:
-            undo()
-            raise
+    data_name = (gen.spec.get("config") or {}).get("data", {}).get("name")
+    label_names = list(BRAIN_LABELS) if data_name == "brain-labels" and classes == len(BRAIN_LABELS) else []
+    fields = {
+        "format": "png",
+        "n": n,
+        "kind": "image",
+        "shape": [int(imgs.shape[3]), side, side],
+        "seed": seed,
+        "masks_input": str(masks),
+        "masks_sha256": maps_sha,
+        "classes": classes,
+        "label_names": label_names,
+        "mask_encoding": "uint8 class index per pixel (0..classes-1), in *_mask.png and samples.npz masks",
+        **generator_fields(gen, run_dir),
+        "truncation": None,
+        "latent": "z ~ N(0, I), one per map, drawn from torch.Generator().manual_seed(seed), all up front",
+        "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]",
+    }
+    command = f"ganforge generate {run_dir} --masks {masks} --out {out}"
+    manifest = write_dataset_folder(out, files, fields, command=command, config=gen.spec.get("config"))
     return GenerateResult(out, n, "png", {}, manifest)

@@ -1,4 +1,4 @@
-"""Translate images with a trained image-to-image run (pix2pix, CycleGAN), with provenance.
+"""Translate images with a trained image-to-image run (pix2pix, CycleGAN, DTN), with provenance.
 
 ``translate_images(run_dir, input, out, direction="AtoB")`` loads the exported translator
 (``generator.safetensors`` + ``generator.json``; no training code), reads the input images and writes:
@@ -16,7 +16,6 @@ the run's resolution with Lanczos when they differ) or an ``.npz`` with ``images
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +25,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-import ganforge
 from ganforge.data.base import to_uint8, to_unit_range
-from ganforge.errors import DataError, GanforgeError, RunDirError
+from ganforge.dataset_folder import check_new_folder, generator_fields, write_dataset_folder
+from ganforge.errors import DataError, GanforgeError
 from ganforge.generate import npz_bytes, png_bytes
 from ganforge.training.export import LoadedGenerator, load_generator
-from ganforge.training.lock import LOCK_FILE, acquire
-from ganforge.training.rundir import atomic_write_json, make_new_folder
 
 Direction = Literal["AtoB", "BtoA"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -51,8 +48,8 @@ def load_translator(run_dir: Path | str) -> LoadedGenerator:
     if not gen.spec.get("translation"):
         raise GanforgeError(
             f"{str(run_dir)!r} is a {gen.spec.get('variant', '?')} run, which draws samples rather "
-            "than translating images: use `ganforge generate`. translate needs a pix2pix or "
-            "cyclegan run."
+            "than translating images: use `ganforge generate`. translate needs a pix2pix, "
+            "cyclegan or dtn run."
         )
     return gen
 
@@ -158,23 +155,9 @@ def translate_images(
     shapes = domain_shapes(gen)
     src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
     out, input = Path(out), Path(input)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(
-            f"output folder {str(out)!r} already exists and is not empty; choose a new --out (nothing was overwritten)."
-        )
+    check_new_folder(out)
     names, x = read_inputs(input, shapes[src][0], shapes[src][-1])
-    undo = make_new_folder(out)
-    with acquire(out, f"ganforge translate {run_dir} --input {input} --out {out}"):
-        if {p.name for p in out.iterdir()} != {LOCK_FILE}:
-            raise RunDirError(
-                f"output folder {str(out)!r} was filled by another process meanwhile; choose a new "
-                "--out (nothing was overwritten)."
-            )
-        try:
-            return _translate_into(gen, Path(run_dir), input, out, x, names, direction, src, dst, batch)
-        except BaseException:
-            undo()
-            raise
+    return _translate_into(gen, Path(run_dir), input, out, x, names, direction, src, dst, batch)
 
 
 def _translate_into(
@@ -192,14 +175,8 @@ def _translate_into(
     imgs = to_uint8(translate_tensor(gen, x, direction, batch))  # [N, H, W, C]
     files = {f"{name}.png": png_bytes(imgs[i]) for i, name in enumerate(names)}
     files["translated.npz"] = npz_bytes({"images": imgs, "sources": np.array(names)})
-    content = hashlib.sha256()
-    for rel in sorted(files):
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(files[rel])
-        content.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
     domains = gen.spec.get("domains", ["A", "B"])
-    manifest = {
+    fields = {
         "format": "translation",
         "n": len(names),
         "direction": direction,
@@ -208,18 +185,10 @@ def _translate_into(
         "shape": list(imgs.shape[1:]),
         "input": str(input),
         "input_sha256": hashlib.sha256(np.ascontiguousarray(x.numpy()).tobytes()).hexdigest(),
-        "generator_sha256": gen.sha256,
-        "generator_run_dir": str(run_dir),
-        "generator_kimg": gen.spec.get("kimg"),
+        **generator_fields(gen, run_dir),
         "variant": gen.spec.get("variant"),
-        "ema": bool(gen.spec.get("ema", False)),
         "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]",
-        "files": len(files),
-        "content_sha256": content.hexdigest(),
-        "config": gen.spec.get("config"),
-        "ganforge_version": ganforge.__version__,
-        "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(out / "manifest.json", manifest)
+    command = f"ganforge translate {run_dir} --input {input} --out {out}"
+    manifest = write_dataset_folder(out, files, fields, command=command, config=gen.spec.get("config"))
     return TranslateResult(out, len(names), direction, manifest)

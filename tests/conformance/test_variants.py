@@ -45,7 +45,9 @@ def tiny_config(variant: str, arch: str, data: dict | None = None, **extra):
 # Image-to-image families (variants.two_domain) translate instead of sampling: they get two-domain data and a test
 # of their own below, whatever their architecture setting.
 TRANSLATION = [v for v in VARIANTS.names() if isinstance(VARIANTS.get(v), TwoDomainFamily)]
-SAMPLING = [v for v in VARIANTS.names() if v not in TRANSLATION]
+# Coupled families (CoGAN) draw a pair per z in two domains: two-domain data and a test of their own too.
+COUPLED = [v for v in VARIANTS.names() if VARIANTS.get(v).export_info().get("coupled")]
+SAMPLING = [v for v in VARIANTS.names() if v not in TRANSLATION and v not in COUPLED]
 # Families that draw images only (their own networks: stylegan2, progan, ...) skip the 2D points of the MLP pair,
 # and a family with networks of its own runs once, at the default model.arch (it refuses any other).
 PAIRS = [(v, a) for v in SAMPLING for a in sorted(DATA) if DATA_KIND[a] in VARIANTS.get(v).data_kinds
@@ -109,13 +111,39 @@ def test_translation_family_trains_one_tick_and_translates(variant, tmp_path):
     assert fake_b.shape == (4, 3, 16, 16) and fake_b.abs().max() <= 1
     assert torch.equal(fake_b, G(a, "AtoB"))  # eval mode: deterministic
     assert not torch.allclose(fake_b[0], fake_b[1])  # the output depends on the input
-    assert ("BtoA" in G.directions) == (not family.paired)
+    assert ("BtoA" in G.directions) == family.two_way
     if "BtoA" in G.directions:
         assert G(fake_b, "BtoA").shape == (4, 1, 16, 16)
     with pytest.raises(GanforgeError):  # a translator draws no samples
         from ganforge.generate import generate_dataset
 
         generate_dataset(out, tmp_path / "gen", n=2)
+
+
+@pytest.mark.parametrize("variant", COUPLED)
+def test_coupled_family_trains_one_tick_and_draws_pairs(variant, tmp_path):
+    """Two domains of different channels (MNIST and MNIST-M-like RGB), one tick; the exported generator draws one
+    pair per z, deterministically, and refuses to translate."""
+    cfg = tiny_config(variant, "dcgan", data={"name": "mnist-styles", "domains": ["mnist", "textured"],
+                                              "resolution": 16, "limit": 64})
+    out = tmp_path / "run"
+    result = start_run(cfg, out=str(out), progress=False, log=lambda _: None)
+    assert result.summary["ticks"] == 1 and result.summary["images_seen"] >= 160
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("loss_D", "loss_G", "D_real", "D_fake"):
+        assert math.isfinite(record[key]), (key, record)
+    gen = load_generator(out)
+    assert gen.spec["coupled"] and gen.spec["shape_b"] == [3, 16, 16]
+    z = torch.randn(4, gen.G.z_dim)
+    a, b = gen.G.pair(z)
+    assert a.shape == (4, 1, 16, 16) and b.shape == (4, 3, 16, 16) and a.abs().max() <= 1
+    a2, b2 = gen.G.pair(z)
+    assert torch.equal(a, a2) and torch.equal(b, b2)  # eval mode: deterministic
+    assert not torch.allclose(b[0], b[1])  # the pair depends on z
+    with pytest.raises(GanforgeError):  # it draws; it does not translate
+        from ganforge.translate import translate_images
+
+        translate_images(out, tmp_path / "in.npz", tmp_path / "t")
 
 
 @pytest.mark.parametrize("variant", VARIANTS.names())

@@ -46,6 +46,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
                                        "model.d_mbstd=true"]),
     "dcgan+cgan+sn+class-mbstd": ("mnist-cgan", ["model.d_batchnorm=[false]", "model.spectral_norm_d=true",
                                                 "model.d_mbstd=true"]),
+    "cogan+untied": ("mnist-cogan", ["family.tie_weights=false"]),
     "resnet+cgan+mbstd": ("mnist-cgan", ["model.arch=resnet", "model.d_batchnorm=[false]", "model.g_channels=32",
                                          "model.d_channels=16", "model.d_mbstd=true"]),
 }
@@ -58,6 +59,7 @@ SHORTER: dict[str, list[str]] = {
     # Presets whose step is too costly for 0.4 kimg in CI, pinned over fewer images (still several G and D steps).
     "brain-cyclegan": ["train.kimg=0.08", "train.tick_kimg=0.08"],
     "brain-spade": ["train.kimg=0.08", "train.tick_kimg=0.08"],
+    "digits-dtn": ["family.pretrain_steps=20"],  # f's 600 pretraining steps cost more than the 0.4 kimg pinned
     "brain-stylegan2-ada": ["train.kimg=0.064", "train.tick_kimg=0.064"],
     "brain-progan": ["train.kimg=0.1", "train.tick_kimg=0.1", "family.stage_kimg=0.032", "family.fade_kimg=0.032"],
     "brain-stylegan2-ada-128": ["train.kimg=0.064", "train.tick_kimg=0.064", *SG2_SMALL],

@@ -12,7 +12,8 @@ from ganforge.variants import VARIANTS
 SRC = Path(__file__).resolve().parents[2] / "src" / "ganforge"
 # Lower layers first: a module may import from its own layer and those before it, never from a later one.
 LAYERS = ["errors", "plugins", "registry", "config", "data", "models", "objectives", "variants", "presets", "training",
-          "metrics", "generate", "translate", "mask_to_image", "experiments", "reporting", "catalog", "cli"]
+          "metrics", "dataset_folder", "generate", "translate", "mask_to_image", "experiments", "reporting", "catalog",
+          "cli"]
 ENTRY = {"ganforge", "ganforge.__main__"}  # the package and ``python -m ganforge`` sit above everything
 
 

@@ -195,6 +195,7 @@ Examples:
   ganforge generate runs/brain --per-class 1000 --out synth/brain --format seg-npz   (image + mask pairs)
   ganforge generate runs/brain-spade --masks my_maps/ --out synth/spade   (SPADE: one image per label-map PNG)
   ganforge generate runs/brain-sg2 --n 64 --out synth/sg2 --truncation-psi 0.7       (StyleGAN2 runs)
+  ganforge generate runs/cogan --n 1000 --out synth/pairs   (CoGAN: A/ and B/ pairs, one z each)
   (then train on it: ganforge train mnist-dcgan --set data.name=folder --set data.path=synth/cgan)
 """
 

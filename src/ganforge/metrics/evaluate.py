@@ -252,6 +252,8 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
     cfg: Config = gen.config
     if gen.spec.get("translation"):  # image-to-image runs: translate the source test split (metrics/translation.py)
         return _evaluate_translation(run_dir, gen, n, metrics, extractor, seed, device, baseline, write, log)
+    if gen.spec.get("coupled"):  # CoGAN: pairs from one z each, measured as pairs (metrics/cogan.py)
+        return _evaluate_pairs(run_dir, gen, n, metrics, extractor, seed, device, baseline, write, log)
     names = parse_metric_list(metrics)
     for name in names or ():
         METRICS.get(name)  # fail on a typo before any work
@@ -300,6 +302,31 @@ def _evaluate_translation(run_dir: Path, gen: Any, n: int | None, metrics: Seque
         result.path = run_dir / (EVAL_FILE if baseline is None else f"eval-baseline-{baseline}.json")
         atomic_write_json(result.path, result.to_dict())
         append_history(run_dir, result.history_record("evaluate" if baseline is None else f"baseline:{baseline}"))
+    return result
+
+
+def _evaluate_pairs(run_dir: Path, gen: Any, n: int | None, metrics: Sequence[str] | str | None,
+                    extractor: str | None, seed: int, device: str | None, baseline: str | None, write: bool,
+                    log: Log) -> EvalResult:
+    from ganforge.metrics.cogan import evaluate_pairs
+
+    if parse_metric_list(metrics) or baseline is not None:
+        raise GanforgeError("a CoGAN run computes its own metric set (fid_A, fid_B, label_agreement, pair_ssim where "
+                            "they apply); drop --metrics and --baseline (train family.tie_weights=false for the "
+                            "untied control).")
+    t = evaluate_pairs(run_dir, gen, n=n or gen.config.eval.n, seed=seed,
+                       extractor=extractor or gen.config.eval.extractor, device=device, log=log)
+    spec = gen.spec or {}
+    result = EvalResult(
+        run_dir=run_dir, values=t.values, skipped=t.skipped, extractor=t.extractor, dataset=gen.config.data.name,
+        n_generated=t.n_pairs, seed=seed, kimg=spec.get("kimg"), generator_sha256=str(gen.sha256),
+        seconds=t.seconds, device=t.device,
+        meta={"ema": spec.get("ema"), "variant": spec.get("variant"), "coupled": True, "domains": t.domains},
+    )
+    if write:
+        result.path = run_dir / EVAL_FILE
+        atomic_write_json(result.path, result.to_dict())
+        append_history(run_dir, result.history_record("evaluate"))
     return result
 
 

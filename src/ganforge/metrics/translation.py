@@ -318,7 +318,8 @@ def evaluate_translation(
                 dice.summary(),
             )
         truth = target_test.x[:count] if dom.paired else None
-        pictures.append((direction, _rows(x_src, x_out, truth, direction, translate)))
+        back = translate if len(directions) == 2 else None  # a one-way unpaired family (DTN) has no cycle to show
+        pictures.append((direction, _rows(x_src, x_out, truth, direction, back)))
     if run_dir is not None and pictures:
         _save_rows(run_dir / ("eval" if baseline is None else f"baseline-{baseline}/eval"), pictures)
     ex0 = next(iter(extractors.values()))
@@ -365,22 +366,23 @@ def _rows(
     x_out: torch.Tensor,
     truth: torch.Tensor | None,
     direction: str,
-    translate: Translate,
+    translate: Translate | None,
     k: int = 8,
 ) -> torch.Tensor:
-    """k rows of source | translated | ground truth (or the cycle back): [k * 3, C, H, W]."""
+    """k rows of source | translated | ground truth (or the cycle back, when ``translate`` goes both ways):
+    [k, cells, C, H, W]."""
     src = x_src[:k]
     if src.shape[1] not in (1, 3):  # a one-hot label map (SPADE): its class index as gray
         src = src.argmax(1, keepdim=True).float() * (2 / (src.shape[1] - 1)) - 1
     cells = [src, x_out[:k]]
     if truth is not None:
         cells.append(truth[:k])
-    else:
+    elif translate is not None:
         with torch.no_grad():
             cells.append(translate(x_out[:k], "BtoA" if direction == "AtoB" else "AtoB").float())
     channels = max(c.shape[1] for c in cells)
     cells = [match_channels(c.float(), channels) for c in cells]
-    return torch.stack(cells, 1).flatten(0, 1)
+    return torch.stack(cells, 1)  # [k, cells, C, H, W]: one row per source image
 
 
 def _save_rows(folder: Path, pictures: list[tuple[str, torch.Tensor]]) -> None:
@@ -388,9 +390,9 @@ def _save_rows(folder: Path, pictures: list[tuple[str, torch.Tensor]]) -> None:
     from ganforge.training.grids import save_image_grid
 
     folder.mkdir(parents=True, exist_ok=True)
-    for direction, cells in pictures:
+    for direction, rows in pictures:
         name = "translations.png" if direction == "AtoB" else f"translations_{direction}.png"
-        save_image_grid(cells, folder / name, nrow=3)
+        save_image_grid(rows.flatten(0, 1), folder / name, nrow=rows.shape[1])
 
 
 __all__ = ["evaluate_translation", "histogram_match", "match_channels"]

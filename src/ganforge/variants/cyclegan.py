@@ -128,6 +128,7 @@ class CycleGAN(TwoDomainFamily):
     )
     reference = "Zhu et al. 2017, Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks"
     paired = False
+    two_way = True
     options = CycleGANOptions
     defaults = {"objective": {"loss": "ls"}, "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5}}
 

@@ -31,6 +31,7 @@ class TwoDomainFamily(Family):
     """Base of the translation families. Subclasses build ``Translator(AtoB, BtoA?)`` as network "G"."""
 
     paired: ClassVar[bool] = False  # needs row-aligned pairs (pix2pix), or learns from unpaired domains
+    two_way: ClassVar[bool] = False  # exports BtoA beside AtoB (CycleGAN); one-way: pix2pix, DTN
     ema_networks = ("G",)
 
     def check(self, cfg: Config, data: Dataset) -> None:
