@@ -146,3 +146,28 @@ def test_minibatch_std_with_labels_is_the_spread_within_each_class():
     expect = [(varied[r].var(0, unbiased=False) + 1e-8).sqrt().mean() for r in ([0, 1, 2], [3, 4, 5, 6], [7, 8])]
     assert out[:3].tolist() == pytest.approx([float(expect[0])] * 3, rel=1e-5)
     assert float(out[9]) == pytest.approx(float(torch.stack(expect).mean()), rel=1e-5)  # alone: the mean of the rest
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet", "mlp"])
+def test_spectral_norm_wraps_the_initialised_weights(arch):
+    # SN must be applied after the architecture's init: an in-place init on an SN'd layer's ``weight`` changes a
+    # recomputed temporary, and the layer silently keeps PyTorch's default init (the DCGAN D did, before).
+    overrides = [f"model.arch={arch}", "model.d_batchnorm=[false]"]
+    if arch == "mlp":
+        overrides += ["model.g_hidden=[32]", "model.d_hidden=[32]"]
+    shape = (1, 28, 28)
+    cond = Conditioning.named("concat", "aux")
+
+    def build_d(sn: bool) -> nn.Module:
+        torch.manual_seed(0)
+        cfg = load_config("mnist-acgan", [*overrides, f"model.spectral_norm_d={str(sn).lower()}"])
+        return build_models(cfg.model, shape, 10, cond)[1]
+
+    plain, sn = build_d(False), build_d(True)
+    wrapped = {n.replace(".parametrizations.weight.original", ".weight"): p for n, p in sn.named_parameters()}
+    checked = 0
+    for name, p in plain.named_parameters():
+        if name.endswith("weight") and p.dim() > 1 and name in wrapped and not name.startswith("embed"):
+            assert torch.equal(wrapped[name], p), name
+            checked += 1
+    assert checked >= 2 and any(".parametrizations." in n for n, _ in sn.named_parameters())
