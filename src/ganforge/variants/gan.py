@@ -55,6 +55,7 @@ class GANObjective(Objective):
         self.mask_channels = data.mask_channels  # paired data's trailing mask channels: DiffAugment keeps their colour
         self.loss = LOSSES.get(cfg.objective.loss)
         self.policy = parse_policy(cfg.augment.diffaugment)
+        self.per_batch = cfg.augment.diffaugment_draw == "batch"
         self.classic = uses_classic(cfg.augment)
         self.phases = [Phase("D", "D", repeats=self.ocfg.n_critic, shows_real=True)]
         if self.ocfg.r1_gamma > 0:
@@ -77,7 +78,7 @@ class GANObjective(Objective):
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> DOut:
         if self.policy:
-            img = diff_augment(img, self.policy, self.mask_channels)  # the same for real and generated images
+            img = diff_augment(img, self.policy, self.mask_channels, self.per_batch)  # the same for real and generated
         return self.D(img, c if self.cond.d.conditional else None)
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
