@@ -112,12 +112,27 @@ def test_acgan_fake_aux_weighs_d_classifying_generated_images(fake_aux):
     assert stats["loss_D"].item() == pytest.approx(2.0 + 0.5 * (1 + fake_aux) * ce, rel=1e-6)
 
 
+@pytest.mark.parametrize("g_aux", [1.0, 0.1, 0.0])
+def test_acgan_g_aux_weighs_g_classification_term(g_aux):
+    aux = torch.tensor([[2.0, 0.5, -1.0], [0.1, 3.0, 0.2]])
+    over = ["train.kimg=1", "variant=acgan", "objective.loss=hinge", "objective.aux_weight=0.5"]
+    obj = stub_objective(
+        "acgan", StubG(), StubD(aux), load_config(None, [*over, f"family.g_aux={g_aux}"]), 3, (4,), kind="points"
+    )
+    z, c = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]), torch.tensor([1, 2])
+    stats = obj.step("G", torch.zeros(2, 4), c, z, c)
+    adversarial = -(z @ torch.ones(3, 4)).sum(1).mean().item()  # hinge G loss: -mean(D(G(z))), D(x) = sum(x)
+    assert stats["loss_G"].item() == pytest.approx(adversarial + 0.5 * g_aux * F.cross_entropy(aux, c).item())
+
+
 def test_acgan_fake_aux_is_range_checked_and_the_paper_by_default():
     with pytest.raises(ConfigError, match="family.fake_aux must be in"):
         load_config("mnist-acgan", ["family.fake_aux=-1"])
-    assert load_config("mnist-dcgan", ["variant=acgan"]).family == {"fake_aux": 1.0}  # the paper's, by default
+    with pytest.raises(ConfigError, match="family.g_aux must be in"):
+        load_config("mnist-acgan", ["family.g_aux=-0.5"])
+    assert load_config("mnist-dcgan", ["variant=acgan"]).family == {"fake_aux": 1.0, "g_aux": 1.0}  # the paper's
     preset = load_config("mnist-acgan")
-    assert preset.family == {"fake_aux": 0.0} and preset.model.d_mbstd and not preset.model.d_batchnorm[0]
+    assert preset.family["fake_aux"] == 0.0 and preset.model.d_mbstd and not preset.model.d_batchnorm[0]
 
 
 # ---- class accuracy --------------------------------------------------------------------------------------------
