@@ -193,18 +193,31 @@ def test_batch_draws_give_each_image_the_same_distribution_as_image_draws(name):
     assert per_batch.std().item() == pytest.approx(per_image.std().item(), rel=0.1, abs=0.01)
 
 
-def test_diffaugment_draw_batch_reaches_d_and_the_default_is_per_image():
+class BatchNormRecorder(Recorder):
+    """A Recorder that, like mnist-best's D, has a batch norm (unused here: only its presence matters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(1)
+
+
+@pytest.mark.parametrize(
+    ("draw", "d_class", "shared"),
+    [
+        ("batch", Recorder, True),
+        ("image", BatchNormRecorder, False),
+        ("auto", BatchNormRecorder, True),
+        ("auto", Recorder, False),
+    ],
+)
+def test_diffaugment_draw_reaches_d_and_auto_shares_draws_for_a_d_with_batch_statistics(draw, d_class, shared):
     torch.manual_seed(0)
     real = torch.ones(64, 1, 16, 16)
-    cfg = load_config(
-        None, ["train.kimg=1", "augment.diffaugment=translation,cutout", "augment.diffaugment_draw=batch"]
-    )
-    D = Recorder()
-    obj = stub_objective("gan", OnesG((1, 16, 16)), D, cfg, 0, (1, 16, 16))
+    over = ["train.kimg=1", "augment.diffaugment=translation,cutout", f"augment.diffaugment_draw={draw}"]
+    D = d_class()
+    obj = stub_objective("gan", OnesG((1, 16, 16)), D, load_config(None, over), 0, (1, 16, 16))
     D.seen.clear()
     obj.step("D", real, None, torch.zeros(64, 2), None)
-    for seen in D.seen:  # the real batch and the (collapsed: all ones) generated batch stay one image each
-        assert torch.equal(seen, seen[:1].expand_as(seen))
-    assert not torch.equal(D.seen[0], D.seen[1])  # real and generated still get independent draws
-    real_seen, _ = seen_by_d("translation,cutout", real)
-    assert not torch.equal(real_seen, real_seen[:1].expand_as(real_seen))
+    for seen in D.seen:  # the real batch and the (collapsed: all ones) generated batch
+        assert torch.equal(seen, seen[:1].expand_as(seen)) == shared
+    assert not torch.equal(D.seen[0], D.seen[1])  # real and generated always get independent draws
