@@ -15,15 +15,7 @@ from ganforge.config import ModelConfig
 from ganforge.errors import ConfigError
 from ganforge.models.archs import ARCHS
 from ganforge.models.conditioning import Conditioning
-from ganforge.models.layers import (
-    AugmentFn,
-    AugmentsInput,
-    CondSequential,
-    DOut,
-    MinibatchStd,
-    apply_spectral_norm,
-    spectral_norm_projection,
-)
+from ganforge.models.layers import CondSequential, DOut, MinibatchStd, apply_spectral_norm, spectral_norm_projection
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -76,7 +68,7 @@ class DCGANGenerator(nn.Module):
         return self.body(h, c)  # [N, C, H, W] in [-1, 1]
 
 
-class DCGANDiscriminator(nn.Module, AugmentsInput):
+class DCGANDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> None:
         super().__init__()
         channels, height, _ = shape
@@ -107,12 +99,10 @@ class DCGANDiscriminator(nn.Module, AugmentsInput):
         self.aux = cond.d.aux_head(feat, num_classes)  # AC-GAN class logits, or None
         self.proj = cond.d.projection(feat, num_classes)  # projection discriminator's class embedding, or None
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, augment: AugmentFn | None = None) -> DOut:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> DOut:
         if self.embed is not None:
             label_map = self.embed(c).view(len(x), 1, self.res, self.res).to(x.dtype)  # [N, 1, H, W]
             x = torch.cat([x, label_map], dim=1)
-        if augment is not None:  # DiffAugment moves and cuts the label map with the image
-            x = augment(x, int(self.embed is not None))
         h = self.body(x)  # [N, C, h, w]
         if self.mbstd is not None:
             h = self.tail(self.mbstd(h, c))  # per-class spread when D is given the labels

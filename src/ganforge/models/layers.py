@@ -5,22 +5,12 @@ The label pieces (concat, conditional batch norm, projection, ...) live in ``mod
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from ganforge.models.conditioning import CondBatchNorm
-
-AugmentFn = Callable[[torch.Tensor, int], torch.Tensor]  # (input [N, C, H, W], trailing non-image channels) -> same
-
-
-class AugmentsInput:
-    """Marks a D whose ``forward(x, c, augment=...)`` applies ``augment`` to its own input *after* stacking its label
-    map onto the image, telling it how many trailing channels are not image (colour leaves them alone; translation
-    and cutout move and cut them with the image). Augmenting the image alone would leave the label map where the
-    unshifted digit was: D then learns the label far more slowly (issue 11: DiffAugment broke the cGAN)."""
 
 
 class DOut(NamedTuple):

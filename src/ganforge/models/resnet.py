@@ -23,14 +23,7 @@ from ganforge.errors import ConfigError
 from ganforge.models.archs import ARCHS
 from ganforge.models.conditioning import CondBatchNorm, Conditioning
 from ganforge.models.dcgan import upsampling_plan
-from ganforge.models.layers import (
-    AugmentFn,
-    AugmentsInput,
-    DOut,
-    MinibatchStd,
-    apply_spectral_norm,
-    spectral_norm_projection,
-)
+from ganforge.models.layers import DOut, MinibatchStd, apply_spectral_norm, spectral_norm_projection
 
 
 def _norm(layer: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -101,7 +94,7 @@ class ResNetGenerator(nn.Module):
         return torch.tanh(self.out(F.relu(_norm(self.bn, h, c))))  # [N, C, H, W] in [-1, 1]
 
 
-class ResNetDiscriminator(nn.Module, AugmentsInput):
+class ResNetDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> None:
         super().__init__()
         channels, height, _ = shape
@@ -131,12 +124,10 @@ class ResNetDiscriminator(nn.Module, AugmentsInput):
             apply_spectral_norm(self)
             spectral_norm_projection(self)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, augment: AugmentFn | None = None) -> DOut:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> DOut:
         if self.embed is not None:
             label_map = self.embed(c).view(len(x), 1, self.res, self.res).to(x.dtype)  # [N, 1, H, W]
             x = torch.cat([x, label_map], dim=1)
-        if augment is not None:  # DiffAugment moves and cuts the label map with the image
-            x = augment(x, int(self.embed is not None))
         h = self.blocks(x)  # [N, C, h, w]
         if self.mbstd is not None:
             h = self.mbstd(h, c)

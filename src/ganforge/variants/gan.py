@@ -24,7 +24,7 @@ from ganforge.config import Config, ModelConfig
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models import build_models
-from ganforge.models.layers import AugmentsInput, DOut, MinibatchStd
+from ganforge.models.layers import DOut, MinibatchStd
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.objectives.augment import classic_augment, diff_augment, parse_policy, uses_classic
 from ganforge.objectives.regularizers import gradient_penalty, r1_penalty
@@ -79,16 +79,9 @@ class GANObjective(Objective):
         return Batch(real_img, real_c, gen_z, gen_c)
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> DOut:
-        c = c if self.cond.d.conditional else None
-        if not self.policy:
-            return self.D(img, c)
-        if isinstance(self.D, AugmentsInput):  # D augments its input with its label map (the same for real and fake)
-            return self.D(img, c, augment=self._augment)
-        return self.D(self._augment(img, 0), c)
-
-    def _augment(self, x: torch.Tensor, extra_channels: int) -> torch.Tensor:
-        """DiffAugment of D's input; the trailing masks and ``extra_channels`` (a label map) keep their colour."""
-        return diff_augment(x, self.policy, self.mask_channels + extra_channels, self.per_batch)
+        if self.policy:
+            img = diff_augment(img, self.policy, self.mask_channels, self.per_batch)  # the same for real and generated
+        return self.D(img, c if self.cond.d.conditional else None)
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         return self.G(z, c if self.cond.g.conditional else None)
