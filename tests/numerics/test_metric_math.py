@@ -10,11 +10,12 @@ import torch
 
 from ganforge.metrics.bootstrap import bootstrap_ci, ci_from_replicates, subset_ci
 from ganforge.metrics.diversity import default_win_size, ssim_diversity
-from ganforge.metrics.fid import feature_stats, fid_from_features, frechet_distance
+from ganforge.metrics.fid import feature_stats, fid_from_features, frechet_distance, trace_sqrt_product
 from ganforge.metrics.inception_score import inception_score
 from ganforge.metrics.kid import kid, mmd2_unbiased, polynomial_kernel, standardise
 from ganforge.metrics.memorization import memorization_audit
 from ganforge.metrics.prdc import kth_neighbour_distances, nearest_neighbours, prdc
+from ganforge.metrics.threads import small_blas
 from ganforge.metrics.toy2d import curve_distance, energy_distance, mmd2, mode_coverage
 
 # ---------------------------------------------------------------------------------------------- FID
@@ -55,6 +56,33 @@ def test_fid_with_fewer_samples_than_dimensions_is_finite_and_near_zero_for_same
     assert np.isfinite(value) and abs(value) < 1e-2
 
 
+def test_trace_sqrt_product_equals_scipy_sqrtm_trace_also_for_singular_products():
+    rng = np.random.default_rng(11)
+    for n, d in ((400, 16), (10, 32)):  # well-conditioned, and rank-deficient (fewer samples than dimensions)
+        a, b = rng.normal(size=(n, d)), rng.normal(size=(n, d)) @ rng.normal(size=(d, d))
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        if n > d:
+            expected = np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
+        else:  # sqrtm of a singular product is inaccurate; the eps-regularised reference converges to the trace
+            offset = np.eye(d) * 1e-10
+            expected = np.trace(scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))).real
+        assert trace_sqrt_product(s1, s2) == pytest.approx(expected, rel=1e-6 if n < d else 1e-10)
+
+
+def test_metric_linear_algebra_runs_on_one_blas_thread_for_small_matrices():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    outside = blas_threads()
+    with small_blas(128):
+        assert blas_threads() == {1}
+    assert blas_threads() == outside  # restored
+    with small_blas(2048):  # large problems keep the library's own setting
+        assert blas_threads() == outside
+
+
 def test_frechet_distance_rejects_non_psd_covariance():
     with pytest.raises(ValueError, match="positive semi-definite"):
         frechet_distance(np.zeros(3), -np.eye(3), np.zeros(3), np.eye(3))
@@ -93,6 +121,18 @@ def test_kid_is_unbiased_for_same_distribution():
     assert abs(unbiased.mean()) < 4 * stderr
     # The V-statistic (diagonal included) is clearly positive at this size: the test has power.
     assert biased.mean() > 10 * stderr
+
+
+def test_kid_from_full_kernels_equals_the_per_subset_computation(monkeypatch):
+    import ganforge.metrics.kid as kid_module
+
+    rng = np.random.default_rng(12)
+    real, gen = rng.normal(size=(300, 8)), rng.normal(size=(250, 8)) * 1.2 + 0.1
+    fast = kid(real, gen, subsets=20, subset_size=100, rng=3)
+    monkeypatch.setattr(kid_module, "FULL_KERNELS", 0)  # force the per-subset path
+    slow = kid(real, gen, subsets=20, subset_size=100, rng=3)
+    np.testing.assert_allclose(fast.per_subset, slow.per_subset, rtol=1e-9, atol=1e-12)
+    assert np.ptp(fast.per_subset) > 0  # the subsets really differ
 
 
 def test_kid_positive_for_shifted_distribution_and_adapts_subset_size():

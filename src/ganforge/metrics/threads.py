@@ -1,15 +1,25 @@
-"""One intra-op thread while a small evaluation network trains on a CPU (the domain extractor, the U-Net).
+"""Thread settings for the metrics on a CPU.
 
-Two reasons: the weights (and so cached extractors) then do not depend on the core count (reduction
-order), and a net this small gains little from threads but loses badly when the cores are shared
-(parallel sweep jobs, test workers): measured 5 s with one thread against 100+ s with two on a busy
-2-core machine.
+``single_thread_on_cpu``: one torch intra-op thread while a small evaluation network trains (the domain
+extractor, the U-Net). Two reasons: the weights (and so cached extractors) then do not depend on the
+core count (reduction order), and a net this small gains little from threads but loses badly when the
+cores are shared (parallel sweep jobs, test workers): measured 5 s with one thread against 100+ s with
+two on a busy 2-core machine.
+
+``small_blas``: one OpenBLAS thread for the metrics' small dense linear algebra (numpy/scipy). In a process
+that has run torch, torch's OpenMP pool and OpenBLAS's own pool both spin-wait for work, so a
+multi-threaded BLAS call on a small matrix fights torch's idle threads for the same cores: measured on 2
+cores, ``scipy.linalg.sqrtm`` of a 128 x 128 product took 235 ms after a torch conv and 7 ms with
+OpenBLAS held to one thread (the demo's evaluation spent most of its time there). Up to ``SMALL`` one
+thread is also the fastest without torch in the process; larger problems (Inception's 2,048 dimensions)
+keep the library's default.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from functools import cache
 
 import torch
 
@@ -26,3 +36,23 @@ def single_thread_on_cpu(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+SMALL = 512  # largest matrix side for which BLAS is held to one thread
+
+
+@cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController  # finds the loaded BLAS libraries once
+
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def small_blas(size: int) -> Iterator[None]:
+    """Hold numpy/scipy's BLAS to one thread inside the block when ``size`` (the matrix side) is small."""
+    if size > SMALL:
+        yield
+        return
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
