@@ -88,6 +88,10 @@ class ObjectiveConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     diffaugment: str = ""  # comma-separated: color, translation, cutout (applied to real and fake)
+    # One draw of DiffAugment's parameters per image (the paper's) or per batch. A D that sees collapse through
+    # batch statistics (batch norm, minibatch std) needs "batch": per-image draws make a collapsed batch look varied.
+    # "auto": "batch" for such a D, "image" for a D that judges each image alone.
+    diffaugment_draw: Literal["auto", "image", "batch"] = "auto"
     rotation: float = 0.0  # classic augmentation of real images: max rotation in degrees
     shift: float = 0.0  # max shift as a fraction of the image size
     zoom: float = 0.0  # max zoom as a fraction (0.1: 0.9x .. 1.1x)

@@ -35,6 +35,8 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "mlp+acgan": ("mnist-mlp", ["variant=acgan"]),
     "mlp+cwgan-gp": ("mnist-mlp", ["variant=cwgan-gp", "objective.n_critic=2"]),
     "dcgan+diffaugment": ("mnist-cgan", ["augment.diffaugment=color,translation,cutout"]),
+    "dcgan+diffaugment-image-draws": ("mnist-cgan", ["augment.diffaugment=color,translation,cutout",
+                                                     "augment.diffaugment_draw=image"]),
     "dcgan+classic-augment": ("mnist-dcgan", ["augment.rotation=10", "augment.shift=0.1", "augment.zoom=0.1"]),
     "dcgan+lazy-r1": ("mnist-dcgan", ["objective.r1_gamma=1.0", "objective.r1_interval=2"]),
     "dcgan+hinge+sn": ("mnist-dcgan", ["objective.loss=hinge", "model.spectral_norm_d=true",

@@ -163,3 +163,61 @@ def test_classic_augment_rotation_keeps_a_centred_blobs_mass():
     x[:, :, 10:18, 10:18] = 1
     out = classic_augment(x, AugmentConfig(rotation=30))
     assert out.mean().item() == pytest.approx(x.mean().item(), abs=0.02)
+
+
+def batch_spread(x: torch.Tensor) -> float:
+    """The minibatch-std statistic: mean over pixels of the std over the batch."""
+    return (x.var(0, unbiased=False) + 1e-8).sqrt().mean().item()
+
+
+@pytest.mark.parametrize("policy", [(p,) for p in POLICIES] + [POLICIES, ("translation", "cutout")])
+def test_batch_draws_keep_a_collapsed_batch_collapsed(policy):
+    # Issue 11: with one draw per image, translation + cutout gave 16 copies of one image almost the pixel spread
+    # of a varied batch, so the minibatch-std channel (or batch norm) in D no longer saw a collapsed G.
+    torch.manual_seed(0)
+    one = (torch.rand(1, 1, 16, 16) > 0.7).float() * 2 - 1  # a sparse "digit" on a -1 background
+    collapsed, varied = one.expand(16, 1, 16, 16), (torch.rand(16, 1, 16, 16) > 0.7).float() * 2 - 1
+    shared = diff_augment(collapsed.clone(), policy, per_batch=True)
+    assert torch.equal(shared, shared[:1].expand_as(shared)) and batch_spread(shared) < 1e-3
+    assert batch_spread(diff_augment(varied, policy, per_batch=True)) > 0.3
+    assert batch_spread(diff_augment(collapsed.clone(), policy)) > 0.1  # per-image draws: "varied"
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_batch_draws_give_each_image_the_same_distribution_as_image_draws(name):
+    torch.manual_seed(0)
+    x = torch.ones(4096, 1, 16, 16)
+    per_image = diff_augment(x, (name,)).mean((1, 2, 3))  # one value per image: its kept mass / brightness
+    per_batch = torch.cat([diff_augment(x[:4], (name,), per_batch=True).mean((1, 2, 3)) for _ in range(1024)])
+    assert per_batch.mean().item() == pytest.approx(per_image.mean().item(), abs=0.02)
+    assert per_batch.std().item() == pytest.approx(per_image.std().item(), rel=0.1, abs=0.01)
+
+
+class BatchNormRecorder(Recorder):
+    """A Recorder that, like mnist-best's D, has a batch norm (unused here: only its presence matters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(1)
+
+
+@pytest.mark.parametrize(
+    ("draw", "d_class", "shared"),
+    [
+        ("batch", Recorder, True),
+        ("image", BatchNormRecorder, False),
+        ("auto", BatchNormRecorder, True),
+        ("auto", Recorder, False),
+    ],
+)
+def test_diffaugment_draw_reaches_d_and_auto_shares_draws_for_a_d_with_batch_statistics(draw, d_class, shared):
+    torch.manual_seed(0)
+    real = torch.ones(64, 1, 16, 16)
+    over = ["train.kimg=1", "augment.diffaugment=translation,cutout", f"augment.diffaugment_draw={draw}"]
+    D = d_class()
+    obj = stub_objective("gan", OnesG((1, 16, 16)), D, load_config(None, over), 0, (1, 16, 16))
+    D.seen.clear()
+    obj.step("D", real, None, torch.zeros(64, 2), None)
+    for seen in D.seen:  # the real batch and the (collapsed: all ones) generated batch
+        assert torch.equal(seen, seen[:1].expand_as(seen)) == shared
+    assert not torch.equal(D.seen[0], D.seen[1])  # real and generated always get independent draws

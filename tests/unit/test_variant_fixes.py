@@ -112,12 +112,27 @@ def test_acgan_fake_aux_weighs_d_classifying_generated_images(fake_aux):
     assert stats["loss_D"].item() == pytest.approx(2.0 + 0.5 * (1 + fake_aux) * ce, rel=1e-6)
 
 
+@pytest.mark.parametrize("g_aux", [1.0, 0.1, 0.0])
+def test_acgan_g_aux_weighs_g_classification_term(g_aux):
+    aux = torch.tensor([[2.0, 0.5, -1.0], [0.1, 3.0, 0.2]])
+    over = ["train.kimg=1", "variant=acgan", "objective.loss=hinge", "objective.aux_weight=0.5"]
+    obj = stub_objective(
+        "acgan", StubG(), StubD(aux), load_config(None, [*over, f"family.g_aux={g_aux}"]), 3, (4,), kind="points"
+    )
+    z, c = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]), torch.tensor([1, 2])
+    stats = obj.step("G", torch.zeros(2, 4), c, z, c)
+    adversarial = -(z @ torch.ones(3, 4)).sum(1).mean().item()  # hinge G loss: -mean(D(G(z))), D(x) = sum(x)
+    assert stats["loss_G"].item() == pytest.approx(adversarial + 0.5 * g_aux * F.cross_entropy(aux, c).item())
+
+
 def test_acgan_fake_aux_is_range_checked_and_the_paper_by_default():
     with pytest.raises(ConfigError, match="family.fake_aux must be in"):
         load_config("mnist-acgan", ["family.fake_aux=-1"])
-    assert load_config("mnist-dcgan", ["variant=acgan"]).family == {"fake_aux": 1.0}  # the paper's, by default
+    with pytest.raises(ConfigError, match="family.g_aux must be in"):
+        load_config("mnist-acgan", ["family.g_aux=-0.5"])
+    assert load_config("mnist-dcgan", ["variant=acgan"]).family == {"fake_aux": 1.0, "g_aux": 1.0}  # the paper's
     preset = load_config("mnist-acgan")
-    assert preset.family == {"fake_aux": 0.0} and preset.model.d_mbstd and not preset.model.d_batchnorm[0]
+    assert preset.family["fake_aux"] == 0.0 and preset.model.d_mbstd and not preset.model.d_batchnorm[0]
 
 
 # ---- class accuracy --------------------------------------------------------------------------------------------
@@ -146,3 +161,28 @@ def test_minibatch_std_with_labels_is_the_spread_within_each_class():
     expect = [(varied[r].var(0, unbiased=False) + 1e-8).sqrt().mean() for r in ([0, 1, 2], [3, 4, 5, 6], [7, 8])]
     assert out[:3].tolist() == pytest.approx([float(expect[0])] * 3, rel=1e-5)
     assert float(out[9]) == pytest.approx(float(torch.stack(expect).mean()), rel=1e-5)  # alone: the mean of the rest
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet", "mlp"])
+def test_spectral_norm_wraps_the_initialised_weights(arch):
+    # SN must be applied after the architecture's init: an in-place init on an SN'd layer's ``weight`` changes a
+    # recomputed temporary, and the layer silently keeps PyTorch's default init (the DCGAN D did, before).
+    overrides = [f"model.arch={arch}", "model.d_batchnorm=[false]"]
+    if arch == "mlp":
+        overrides += ["model.g_hidden=[32]", "model.d_hidden=[32]"]
+    shape = (1, 28, 28)
+    cond = Conditioning.named("concat", "aux")
+
+    def build_d(sn: bool) -> nn.Module:
+        torch.manual_seed(0)
+        cfg = load_config("mnist-acgan", [*overrides, f"model.spectral_norm_d={str(sn).lower()}"])
+        return build_models(cfg.model, shape, 10, cond)[1]
+
+    plain, sn = build_d(False), build_d(True)
+    wrapped = {n.replace(".parametrizations.weight.original", ".weight"): p for n, p in sn.named_parameters()}
+    checked = 0
+    for name, p in plain.named_parameters():
+        if name.endswith("weight") and p.dim() > 1 and name in wrapped and not name.startswith("embed"):
+            assert torch.equal(wrapped[name], p), name
+            checked += 1
+    assert checked >= 2 and any(".parametrizations." in n for n, _ in sn.named_parameters())

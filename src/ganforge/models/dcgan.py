@@ -98,9 +98,6 @@ class DCGANDiscriminator(nn.Module):
         self.out = nn.Linear(feat, 1)
         self.aux = cond.d.aux_head(feat, num_classes)  # AC-GAN class logits, or None
         self.proj = cond.d.projection(feat, num_classes)  # projection discriminator's class embedding, or None
-        if cfg.spectral_norm_d:
-            apply_spectral_norm(self)
-            spectral_norm_projection(self)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> DOut:
         if self.embed is not None:
@@ -134,6 +131,11 @@ def build_dcgan(cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditio
     D = DCGANDiscriminator(cfg, shape, num_classes, cond)
     init_dcgan_weights(G)
     init_dcgan_weights(D)
+    # Spectral norm only after the init: once it wraps a layer, ``m.weight`` is recomputed from the original on
+    # every access, so an in-place init on it changes a temporary and the layer keeps PyTorch's default init.
+    if cfg.spectral_norm_d:
+        apply_spectral_norm(D)
+        spectral_norm_projection(D)
     if cfg.spectral_norm_g:
         apply_spectral_norm(G)
     return G, D

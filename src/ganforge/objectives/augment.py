@@ -28,22 +28,30 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return names
 
 
-def diff_augment(x: torch.Tensor, policy: tuple[str, ...], mask_channels: int = 0) -> torch.Tensor:
+def diff_augment(
+    x: torch.Tensor, policy: tuple[str, ...], mask_channels: int = 0, per_batch: bool = False
+) -> torch.Tensor:
     """x [N, C, H, W] -> augmented [N, C, H, W]; differentiable with respect to x.
 
     With ``mask_channels`` (paired image + mask data) "color" changes the image channels only; translation and
     cutout move and cut image and mask together, so a mask keeps covering its lesion.
+
+    ``per_batch``: one draw of each op's parameters for the whole batch instead of one per image. Each image still
+    sees the paper's distribution of augmentations, but the spread *within* a batch is the content's alone: a
+    collapsed batch stays identical after augmentation, so batch norm or a minibatch-std channel in D can still see
+    it. With per-image draws on 28 px digits, translation + cutout give a batch of copies of one digit 98% of a real
+    batch's pixel spread (issue 11: the cGAN then collapsed to one image per class).
     """
+    n = 1 if per_batch else len(x)  # parameter draws; [1, ...] parameters broadcast over the batch
     for name in policy:
         if name == "color" and mask_channels:
-            x = torch.cat([_color(x[:, :-mask_channels]), x[:, -mask_channels:]], 1)
+            x = torch.cat([_color(x[:, :-mask_channels], n), x[:, -mask_channels:]], 1)
         else:
-            x = _AUGMENTS[name](x)
+            x = _AUGMENTS[name](x, n)
     return x
 
 
-def _color(x: torch.Tensor) -> torch.Tensor:
-    n = len(x)
+def _color(x: torch.Tensor, n: int) -> torch.Tensor:
     x = x + (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) - 0.5)  # brightness
     if x.shape[1] > 1:
         mean = x.mean(dim=1, keepdim=True)
@@ -52,13 +60,14 @@ def _color(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) * (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) + 0.5) + mean  # contrast
 
 
-def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+def _translation(x: torch.Tensor, n: int, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by a whole number of pixels, uniform in [-s, s] with s = round(ratio * size)."""
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
     size = torch.tensor([w, h], device=x.device)
     s = torch.round(size * ratio).long()  # [2] max shift in pixels (x, y)
-    shift = torch.floor(torch.rand(n, 2, device=x.device) * (2 * s + 1)) - s  # [N, 2] integers in [-s, s]
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    shift = torch.floor(torch.rand(n, 2, device=x.device) * (2 * s + 1)) - s  # [n, 2] integers in [-s, s]
+    shift = shift.expand(len(x), 2)  # [N, 2]: n is N, or 1 (one shift for the batch)
+    theta = torch.zeros(len(x), 2, 3, device=x.device, dtype=x.dtype)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, :, 2] = (-2 * shift / size).to(x.dtype)  # pixels -> [-1, 1] units: exact whole-pixel moves
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
@@ -66,16 +75,16 @@ def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+def _cutout(x: torch.Tensor, n: int, ratio: float = 0.5) -> torch.Tensor:
     """Zero one square of side round(ratio * size) per image, its centre anywhere in the image (edges clip)."""
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
     cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     dy, dx = ys - cy + ch // 2, xs - cx + cw // 2  # position inside the square: [0, ch) x [0, cw)
-    cut = (dy >= 0) & (dy < ch) & (dx >= 0) & (dx < cw)  # [N, H, W]
+    cut = (dy >= 0) & (dy < ch) & (dx >= 0) & (dx < cw)  # [n, H, W], n = N or 1
     return x * (~cut).unsqueeze(1).to(x.dtype)
 
 

@@ -11,6 +11,11 @@ towards a few easy, prototypical images: the loss of intra-class diversity that 
 learns a biased distribution) and Gong et al. 2019 (Twin Auxiliary Classifiers GAN) analyse. With
 ``family.fake_aux=0`` D's classifier learns from real images only and G is still asked to be classified as its
 label (the presets use this; measurements in the README).
+
+``family.g_aux`` (default 1) weighs G's own classification term: G maximising log p(c | G(z, c)) under a
+classifier of real digits is mode-seeking (it gains most from the one most typical image of each class), which
+is the within-class collapse above seen from G's side; a smaller weight leaves more of G's update to the
+adversarial term that rewards covering the data.
 """
 
 from __future__ import annotations
@@ -39,16 +44,18 @@ def aux_loss(out: DOut, c: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class ACGANOptions:
     fake_aux: float = 1.0  # weight of D's classification of generated images, relative to real ones (paper: 1)
+    g_aux: float = 1.0  # weight of G's classification term, relative to objective.aux_weight (paper: 1)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.fake_aux <= 1e3:
-            raise ConfigError("bad value: family.fake_aux must be in [0, 1000]. Fix it in the preset or with --set.")
+        for name in ("fake_aux", "g_aux"):
+            if not 0 <= getattr(self, name) <= 1e3:
+                raise ConfigError(f"bad value: family.{name} must be in [0, 1000]. Fix it in the preset or with --set.")
 
 
 class ACGANObjective(GANObjective):
     def __init__(self, family: GAN, cfg: Config, *args: Any) -> None:
         super().__init__(family, cfg, *args)
-        self.fake_aux = family.settings(cfg).fake_aux
+        self.fake_aux, self.g_aux = family.settings(cfg).fake_aux, family.settings(cfg).g_aux
 
     def d_terms(self, batch: Batch, real_out: DOut, gen_out: DOut, gen_img: torch.Tensor) -> Iterator[Term]:
         # D learns to classify real images, and (fake_aux > 0) generated ones by the label G was asked for.
@@ -59,7 +66,8 @@ class ACGANObjective(GANObjective):
         yield from super().d_terms(batch, real_out, gen_out, gen_img)
 
     def g_terms(self, batch: Batch, gen_out: DOut) -> Iterator[Term]:
-        yield None, aux_loss(gen_out, batch.gen_c), self.ocfg.aux_weight  # G: be classified as the label asked
+        # G: be classified as the label asked; -log softmax(aux_logits)[c]
+        yield None, aux_loss(gen_out, batch.gen_c), self.ocfg.aux_weight * self.g_aux
 
 
 @register

@@ -24,7 +24,7 @@ from ganforge.config import Config, ModelConfig
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models import build_models
-from ganforge.models.layers import DOut
+from ganforge.models.layers import DOut, MinibatchStd
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.objectives.augment import classic_augment, diff_augment, parse_policy, uses_classic
 from ganforge.objectives.regularizers import gradient_penalty, r1_penalty
@@ -55,6 +55,9 @@ class GANObjective(Objective):
         self.mask_channels = data.mask_channels  # paired data's trailing mask channels: DiffAugment keeps their colour
         self.loss = LOSSES.get(cfg.objective.loss)
         self.policy = parse_policy(cfg.augment.diffaugment)
+        self.per_batch = cfg.augment.diffaugment_draw == "batch" or (
+            cfg.augment.diffaugment_draw == "auto" and uses_batch_statistics(D)
+        )
         self.classic = uses_classic(cfg.augment)
         self.phases = [Phase("D", "D", repeats=self.ocfg.n_critic, shows_real=True)]
         if self.ocfg.r1_gamma > 0:
@@ -77,7 +80,7 @@ class GANObjective(Objective):
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> DOut:
         if self.policy:
-            img = diff_augment(img, self.policy, self.mask_channels)  # the same for real and generated images
+            img = diff_augment(img, self.policy, self.mask_channels, self.per_batch)  # the same for real and generated
         return self.D(img, c if self.cond.d.conditional else None)
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -166,6 +169,11 @@ class GANObjective(Objective):
         fake = G(self.grid_z, self.grid_c).float().cpu()
         G.train(was_training)
         return fake, self.grid_rows
+
+
+def uses_batch_statistics(D: nn.Module) -> bool:
+    """Whether D looks across the samples of a batch (batch norm, minibatch std): how it can see a collapsed G."""
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, MinibatchStd)) for m in D.modules())
 
 
 @register
