@@ -19,7 +19,7 @@ from ganforge.training.export import load_generator
 from ganforge.translate import translate_images
 from ganforge.variants import VARIANTS
 from ganforge.variants.base import Phase
-from ganforge.variants.dtn import to_channels
+from ganforge.variants.dtn import augment_digits, to_channels
 from ganforge.variants.two_domain import PairBatch
 
 
@@ -55,6 +55,29 @@ def test_f_is_a_trained_source_classifier_and_frozen(built):
     assert f.source_accuracy > 0.8  # 150 steps on the 8x8 digits (upsampled): it learned the labels
     assert not any(p.requires_grad for p in f.parameters())
     assert all(p.requires_grad for p in nets["G"].AtoB.g.parameters())
+
+
+def test_augment_digits_jitters_within_range_and_reproducibly():
+    data = load_dataset(_config().data, "train")
+    x = data.x[:32]  # [32, 1, 16, 16] in [-1, 1]
+    torch.manual_seed(0)
+    a = augment_digits(x)
+    torch.manual_seed(0)
+    b = augment_digits(x)
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert a.min() >= -1 and a.max() <= 1
+    assert (a - x).abs().mean() > 0.05  # it changed the images
+    assert a[..., 0, :].mean() < -0.7  # the background stays dark: noise on it, no ink moved to the border
+
+
+def test_f_pretrained_with_augmentation_still_classifies_the_source():
+    cfg = _config(pretrain_augment=True)
+    data = load_dataset(cfg.data, "train")
+    torch.manual_seed(0)
+    nets = VARIANTS.get("dtn").build_networks(cfg, data)
+    f = nets["G"].AtoB.f
+    assert f.source_accuracy > 0.7  # 150 steps on jittered digits, scored on the clean ones
+    assert not any(p.requires_grad for p in f.parameters())
 
 
 def test_a_step_trains_g_through_f_constancy_and_leaves_f_unchanged(built):

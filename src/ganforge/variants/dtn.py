@@ -47,6 +47,7 @@ class DTNOptions:
     tv_weight: float = 0.0  # gamma: total variation of G(s) (the paper: 0 for digits, 0.05 for faces)
     feature_channels: int = 32  # channels of f's feature map
     pretrain_steps: int = 600  # Adam steps (batch 64) that train f as a source-domain classifier before the GAN
+    pretrain_augment: bool = False  # pretrain f on jittered digits (shift/rotate/scale, thin/thick strokes, noise)
 
     def __post_init__(self) -> None:
         for key in ("const_weight", "tid_weight", "tv_weight"):
@@ -73,10 +74,44 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
+def augment_digits(x: torch.Tensor) -> torch.Tensor:
+    """Jitter images x [N, C, H, W] in [-1, 1] (dark background) the way handwriting varies: a random affine map
+    (rotation +-15 degrees, scale 0.85-1.15, shift +-10%), blurry strokes sharpened into thin or thick saturated ones
+    (two images in three), and Gaussian pixel noise (sigma up to 0.3). Draws from torch's global generator.
+
+    Why: f-constancy only asks that f(G(s)) match f(s). An f that has only seen the blurry upsampled source digits
+    is matched by speckled, ragged strokes it was never shown; an f trained on sharp, thin, thick, shifted and
+    noisy digits is not, so g has to draw clean strokes of the same digit."""
+    n = len(x)
+    angle = (torch.rand(n) * 2 - 1) * (15 * torch.pi / 180)
+    scale = 0.85 + 0.3 * torch.rand(n)
+    shift = (torch.rand(n, 2) * 2 - 1) * 0.2  # affine_grid's [-1, 1] coordinates: +-10% of the side
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)  # [N, H, W, 2]
+    x = F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1  # background stays -1
+    # strokes: two images in three sharpened into saturated strokes, a soft threshold of the (max-normalized)
+    # image at a random level: a low one draws thick strokes, a high one thin ones (MNIST's look)
+    x01 = (x + 1) / 2  # [N, C, H, W] in [0, 1]
+    peak = x01.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+    level = (0.15 + 0.45 * torch.rand(n, 1, 1, 1)).to(x)
+    sharp = torch.sigmoid(12 * (x01 / peak - level)) * 2 - 1
+    x = torch.where((torch.rand(n, 1, 1, 1) < 2 / 3).to(x.device), sharp, x)
+    noise = torch.randn(x.shape) * (0.3 * torch.rand(n, 1, 1, 1))
+    return (x + noise.to(x)).clamp(-1, 1)
+
+
 def pretrain_encoder(
-    f: Encoder, x: torch.Tensor, y: torch.Tensor, num_classes: int, steps: int, batch: int = 64
+    f: Encoder,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    steps: int,
+    batch: int = 64,
+    augment: bool = False,
 ) -> None:
-    """Train f with a linear class head on the source images x [N, C, H, W] and labels y [N], then freeze it.
+    """Train f with a linear class head on the source images x [N, C, H, W] and labels y [N] (jittered by
+    ``augment_digits`` when ``augment``), then freeze it.
 
     Draws from torch's global generator (called while the networks are built, after seeding: reproducible)."""
     with torch.no_grad():
@@ -85,7 +120,8 @@ def pretrain_encoder(
     opt = torch.optim.Adam([*f.parameters(), *head.parameters()], lr=1e-3)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (min(batch, len(x)),))
-        loss = F.cross_entropy(head(f(x[idx])), y[idx])
+        x_in = augment_digits(x[idx]) if augment else x[idx]
+        loss = F.cross_entropy(head(f(x_in)), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -190,7 +226,9 @@ class DTN(TwoDomainFamily):
         shape_a = image_part(data)
         G = self.build_translator(cfg.model, shape_a, data.shape_b, o)
         assert data.y is not None
-        pretrain_encoder(G.AtoB.f, data.x[:, : data.image_channels], data.y, data.num_classes, o.pretrain_steps)  # type: ignore[union-attr]
+        f = G.AtoB.f  # type: ignore[union-attr]
+        x_src = data.x[:, : data.image_channels]
+        pretrain_encoder(f, x_src, data.y, data.num_classes, o.pretrain_steps, augment=o.pretrain_augment)
         D = TernaryDiscriminator(data.shape_b[0], data.shape_b[-1], cfg.model.d_channels)
         return {"G": G, "D": D}
 
