@@ -80,6 +80,30 @@ def test_f_pretrained_with_augmentation_still_classifies_the_source():
     assert not any(p.requires_grad for p in f.parameters())
 
 
+def test_class_constancy_is_the_cross_entropy_of_fs_head_and_exports(tmp_path):
+    cfg = _config(class_weight=2.0)
+    data = load_dataset(cfg.data, "train")
+    family = VARIANTS.get("dtn")
+    torch.manual_seed(0)
+    nets = family.build_networks(cfg, data)
+    f = nets["G"].AtoB.f
+    assert f.head is not None and f.head.out_features == 10 and not f.head.weight.requires_grad
+    objective = family.objective(cfg, nets, data, data.x, data.y)
+    s = data.x[:8]
+    batch = PairBatch(s, data.x_b[:8])
+    nets["G"].eval(), nets["D"].eval()  # batch statistics out of the way: the same outputs in both computations
+    torch.manual_seed(3)
+    stats = objective.accumulate_gradients(Phase("G", "G"), batch)
+    with torch.no_grad():
+        want = F.cross_entropy(f.classify(f(nets["G"].AtoB(s))), f.classify(f(s)).argmax(1))
+    assert stats["cls"].item() == pytest.approx(want.item(), rel=1e-5)
+    # the exported translator rebuilds f with its head, and without the option there is none
+    out = tmp_path / "run"
+    start_run(cfg, out=str(out), progress=False, log=lambda _: None)
+    assert load_generator(out).G.AtoB.f.head is not None
+    assert family.build_translator(cfg.model, (1, 16, 16), (1, 16, 16), None, 10).AtoB.f.head is None
+
+
 def test_a_step_trains_g_through_f_constancy_and_leaves_f_unchanged(built):
     cfg, data, family, nets = built
     G, D = nets["G"], nets["D"]
