@@ -4,7 +4,7 @@ The hashes in ``tests/data/preset_hashes.json`` pin the numerics of every preset
 networks, initialisation, objective, phases, RNG draw order, EMA, export). A restructuring must keep them;
 a deliberate change of a recipe or of the numerics updates the file in the same commit and says why:
 
-    python tests/numerics/test_preset_hashes.py --write
+    python tests/numerics/test_preset_hashes.py --write [CASE ...]   # all cases, or only those named
 
 The hashes are the same on any x86-64 CPU with AVX2: they are computed in a subprocess that pins the kernels
 (``PINNED``): ATen's vectorised kernels at AVX2, MKL on its AVX2 reproducible branch (``MKL_CBWR``), one thread,
@@ -122,11 +122,11 @@ def pinned() -> bool:
     return all(os.environ.get(k) == v for k, v in PINNED.items())
 
 
-def all_hashes() -> dict[str, str]:
-    """Every case's generator hash, in this process (which must have been started with ``PINNED``)."""
+def all_hashes(cases: list[str]) -> dict[str, str]:
+    """The cases' generator hashes, in this process (which must have been started with ``PINNED``)."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as d, torch.backends.mkldnn.flags(enabled=False):
-        return {c: case_sha(c, Path(d)) for c in sorted(CASES)}
+        return {c: case_sha(c, Path(d)) for c in cases}
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +143,25 @@ def hashes_now(tmp_path_factory) -> dict[str, str]:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_preset_generator_is_bit_identical(case, hashes_now):
     expected = json.loads(HASHES.read_text())
-    assert case in expected, f"{case!r} has no recorded hash: run python {__file__} --write"
-    assert hashes_now[case] == expected[case]
+    assert case in expected, f"{case!r} has no recorded hash: run python {__file__} --write {case}"
+    assert hashes_now[case] == expected[case], (
+        f"{case}'s numerics changed; if on purpose, say why in the commit and run python {__file__} --write {case}"
+    )
 
 
 if __name__ == "__main__":
     if not pinned():  # the environment is read when the kernels first run: start again with it
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **PINNED})
-    hashes = all_hashes()
-    if "--out" in sys.argv:
-        Path(sys.argv[sys.argv.index("--out") + 1]).write_text(json.dumps(hashes))
-    if "--write" in sys.argv:
-        HASHES.write_text(json.dumps(hashes, indent=1, sort_keys=True) + "\n")
-        print(json.dumps(hashes, indent=1, sort_keys=True))
+    args = sys.argv[1:]
+    out = Path(args.pop(args.index("--out") + 1)) if "--out" in args else None
+    named = [a for a in args if not a.startswith("--")]
+    unknown = sorted(set(named) - set(CASES))
+    if unknown:
+        sys.exit(f"unknown case(s) {', '.join(unknown)}; the cases are: {', '.join(sorted(CASES))}")
+    hashes = all_hashes(named or sorted(CASES))
+    if out is not None:
+        out.write_text(json.dumps(hashes))
+    if "--write" in args:
+        recorded = json.loads(HASHES.read_text()) if named else {}
+        HASHES.write_text(json.dumps({**recorded, **hashes}, indent=1, sort_keys=True) + "\n")
+    print(json.dumps(hashes, indent=1, sort_keys=True))

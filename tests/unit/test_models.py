@@ -33,7 +33,12 @@ DATASET_SHAPES = {
 }
 MASKS = {"brain-phantom": 1}  # mask channels, added to data.channels
 # Two-domain datasets of the translation presets: (domain A image shape, domain B image shape).
-TWO_DOMAIN_SHAPES = {"brain-contrasts": ((1, 64, 64), (1, 64, 64)), "brain-labels": ((6, 64, 64), (1, 64, 64))}
+TWO_DOMAIN_SHAPES = {
+    "brain-contrasts": ((1, 64, 64), (1, 64, 64)),
+    "brain-labels": ((6, 64, 64), (1, 64, 64)),
+    "digits-to-mnist": ((1, 28, 28), (1, 28, 28)),
+    "mnist-styles": ((1, 28, 28), (1, 28, 28)),
+}
 
 
 def preset_shape(cfg) -> tuple[tuple[int, ...], int]:
@@ -59,6 +64,15 @@ def test_every_preset_builds_models_with_the_right_shapes(name):
         assert x.shape == (4, cb, res, res) and x.min() >= -1 and x.max() <= 1
         if "BtoA" in G.directions:
             assert G(x, "BtoA").shape == (4, ca, res, res)
+        return
+    if family.export_info().get("coupled"):  # CoGAN: one z, an image in each domain; a D per domain
+        (ca, side, _), (cb, _, _) = TWO_DOMAIN_SHAPES[cfg.data.name]
+        res = cfg.data.resolution or side
+        stand_in = Dataset(name, torch.zeros(1, ca, res, res), x_b=torch.zeros(1, cb, res, res))
+        nets = family.build_networks(cfg, stand_in)
+        a, b = nets["G"].pair(torch.randn(3, cfg.model.z_dim))
+        assert a.shape == (3, ca, res, res) and b.shape == (3, cb, res, res)
+        assert nets["D"](a, "A").shape[0] == 3 and nets["D"](b, "B").shape[0] == 3
         return
     shape, classes = preset_shape(cfg)
     family = VARIANTS.get(cfg.variant)
