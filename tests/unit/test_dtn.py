@@ -19,7 +19,7 @@ from ganforge.training.export import load_generator
 from ganforge.translate import translate_images
 from ganforge.variants import VARIANTS
 from ganforge.variants.base import Phase
-from ganforge.variants.dtn import to_channels
+from ganforge.variants.dtn import augment_digits, to_channels
 from ganforge.variants.two_domain import PairBatch
 
 
@@ -55,6 +55,53 @@ def test_f_is_a_trained_source_classifier_and_frozen(built):
     assert f.source_accuracy > 0.8  # 150 steps on the 8x8 digits (upsampled): it learned the labels
     assert not any(p.requires_grad for p in f.parameters())
     assert all(p.requires_grad for p in nets["G"].AtoB.g.parameters())
+
+
+def test_augment_digits_jitters_within_range_and_reproducibly():
+    data = load_dataset(_config().data, "train")
+    x = data.x[:32]  # [32, 1, 16, 16] in [-1, 1]
+    torch.manual_seed(0)
+    a = augment_digits(x)
+    torch.manual_seed(0)
+    b = augment_digits(x)
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert a.min() >= -1 and a.max() <= 1
+    assert (a - x).abs().mean() > 0.05  # it changed the images
+    assert a[..., 0, :].mean() < -0.7  # the background stays dark: noise on it, no ink moved to the border
+
+
+def test_f_pretrained_with_augmentation_still_classifies_the_source():
+    cfg = _config(pretrain_augment=True)
+    data = load_dataset(cfg.data, "train")
+    torch.manual_seed(0)
+    nets = VARIANTS.get("dtn").build_networks(cfg, data)
+    f = nets["G"].AtoB.f
+    assert f.source_accuracy > 0.7  # 150 steps on jittered digits, scored on the clean ones
+    assert not any(p.requires_grad for p in f.parameters())
+
+
+def test_class_constancy_is_the_cross_entropy_of_fs_head_and_exports(tmp_path):
+    cfg = _config(class_weight=2.0)
+    data = load_dataset(cfg.data, "train")
+    family = VARIANTS.get("dtn")
+    torch.manual_seed(0)
+    nets = family.build_networks(cfg, data)
+    f = nets["G"].AtoB.f
+    assert f.head is not None and f.head.out_features == 10 and not f.head.weight.requires_grad
+    objective = family.objective(cfg, nets, data, data.x, data.y)
+    s = data.x[:8]
+    batch = PairBatch(s, data.x_b[:8])
+    nets["G"].eval(), nets["D"].eval()  # batch statistics out of the way: the same outputs in both computations
+    torch.manual_seed(3)
+    stats = objective.accumulate_gradients(Phase("G", "G"), batch)
+    with torch.no_grad():
+        want = F.cross_entropy(f.classify(f(nets["G"].AtoB(s))), f.classify(f(s)).argmax(1))
+    assert stats["cls"].item() == pytest.approx(want.item(), rel=1e-5)
+    # the exported translator rebuilds f with its head, and without the option there is none
+    out = tmp_path / "run"
+    start_run(cfg, out=str(out), progress=False, log=lambda _: None)
+    assert load_generator(out).G.AtoB.f.head is not None
+    assert family.build_translator(cfg.model, (1, 16, 16), (1, 16, 16), None, 10).AtoB.f.head is None
 
 
 def test_a_step_trains_g_through_f_constancy_and_leaves_f_unchanged(built):

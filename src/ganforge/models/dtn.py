@@ -19,14 +19,15 @@ from ganforge.models.dcgan import init_dcgan_weights, upsampling_plan
 class Encoder(nn.Module):
     """f: x [N, C, H, W] -> a feature map [N, feature_channels, s, s] (ReLU), s the decoder's start size (7 at 28 px,
     4 at 16 or 32 px). Pretrained with a linear class head on the flattened map that is then dropped;
-    ``source_accuracy`` records how well it classified the source training images.
+    ``source_accuracy`` records how well it classified the source training images; with ``num_classes`` the head is
+    kept (``classify``), for DTN's class-constancy term.
 
     A map rather than the paper's pooled 128-d vector: with the vector, g could not tell strokes apart and every
     translation became the same blob (label accuracy 0.38 against the identity baseline's 0.54, 20 kimg)."""
 
-    def __init__(self, in_ch: int, side: int, ch: int = 32, feature_channels: int = 32) -> None:
+    def __init__(self, in_ch: int, side: int, ch: int = 32, feature_channels: int = 32, num_classes: int = 0) -> None:
         super().__init__()
-        _, n_down = upsampling_plan(side)
+        start, n_down = upsampling_plan(side)
         layers: list[nn.Module] = []  # no batch norm: f must compute the same thing in train and eval mode
         for i in range(n_down):
             layers += [nn.Conv2d(in_ch if i == 0 else ch * 2 ** (i - 1), ch * 2**i, 3, 2, 1), nn.LeakyReLU(0.2)]
@@ -34,9 +35,16 @@ class Encoder(nn.Module):
         self.features = nn.Sequential(*layers)
         self.feature_channels = feature_channels
         self.register_buffer("source_accuracy", torch.zeros(()))  # set by the pretraining; exported with f
+        # the pretraining's linear class head, kept only when the family's class-constancy term reads it
+        self.head = nn.Linear(feature_channels * start * start, num_classes) if num_classes else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # [N, feature_channels, s, s]
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        """Class logits [N, num_classes] of a feature map h [N, feature_channels, s, s] (needs ``num_classes``)."""
+        assert self.head is not None, "built without a class head (num_classes=0)"
+        return self.head(h.flatten(1))
 
 
 class Decoder(nn.Module):

@@ -12,7 +12,11 @@ With s ~ A, t ~ B:
     L_CONST = mean (f(s) - f(G(s)))^2                                 f-constancy (MSE over f's feature map)
     L_TID   = mean (t - G(t))^2                                       G is the identity on the target domain (MSE)
     L_TV    = total variation of G(s)
-    L_G     = L_GANG + 15 L_CONST + 15 L_TID + 0 L_TV                 the paper's digit weights (alpha, beta, gamma)
+    L_CLS   = CE(h(f(G(s))), argmax h(f(s)))                          class constancy, h: f's pretraining class head
+    L_G     = L_GANG + 15 L_CONST + 15 L_TID + 0 L_TV + 0 L_CLS       the paper's digit weights (alpha, beta, gamma)
+
+L_CLS (``family.class_weight``, not in the paper) asks what the paper's pooled f-constancy asks, that G keep the
+digit, without tying G(s) to the source's stroke layout as the feature-map constancy does.
 
 f sees images in domain A's channels, so target images (and G's outputs, for f) are converted to them: gray
 repeated to RGB, RGB to luma. The exported network is a ``Translator`` with AtoB = G (f inside it): ``ganforge
@@ -29,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.config import Config, ModelConfig
+from ganforge.config import Config, ModelConfig, from_dict
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models.dtn import Decoder, DTNGenerator, Encoder, TernaryDiscriminator
@@ -47,9 +51,11 @@ class DTNOptions:
     tv_weight: float = 0.0  # gamma: total variation of G(s) (the paper: 0 for digits, 0.05 for faces)
     feature_channels: int = 32  # channels of f's feature map
     pretrain_steps: int = 600  # Adam steps (batch 64) that train f as a source-domain classifier before the GAN
+    pretrain_augment: bool = False  # pretrain f on jittered digits (shift/rotate/scale, thin/thick strokes, noise)
+    class_weight: float = 0.0  # class constancy: CE of f's class head on G(s) against its class of s (0: off)
 
     def __post_init__(self) -> None:
-        for key in ("const_weight", "tid_weight", "tv_weight"):
+        for key in ("const_weight", "tid_weight", "tv_weight", "class_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"bad value: family.{key} must be >= 0. Fix it in the preset or with --set.")
         if not 1 <= self.feature_channels <= 1024 or not 0 <= self.pretrain_steps <= 1_000_000:
@@ -73,19 +79,56 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
+def augment_digits(x: torch.Tensor) -> torch.Tensor:
+    """Jitter images x [N, C, H, W] in [-1, 1] (dark background) the way handwriting varies: a random affine map
+    (rotation +-15 degrees, scale 0.85-1.15, shift +-10%), blurry strokes sharpened into thin or thick saturated ones
+    (two images in three), and Gaussian pixel noise (sigma up to 0.3). Draws from torch's global generator.
+
+    Why: f-constancy only asks that f(G(s)) match f(s). An f that has only seen the blurry upsampled source digits
+    is matched by speckled, ragged strokes it was never shown; an f trained on sharp, thin, thick, shifted and
+    noisy digits is not, so g has to draw clean strokes of the same digit."""
+    n = len(x)
+    angle = (torch.rand(n) * 2 - 1) * (15 * torch.pi / 180)
+    scale = 0.85 + 0.3 * torch.rand(n)
+    shift = (torch.rand(n, 2) * 2 - 1) * 0.2  # affine_grid's [-1, 1] coordinates: +-10% of the side
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)  # [N, H, W, 2]
+    x = F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1  # background stays -1
+    # strokes: two images in three sharpened into saturated strokes, a soft threshold of the (max-normalized)
+    # image at a random level: a low one draws thick strokes, a high one thin ones (MNIST's look)
+    x01 = (x + 1) / 2  # [N, C, H, W] in [0, 1]
+    peak = x01.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+    level = (0.15 + 0.45 * torch.rand(n, 1, 1, 1)).to(x)
+    sharp = torch.sigmoid(12 * (x01 / peak - level)) * 2 - 1
+    x = torch.where((torch.rand(n, 1, 1, 1) < 2 / 3).to(x.device), sharp, x)
+    noise = torch.randn(x.shape) * (0.3 * torch.rand(n, 1, 1, 1))
+    return (x + noise.to(x)).clamp(-1, 1)
+
+
 def pretrain_encoder(
-    f: Encoder, x: torch.Tensor, y: torch.Tensor, num_classes: int, steps: int, batch: int = 64
+    f: Encoder,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    steps: int,
+    batch: int = 64,
+    augment: bool = False,
 ) -> None:
-    """Train f with a linear class head on the source images x [N, C, H, W] and labels y [N], then freeze it.
+    """Train f with a linear class head on the source images x [N, C, H, W] and labels y [N] (jittered by
+    ``augment_digits`` when ``augment``), then freeze it.
 
     Draws from torch's global generator (called while the networks are built, after seeding: reproducible)."""
     with torch.no_grad():
         width = f(x[:1]).numel()  # the flattened feature map
-    head = nn.Sequential(nn.Flatten(), nn.Linear(width, num_classes))  # a linear readout of the whole map
-    opt = torch.optim.Adam([*f.parameters(), *head.parameters()], lr=1e-3)
+    # a linear readout of the whole map: f's own head when it keeps one (class constancy), else thrown away after
+    linear = f.head if f.head is not None else nn.Linear(width, num_classes)
+    head = nn.Sequential(nn.Flatten(), linear)
+    opt = torch.optim.Adam([*f.parameters(), *([] if f.head is not None else linear.parameters())], lr=1e-3)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (min(batch, len(x)),))
-        loss = F.cross_entropy(head(f(x[idx])), y[idx])
+        x_in = augment_digits(x[idx]) if augment else x[idx]
+        loss = F.cross_entropy(head(f(x_in)), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -144,10 +187,16 @@ class DTNObjective(TranslationObjective):
             gan = ce(D(fake_s), label(REAL_TARGET, s)) + ce(D(fake_t), label(REAL_TARGET, t))
             with torch.no_grad():
                 feat_s = self.f(s)  # [N, feature_dim], a constant
-            const = (self.f(to_channels(fake_s, self.c_src)) - feat_s).pow(2).mean()  # MSE; f frozen: grads reach g
+            feat_fake = self.f(to_channels(fake_s, self.c_src))  # f frozen: gradients reach g through its input
+            const = (feat_fake - feat_s).pow(2).mean()  # MSE
             tid = (fake_t - t).pow(2).mean()  # MSE
             loss = gan + o.const_weight * const + o.tid_weight * tid
             stats = {"adv_G": gan.detach(), "const": const.detach(), "tid": tid.detach()}
+            if o.class_weight > 0:
+                # class constancy: f's classifier must read G(s) as the digit it reads in s (-log p_f(k_s | G(s)))
+                cls = ce(self.f.classify(feat_fake), self.f.classify(feat_s).argmax(1))
+                loss = loss + o.class_weight * cls
+                stats["cls"] = cls.detach()
             if o.tv_weight > 0:
                 tv = total_variation(fake_s)
                 loss = loss + o.tv_weight * tv
@@ -178,19 +227,35 @@ class DTN(TwoDomainFamily):
             )
 
     def build_translator(
-        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any
+        self,
+        model: ModelConfig,
+        shape_a: tuple[int, ...],
+        shape_b: tuple[int, ...],
+        options: Any,
+        num_classes: int = 0,
     ) -> Translator:
+        """G = g(f(x)); f keeps its class head (``num_classes`` outputs) when ``family.class_weight`` reads it."""
         o = options or DTNOptions()
-        f = Encoder(shape_a[0], shape_a[-1], feature_channels=o.feature_channels)
+        head = num_classes if o.class_weight > 0 else 0
+        f = Encoder(shape_a[0], shape_a[-1], feature_channels=o.feature_channels, num_classes=head)
         g = Decoder(o.feature_channels, shape_b[0], shape_b[-1], model.g_channels)
         return Translator(DTNGenerator(f, g))
+
+    def build_exported(self, model: ModelConfig, spec: dict[str, Any]) -> nn.Module:
+        """As the two-domain families, with f's class head sized from the exported ``num_classes``."""
+        shape_a = (spec["shape"][0] - int(spec.get("mask_channels", 0)), *spec["shape"][1:])
+        options = from_dict(DTNOptions, spec["config"].get("family") or {}, "family")
+        shape_b = tuple(spec.get("shape_b", shape_a))
+        return self.build_translator(model, shape_a, shape_b, options, int(spec.get("num_classes") or 0))
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
         o = self.settings(cfg)
         shape_a = image_part(data)
-        G = self.build_translator(cfg.model, shape_a, data.shape_b, o)
+        G = self.build_translator(cfg.model, shape_a, data.shape_b, o, data.num_classes)
         assert data.y is not None
-        pretrain_encoder(G.AtoB.f, data.x[:, : data.image_channels], data.y, data.num_classes, o.pretrain_steps)  # type: ignore[union-attr]
+        f = G.AtoB.f  # type: ignore[union-attr]
+        x_src = data.x[:, : data.image_channels]
+        pretrain_encoder(f, x_src, data.y, data.num_classes, o.pretrain_steps, augment=o.pretrain_augment)
         D = TernaryDiscriminator(data.shape_b[0], data.shape_b[-1], cfg.model.d_channels)
         return {"G": G, "D": D}
 
