@@ -82,6 +82,9 @@ class ObjectiveConfig:
     r1_interval: int = 16  # lazy regularisation: apply R1 every this many D steps
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - s
     feature_matching: bool = False  # G matches D's mean features instead of fooling D
+    # G's step reuses the fakes (and latents, labels) of the iteration's last D step instead of drawing new ones,
+    # as the PyTorch DCGAN example does: one G forward per iteration instead of two (GAN-family variants only).
+    reuse_fakes: bool = False
     aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classification loss
 
 

@@ -40,8 +40,11 @@ class EagerStep:
         # would be discarded by their own optimizer's next zero_grad, so skip computing them (same result,
         # less work): e.g. a G step needs D's input gradients, not D's weight gradients.
         trainable = {name: [p for p in net.parameters() if p.requires_grad] for name, net in networks.items()}
-        self.frozen = {opt: [p for name, ps in trainable.items() if name not in spec.networks for p in ps]
-                       for opt, spec in opt_specs.items()}
+        self.frozen = {
+            phase: [p for name, ps in trainable.items()
+                    if name not in opt_specs[phase.opt].networks and name not in phase.keeps_graph for p in ps]
+            for phase in objective.phases
+        }
         self.world = distributed.current()  # several processes: each computes its share of the global batch
 
     def __call__(self, step: int, images_seen: int) -> int:
@@ -67,7 +70,7 @@ class EagerStep:
         batch = distributed.shard_batch(self.objective.draw(phase, idx), self.batch, self.world)  # this rank's rows
         opt = self.opts[phase.opt]
         opt.zero_grad(set_to_none=True)
-        frozen = self.frozen[phase.opt]
+        frozen = self.frozen[phase]
         for p in frozen:
             p.requires_grad_(False)
         try:

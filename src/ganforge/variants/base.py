@@ -39,6 +39,10 @@ class Phase:
     repeats: int = 1  # consecutive steps per iteration (n_critic for a critic)
     interval: int = 1  # run on every interval-th iteration (lazy regularisation)
     shows_real: bool = False  # each step shows a batch of real images (kimg counts these)
+    # Networks outside ``opt`` whose parameters keep their gradients on during this phase, because it builds
+    # their graph for a later phase of the same iteration (the GAN family's reused fakes: D's phase runs G once
+    # with grad, and G's phase backpropagates through that output). Every other network is frozen.
+    keeps_graph: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Family(ABC):
     # its own networks (StyleGAN2, ProGAN, the translators) refuses a model.arch other than the default, which it
     # would otherwise ignore in silence.
     uses_model_arch: ClassVar[bool] = False
+    reuses_fakes: ClassVar[bool] = False  # honours objective.reuse_fakes (the others refuse it)
     # The family's own settings, the ``family:`` section of a config (``--set family.cycle_weight=5``): a frozen
     # dataclass whose field defaults are the paper's values; range checks raise ConfigError in __post_init__.
     options: ClassVar[type | None] = None
@@ -130,6 +135,11 @@ class Family(ABC):
                 f"variant {self.name} builds its own networks and ignores model.arch={cfg.model.arch}. Remove "
                 f"model.arch (or set it to {default_arch}) and size the networks with model.g_channels / "
                 "d_channels and family.*, or pick a variant that takes model.arch (`ganforge list variants`)."
+            )
+        if cfg.objective.reuse_fakes and not self.reuses_fakes:
+            raise ConfigError(
+                f"variant {self.name} has its own training steps and cannot reuse D's fakes in G's step; "
+                "set objective.reuse_fakes=false."
             )
         if data.kind not in self.data_kinds:
             draws = " or ".join(KIND_WORDS.get(k, k) for k in self.data_kinds)

@@ -59,7 +59,10 @@ class GANObjective(Objective):
             cfg.augment.diffaugment_draw == "auto" and uses_batch_statistics(D)
         )
         self.classic = uses_classic(cfg.augment)
-        self.phases = [Phase("D", "D", repeats=self.ocfg.n_critic, shows_real=True)]
+        self.reuse = self.ocfg.reuse_fakes
+        self.kept: tuple[torch.Tensor, Batch] | None = None  # reuse_fakes: the last D step's fakes, with G's graph
+        self.phases = [Phase("D", "D", repeats=self.ocfg.n_critic, shows_real=True,
+                             keeps_graph=("G",) if self.reuse else ())]
         if self.ocfg.r1_gamma > 0:
             self.phases.append(Phase("Dreg", "D", interval=self.ocfg.r1_interval))
         self.phases.append(Phase("G", "G"))
@@ -107,8 +110,10 @@ class GANObjective(Objective):
 
     def accumulate_gradients(self, phase: Phase, batch: Batch) -> dict[str, torch.Tensor]:
         if phase.name == "D":
-            with torch.no_grad():
+            with torch.set_grad_enabled(self.reuse):  # reuse_fakes: keep G's graph for the G step
                 gen_img = self.run_G(batch.gen_z, batch.gen_c)
+            if self.reuse:
+                self.kept, gen_img = (gen_img, batch), gen_img.detach()
             real_out = self.run_D(batch.real_img, batch.real_c)
             gen_out = self.run_D(gen_img, batch.gen_c)
             loss = self.d_adversarial(real_out, gen_out)
@@ -126,7 +131,11 @@ class GANObjective(Objective):
             (r1 * (o.r1_gamma / 2) * o.r1_interval).backward()  # lazy: scale by the interval
             return {"r1": r1.detach()}
         if phase.name == "G":
-            gen_img = self.run_G(batch.gen_z, batch.gen_c)
+            if self.kept is not None:  # reuse_fakes: the D step's fakes, latents and labels; D since updated
+                (gen_img, d_batch), self.kept = self.kept, None
+                batch = Batch(batch.real_img, batch.real_c, d_batch.gen_z, d_batch.gen_c)
+            else:
+                gen_img = self.run_G(batch.gen_z, batch.gen_c)
             gen_out = self.run_D(gen_img, batch.gen_c)
             if self.ocfg.feature_matching:
                 # Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 on D's penultimate features.
@@ -183,6 +192,7 @@ class GAN(Family):
     reference = "Goodfellow et al. 2014, Generative Adversarial Nets"
     ema_networks = ("G",)
     uses_model_arch = True  # G and D from ARCHS (a family with networks of its own sets this back to False)
+    reuses_fakes = True  # GANObjective's D and G steps (a family with steps of its own sets this back to False)
     objective_class: type[GANObjective] = GANObjective
 
     def check(self, cfg: Config, data: Dataset) -> None:

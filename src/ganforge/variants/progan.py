@@ -136,6 +136,7 @@ class ProGAN(GAN):
     reference = "Karras et al. 2018, Progressive Growing of GANs for Improved Quality, Stability, and Variation"
     options = ProGANOptions
     uses_model_arch = False  # its own networks (models/progan.py)
+    reuses_fakes = False  # untested with its stage schedule
     data_kinds = ("image",)
     defaults = {
         "objective": {"loss": "wasserstein", "gp_weight": 10.0, "n_critic": 1},

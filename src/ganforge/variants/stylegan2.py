@@ -176,6 +176,7 @@ class StyleGAN2(GAN):
     reference = "Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN; Karras et al. 2020, ADA"
     options = StyleGAN2Options
     uses_model_arch = False  # its own networks (models/stylegan2.py)
+    reuses_fakes = False  # its own D and G steps (style mixing, path-length regularisation)
     data_kinds = ("image",)
     defaults = {
         "objective": {"loss": "bce", "r1_gamma": 1.0, "r1_interval": 16},
