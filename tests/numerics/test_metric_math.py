@@ -392,3 +392,17 @@ def test_kid_on_standardised_features_sees_a_shift_that_a_few_large_features_hid
     moved = kid(z_real, z_shifted, subsets=50, subset_size=500, rng=0)
     still = kid(z_real, z_same, subsets=50, subset_size=500, rng=0)
     assert moved.mean > 3 * moved.std and abs(still.mean) < still.std
+
+
+def test_mann_whitney_z_counts_u_like_scipy_with_ties():
+    from scipy.stats import mannwhitneyu
+
+    from ganforge.metrics.memorization import mann_whitney_z
+
+    rng = np.random.default_rng(0)
+    gen, test = rng.normal(0.3, 1, 400).round(1), rng.normal(0, 1, 300).round(1)  # rounding makes ties
+    m, n = len(gen), len(test)
+    u = mannwhitneyu(gen, test, alternative="two-sided", method="asymptotic").statistic  # U of gen
+    assert mann_whitney_z(gen, test) == pytest.approx((u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12), rel=1e-12)
+    assert mann_whitney_z(gen, test) > 2  # gen's distances are larger: positive z
+    assert mann_whitney_z(test, test) == pytest.approx(0.0)

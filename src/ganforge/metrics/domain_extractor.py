@@ -33,7 +33,7 @@ from ganforge.data.base import Dataset
 from ganforge.errors import GanforgeError
 from ganforge.metrics.extractors import EXTRACTORS, Log, _quiet, pick_device
 from ganforge.metrics.features import cache_root, sha256_json
-from ganforge.metrics.threads import single_thread_on_cpu
+from ganforge.metrics.threads import INIT_LOCK, single_thread_on_cpu
 from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file
 
 
@@ -197,7 +197,7 @@ def _fit_loop(
     x: torch.Tensor, y: torch.Tensor | None, spec: DomainSpec, recipe: DomainRecipe, device: torch.device, log: Log
 ) -> tuple[DomainNet, dict[str, Any]]:
     n = len(x)
-    with torch.random.fork_rng(devices=[]):
+    with INIT_LOCK, torch.random.fork_rng(devices=[]):  # other threads may be building nets (concurrently)
         torch.manual_seed(recipe.seed)
         net = DomainNet(spec)
     net.to(device, memory_format=torch.channels_last).train()  # channels_last: ~1.5x faster convs on a CPU

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.spatial
 import torch
 from numpy.typing import ArrayLike
 
@@ -83,7 +82,9 @@ def median_heuristic(
     pooled = np.concatenate([_as_float64(x), _as_float64(y)])
     if len(pooled) > max_points:
         pooled = pooled[np.random.default_rng(rng).choice(len(pooled), max_points, replace=False)]
-    return float(np.median(scipy.spatial.distance.pdist(pooled)))
+    from scipy.spatial.distance import pdist  # lazy: image runs never need it
+
+    return float(np.median(pdist(pooled)))
 
 
 def mmd2(
@@ -119,7 +120,9 @@ class CurveDistance:
 def distance_to_curve(points: ArrayLike | torch.Tensor, curve: np.ndarray) -> CurveDistance:
     """Distance from each point [N, 2] to the nearest sample of a dense curve [M, 2] (e.g. from ``curve_points``)."""
     p, c = _as_float64(points), _as_float64(curve)
-    d, _ = scipy.spatial.cKDTree(c).query(p)
+    from scipy.spatial import cKDTree  # lazy: image runs never need it
+
+    d, _ = cKDTree(c).query(p)
     gap = float(np.linalg.norm(np.diff(c, axis=0), axis=1).max()) if len(c) > 1 else 0.0
     return CurveDistance(float(d.mean()), float(np.median(d)), d, gap / 2)
 
