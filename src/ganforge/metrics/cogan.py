@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,20 +31,9 @@ from ganforge.metrics.extractors import build_extractor, pick_device
 from ganforge.metrics.features import extract, split_features
 from ganforge.metrics.fid import fid_from_features
 from ganforge.metrics.protocol import PROTOCOL_VERSION, MetricValue, normal_mean, protocol_id, wilson
-from ganforge.metrics.translation import Domains, match_channels, ssim_per_image
+from ganforge.metrics.translation import Domains, TwoDomainEval, match_channels, ssim_per_image
 
 HISTORY_LABEL = "pairs"
-
-
-@dataclasses.dataclass
-class PairEval:
-    values: dict[str, MetricValue]
-    skipped: dict[str, str]
-    extractor: dict[str, Any]
-    n_pairs: int
-    seconds: float
-    device: str
-    domains: list[str]
 
 
 @torch.no_grad()
@@ -80,7 +68,7 @@ def evaluate_pairs(
     extractor: str = "domain",
     device: str | None = None,
     log: Callable[[str], None] = print,
-) -> PairEval:
+) -> TwoDomainEval:
     t0 = time.perf_counter()
     dev = pick_device(device)
     cfg: Config = gen.config
@@ -189,7 +177,7 @@ def evaluate_pairs(
         (run_dir / "eval").mkdir(parents=True, exist_ok=True)
         save_image_grid(cells.flatten(0, 1), run_dir / "eval" / "pairs.png", nrow=8)
     ex0 = exs["A"]
-    return PairEval(
+    return TwoDomainEval(
         values,
         skipped,
         {

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -36,6 +36,9 @@ from ganforge.training.distributed import World
 from ganforge.training.export import load_generator
 from ganforge.training.lock import acquire
 from ganforge.training.rundir import CONFIG, append_record, atomic_write_json, read_config
+
+if TYPE_CHECKING:
+    from ganforge.metrics.translation import TwoDomainEval
 
 EVAL_FILE = "eval.json"
 EVAL_FORMAT = "ganforge-eval/1"
@@ -289,20 +292,7 @@ def _evaluate_translation(run_dir: Path, gen: Any, n: int | None, metrics: Seque
     t = evaluate_translation(run_dir, gen, n=n or gen.config.eval.n, seed=seed,
                              extractor=extractor or gen.config.eval.extractor, device=device, baseline=baseline,
                              log=log)
-    spec = gen.spec or {}
-    result = EvalResult(
-        run_dir=run_dir, values=t.values, skipped=t.skipped, extractor=t.extractor, dataset=gen.config.data.name,
-        n_generated=t.n_translated, seed=seed, kimg=spec.get("kimg"), generator_sha256=str(gen.sha256),
-        seconds=t.seconds, device=t.device,
-        meta={"ema": spec.get("ema"), "variant": spec.get("variant"), "translation": True, "domains": t.domains},
-    )
-    if baseline is not None:
-        result.meta["baseline"] = baseline
-    if write:
-        result.path = run_dir / (EVAL_FILE if baseline is None else f"eval-baseline-{baseline}.json")
-        atomic_write_json(result.path, result.to_dict())
-        append_history(run_dir, result.history_record("evaluate" if baseline is None else f"baseline:{baseline}"))
-    return result
+    return _two_domain_result(run_dir, gen, t, "translation", seed, baseline, write)
 
 
 def _evaluate_pairs(run_dir: Path, gen: Any, n: int | None, metrics: Sequence[str] | str | None,
@@ -316,17 +306,25 @@ def _evaluate_pairs(run_dir: Path, gen: Any, n: int | None, metrics: Sequence[st
                             "untied control).")
     t = evaluate_pairs(run_dir, gen, n=n or gen.config.eval.n, seed=seed,
                        extractor=extractor or gen.config.eval.extractor, device=device, log=log)
+    return _two_domain_result(run_dir, gen, t, "coupled", seed, None, write)
+
+
+def _two_domain_result(run_dir: Path, gen: Any, t: TwoDomainEval, kind: str, seed: int, baseline: str | None,
+                       write: bool) -> EvalResult:
+    """A translation's or CoGAN's measurements as an EvalResult (``meta[kind]`` True), written when ``write``."""
     spec = gen.spec or {}
     result = EvalResult(
         run_dir=run_dir, values=t.values, skipped=t.skipped, extractor=t.extractor, dataset=gen.config.data.name,
-        n_generated=t.n_pairs, seed=seed, kimg=spec.get("kimg"), generator_sha256=str(gen.sha256),
+        n_generated=t.n, seed=seed, kimg=spec.get("kimg"), generator_sha256=str(gen.sha256),
         seconds=t.seconds, device=t.device,
-        meta={"ema": spec.get("ema"), "variant": spec.get("variant"), "coupled": True, "domains": t.domains},
+        meta={"ema": spec.get("ema"), "variant": spec.get("variant"), kind: True, "domains": t.domains},
     )
+    if baseline is not None:
+        result.meta["baseline"] = baseline
     if write:
-        result.path = run_dir / EVAL_FILE
+        result.path = run_dir / (EVAL_FILE if baseline is None else f"eval-baseline-{baseline}.json")
         atomic_write_json(result.path, result.to_dict())
-        append_history(run_dir, result.history_record("evaluate"))
+        append_history(run_dir, result.history_record("evaluate" if baseline is None else f"baseline:{baseline}"))
     return result
 
 

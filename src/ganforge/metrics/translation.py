@@ -135,11 +135,13 @@ class Domains:
 
 
 @dataclasses.dataclass
-class TranslationEval:
+class TwoDomainEval:
+    """What a two-domain run's evaluation measured: translations (this module) or CoGAN pairs (``cogan.py``)."""
+
     values: dict[str, MetricValue]
     skipped: dict[str, str]
     extractor: dict[str, Any]
-    n_translated: int
+    n: int  # images translated per direction, or pairs generated
     seconds: float
     device: str
     domains: list[str]
@@ -159,7 +161,7 @@ def evaluate_translation(
     device: str | None = None,
     baseline: str | None = None,
     log: Callable[[str], None] = print,
-) -> TranslationEval:
+) -> TwoDomainEval:
     """Every translation metric that applies to this run (see the module docstring)."""
     t0 = time.perf_counter()
     dev = pick_device(device)
@@ -323,7 +325,7 @@ def evaluate_translation(
     if run_dir is not None and pictures:
         _save_rows(run_dir / ("eval" if baseline is None else f"baseline-{baseline}/eval"), pictures)
     ex0 = next(iter(extractors.values()))
-    return TranslationEval(
+    return TwoDomainEval(
         values,
         skipped,
         {
@@ -333,7 +335,7 @@ def evaluate_translation(
             "preprocessing": ex0.preprocessing,
             "per_target_domain": True,
         },
-        n_translated=min(n, len(dom.test["A"])),
+        n=min(n, len(dom.test["A"])),
         seconds=time.perf_counter() - t0,
         device=str(dev),
         domains=[dom.names["A"], dom.names["B"]],
