@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,11 +90,52 @@ def test_variant_trains_one_tick_and_samples_requested_labels(variant, arch, tmp
             gen.sample(2, seed=1, labels=torch.tensor([0, 1]))
 
 
-@pytest.mark.parametrize("variant", TRANSLATION)
-def test_translation_family_trains_one_tick_and_translates(variant, tmp_path):
-    """Two-domain data (MNIST -> MNIST-M-like RGB: the domains differ in channels), one tick, then the exported
-    translator maps each direction it has to the other domain's shape, deterministically."""
+@pytest.mark.parametrize("variant", sorted(VARIANTS.names()))
+def test_variant_honours_or_refuses_reuse_fakes(variant, tmp_path):
+    """objective.reuse_fakes either trains (G's step draws no fakes of its own, finite statistics) or is refused up front
+    with a message naming the key; never ignored."""
     family = VARIANTS.get(variant)
+    if not family.reuses_fakes:
+        from ganforge.errors import ConfigError
+
+        data = DATA["dcgan"] if variant not in TRANSLATION + COUPLED else {
+            "name": "mnist-styles", "domains": ["mnist", "textured"], "resolution": 16, "limit": 64}
+        with pytest.raises(ConfigError, match="reuse_fakes=false"):
+            start_run(tiny_config(variant, "dcgan", data, objective={"reuse_fakes": True}), out=str(tmp_path / "r"),
+                      progress=False, log=lambda _: None)
+        assert not (tmp_path / "r").exists()  # refused before anything was written
+        return
+    cfg = tiny_config(variant, "dcgan", objective={"reuse_fakes": True})
+    calls = {"G": 0, "iterations": 0}
+    from ganforge.training.step import EagerStep
+    from ganforge.variants.gan import GANObjective
+
+    run_g, call = GANObjective.run_G, EagerStep.__call__
+
+    def counting_run_g(self, *args):
+        calls["G"] += 1
+        return run_g(self, *args)
+
+    def counting_call(self, *args):
+        calls["iterations"] += 1
+        return call(self, *args)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(GANObjective, "run_G", counting_run_g)
+    mp.setattr(EagerStep, "__call__", counting_call)
+    try:
+        result = start_run(cfg, out=str(tmp_path / "run"), progress=False, log=lambda _: None)
+    finally:
+        mp.undo()
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert result.summary["ticks"] == 1 and math.isfinite(record["loss_G"]) and math.isfinite(record["loss_D"])
+    # a G forward per D step (n_critic), none of its own in G's step
+    assert calls["iterations"] > 0 and calls["G"] == calls["iterations"] * cfg.objective.n_critic
+
+
+def train_two_domain_tick(variant: str, tmp_path: Path):
+    """One tick of ``variant`` on two domains of different channels (MNIST and MNIST-M-like RGB, 16 px) with finite
+    statistics; returns (run folder, exported generator)."""
     cfg = tiny_config(variant, "dcgan", data={"name": "mnist-styles", "domains": ["mnist", "textured"],
                                               "resolution": 16, "limit": 64})
     out = tmp_path / "run"
@@ -102,8 +144,15 @@ def test_translation_family_trains_one_tick_and_translates(variant, tmp_path):
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("loss_D", "loss_G", "D_real", "D_fake"):
         assert math.isfinite(record[key]), (key, record)
+    return out, load_generator(out)
 
-    gen = load_generator(out)
+
+@pytest.mark.parametrize("variant", TRANSLATION)
+def test_translation_family_trains_one_tick_and_translates(variant, tmp_path):
+    """Two-domain data (MNIST -> MNIST-M-like RGB: the domains differ in channels), one tick, then the exported
+    translator maps each direction it has to the other domain's shape, deterministically."""
+    family = VARIANTS.get(variant)
+    out, gen = train_two_domain_tick(variant, tmp_path)
     assert gen.spec["translation"] and gen.spec["shape_b"] == [3, 16, 16]
     G = gen.G
     a = torch.rand(4, 1, 16, 16) * 2 - 1
@@ -124,15 +173,7 @@ def test_translation_family_trains_one_tick_and_translates(variant, tmp_path):
 def test_coupled_family_trains_one_tick_and_draws_pairs(variant, tmp_path):
     """Two domains of different channels (MNIST and MNIST-M-like RGB), one tick; the exported generator draws one
     pair per z, deterministically, and refuses to translate."""
-    cfg = tiny_config(variant, "dcgan", data={"name": "mnist-styles", "domains": ["mnist", "textured"],
-                                              "resolution": 16, "limit": 64})
-    out = tmp_path / "run"
-    result = start_run(cfg, out=str(out), progress=False, log=lambda _: None)
-    assert result.summary["ticks"] == 1 and result.summary["images_seen"] >= 160
-    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    for key in ("loss_D", "loss_G", "D_real", "D_fake"):
-        assert math.isfinite(record[key]), (key, record)
-    gen = load_generator(out)
+    out, gen = train_two_domain_tick(variant, tmp_path)
     assert gen.spec["coupled"] and gen.spec["shape_b"] == [3, 16, 16]
     z = torch.randn(4, gen.G.z_dim)
     a, b = gen.G.pair(z)
