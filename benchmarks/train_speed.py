@@ -179,7 +179,10 @@ def run_cells(args: argparse.Namespace, device: torch.device) -> list[dict]:
 
 def settings_text(cfg: Config, device: torch.device) -> str:
     if device.type != "cuda":
-        return "eager, " + ("bf16 autocast" if resolve_amp(cfg.train.amp, device) is not None else "fp32")
+        parts = ["eager", "bf16 autocast" if resolve_amp(cfg.train.amp, device) is not None else "fp32"]
+        parts += ["channels_last"] if cfg.train.channels_last else []
+        parts += ["G reuses D's fakes (one G forward per iteration)"] if cfg.objective.reuse_fakes else []
+        return ", ".join(parts)
     parts = ["bf16" if cfg.train.amp == "bf16" else "fp32"]
     if cfg.train.channels_last:
         parts.append("channels_last")
