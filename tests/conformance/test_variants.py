@@ -92,8 +92,8 @@ def test_variant_trains_one_tick_and_samples_requested_labels(variant, arch, tmp
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS.names()))
 def test_variant_honours_or_refuses_reuse_fakes(variant, tmp_path):
-    """objective.reuse_fakes either trains (G's step draws no fakes of its own, finite statistics) or is refused up front
-    with a message naming the key; never ignored."""
+    """objective.reuse_fakes either trains (G's step draws no fakes of its own, finite statistics) or is refused
+    up front with a message naming the key; never ignored."""
     family = VARIANTS.get(variant)
     if not family.reuses_fakes:
         from ganforge.errors import ConfigError
