@@ -29,7 +29,7 @@ from ganforge.models.cogan import CoupledDiscriminator, CoupledGenerator
 from ganforge.models.dcgan import upsampling_plan
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.variants.base import Family, Objective, Phase, register
-from ganforge.variants.two_domain import image_part
+from ganforge.variants.two_domain import exported_shapes, image_part
 
 
 @dataclass(frozen=True)
@@ -155,9 +155,9 @@ class CoGAN(Family):
 
     def build_exported(self, model: ModelConfig, spec: dict[str, Any]) -> nn.Module:
         """Domain A's image channels (its masks dropped), B's shape and the tying from ``generator.json``."""
-        shape_a = (spec["shape"][0] - int(spec.get("mask_channels", 0)), *spec["shape"][1:])
+        shape_a, shape_b = exported_shapes(spec)
         o = from_dict(CoGANOptions, spec["config"].get("family") or {}, "family")
-        return CoupledGenerator(model.z_dim, model.g_channels, shape_a, tuple(spec["shape_b"]), o.tie_weights)
+        return CoupledGenerator(model.z_dim, model.g_channels, shape_a, shape_b, o.tie_weights)
 
     def export_info(self) -> dict[str, Any]:
         return {**super().export_info(), "coupled": True}

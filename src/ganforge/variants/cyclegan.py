@@ -133,7 +133,8 @@ class CycleGAN(TwoDomainFamily):
     defaults = {"objective": {"loss": "ls"}, "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5}}
 
     def build_translator(
-        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any
+        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any,
+        num_classes: int = 0,
     ) -> Translator:
         o = options or CycleGANOptions()
         side = shape_a[-1]

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.config import Config, ModelConfig, from_dict
+from ganforge.config import Config, ModelConfig
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models.dtn import Decoder, DTNGenerator, Encoder, TernaryDiscriminator
@@ -240,13 +240,6 @@ class DTN(TwoDomainFamily):
         f = Encoder(shape_a[0], shape_a[-1], feature_channels=o.feature_channels, num_classes=head)
         g = Decoder(o.feature_channels, shape_b[0], shape_b[-1], model.g_channels)
         return Translator(DTNGenerator(f, g))
-
-    def build_exported(self, model: ModelConfig, spec: dict[str, Any]) -> nn.Module:
-        """As the two-domain families, with f's class head sized from the exported ``num_classes``."""
-        shape_a = (spec["shape"][0] - int(spec.get("mask_channels", 0)), *spec["shape"][1:])
-        options = from_dict(DTNOptions, spec["config"].get("family") or {}, "family")
-        shape_b = tuple(spec.get("shape_b", shape_a))
-        return self.build_translator(model, shape_a, shape_b, options, int(spec.get("num_classes") or 0))
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
         o = self.settings(cfg)

@@ -114,7 +114,8 @@ class Pix2Pix(TwoDomainFamily):
     defaults = {"objective": {"loss": "bce"}, "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5}}
 
     def build_translator(
-        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any
+        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any,
+        num_classes: int = 0,
     ) -> Translator:
         return Translator(build_g(options or Pix2PixOptions(), model, shape_a[0], shape_b[0], shape_a[-1]))
 

@@ -128,7 +128,8 @@ class Spade(TwoDomainFamily):
             )
 
     def build_translator(
-        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any
+        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any,
+        num_classes: int = 0,
     ) -> Translator:
         o = options or SpadeOptions()
         return Translator(SPADEGenerator(shape_a[0], shape_b[0], shape_a[-1], model.g_channels, o.z_dim))

@@ -79,21 +79,27 @@ class TwoDomainFamily(Family):
         return self.build_translator(model, shape, shape, None)
 
     def build_exported(self, model: ModelConfig, spec: dict[str, Any]) -> nn.Module:
-        """The translator of ``generator.json``: A's image channels (its masks dropped) and B's shape."""
-        channels_a = spec["shape"][0] - int(spec.get("mask_channels", 0))
-        shape_a = (channels_a, *spec["shape"][1:])
-        shape_b = tuple(spec.get("shape_b", shape_a))
+        """The translator of ``generator.json``: A's image channels (its masks dropped), B's shape, the classes."""
+        shape_a, shape_b = exported_shapes(spec)
         options = from_dict(self.options, spec["config"].get("family") or {}, "family") if self.options else None
-        return self.build_translator(model, shape_a, shape_b, options)
+        return self.build_translator(model, shape_a, shape_b, options, int(spec.get("num_classes") or 0))
 
     @abstractmethod
     def build_translator(
-        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any
+        self, model: ModelConfig, shape_a: tuple[int, ...], shape_b: tuple[int, ...], options: Any,
+        num_classes: int = 0,
     ) -> Translator:
-        """G: a Translator from A images ``shape_a`` to B images ``shape_b`` (options None: the defaults)."""
+        """G: a Translator from A images ``shape_a`` to B images ``shape_b`` (options None: the defaults); the
+        data's ``num_classes`` for a family whose G uses them (DTN's class head)."""
 
     def export_info(self) -> dict[str, Any]:
         return {**super().export_info(), "translation": True, "paired_family": self.paired}
+
+
+def exported_shapes(spec: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(domain A's image shape, its masks dropped; domain B's shape) from ``generator.json``'s fields."""
+    shape_a = (spec["shape"][0] - int(spec.get("mask_channels", 0)), *spec["shape"][1:])
+    return shape_a, tuple(spec.get("shape_b", shape_a))
 
 
 def image_part(data: Dataset) -> tuple[int, ...]:
