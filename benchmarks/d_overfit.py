@@ -45,8 +45,8 @@ def main() -> None:
     for run in args.runs:
         cfg = read_config(run)
         setup = prepare(cfg)
-        if not isinstance(setup.family, GAN):
-            raise SystemExit(f"{run}: variant {cfg.variant} has no single image discriminator to probe")
+        if not (isinstance(setup.family, GAN) and setup.family.uses_model_arch):  # D(x, c) -> DOut, from ARCHS
+            raise SystemExit(f"{run}: variant {cfg.variant} has its own networks; this probe reads ARCHS Ds only")
         nets = setup.build_networks()
         state = load_checkpoint(run / "checkpoints" / "latest.pt")
         G, D = nets["G"], nets["D"]
