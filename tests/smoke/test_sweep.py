@@ -97,12 +97,28 @@ def test_a_changed_sweep_never_reuses_runs_of_another_config(swept):
     ("base: sine\nset: {train.kimg: 1, train.seed: 3}\n", "seeds"),
     ("base: sine\nset: {train.kimg: 1}\nlist:\n  - {label: a}\n  - {label: a}\n", "repeat"),
     ("base: sine\nset: {train.kimg: 1}\nevaluate: {metrics: [fid], nn: 5}\n", "Did you mean 'n'"),
+    ("base: sine\nset: {train.kimg: 1}\nevaluate: {generator: best}\n", "add health.keep_best"),
+    ("base: sine\nset: {train.kimg: 1}\nevaluate: {generator: last}\n", "must be final"),
 ])
 def test_bad_sweep_files_fail_before_any_run(tmp_path, text, match):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_sweep(path)
+
+
+def test_evaluate_generator_best_scores_the_kept_generator(tmp_path):
+    path = tmp_path / "best.yaml"
+    path.write_text("name: best\nbase: sine\nseeds: [0]\nset: {train.kimg: 0.5, train.tick_kimg: 0.25, "
+                    "health.every_ticks: 1, health.keep_best: fid}\nevaluate: {n: 200, generator: best}\n")
+    out = tmp_path / "out"
+    result = run_cli("sweep", str(path), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = out / "sine" / "seed-0"
+    assert (run / "best" / "eval.json").is_file() and not (run / "eval.json").exists()  # RUN/best/ was evaluated
+    kept = {m["name"]: m["value"] for m in json.loads((run / "best" / "eval.json").read_text())["metrics"]}
+    row = next(csv.DictReader(open(out / "table.csv")))
+    assert float(row["curve_distance_mean"]) == pytest.approx(kept["curve_distance"])  # the table reads best/'s
 
 
 def test_bad_sweep_on_the_command_line_creates_nothing(tmp_path):

@@ -383,6 +383,27 @@ def test_ihc_patches():
         load(name="ihc-patches", n_points=4, resolution=200)
 
 
+def test_ihc_tissue_labels_follow_the_stain():
+    from ganforge.data.ihc import TISSUE_BOUNDS, crop_shares, dab_positive
+
+    data = load(name="ihc-tissue", n_points=90)
+    assert data.x.shape == (90, 3, 28, 28) and data.num_classes == 3
+    assert data.class_names == ("stroma", "border", "epithelium") and data.y.bincount().tolist() == [30, 30, 30]
+    # each label is the DAB-positive share of the patch's own pixels, recomputed here from the patch itself
+    rgb = ((data.x.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()  # 2x2-averaged crops
+    share = np.array([crop_shares(dab_positive(img), 28)[0, 0] for img in rgb])
+    assert (share[data.y == 0] < TISSUE_BOUNDS[0] + 0.1).all() and (share[data.y == 2] > TISSUE_BOUNDS[1] - 0.1).all()
+    assert share[data.y == 0].mean() < share[data.y == 1].mean() < share[data.y == 2].mean()
+    assert torch.equal(load(name="ihc-tissue", n_points=90).x, data.x)  # deterministic in data.seed
+    assert len(rows(data.x)) == 90  # distinct tiles, no repeats
+    test = load("test", name="ihc-tissue", n_points=120)  # a quarter of n_points
+    assert test.y.bincount().tolist() == [10, 10, 10] and not rows(test.x) & rows(data.x)
+    with pytest.raises(DataError, match="n_points must be >= 12"):
+        load(name="ihc-tissue", n_points=8)
+    with pytest.raises(DataError, match="lower data.n_points"):
+        load(name="ihc-tissue", n_points=200_000)
+
+
 def test_ihc_without_scikit_image(monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)
     with pytest.raises(DataError, match="pip install scikit-image"):

@@ -52,7 +52,7 @@ def run_state(run: PlannedRun, out: Path, evaluate: EvalSpec | None) -> str:
 
 
 def _eval_complete(run_dir: Path, spec: EvalSpec) -> bool:
-    records = read_eval(run_dir)
+    records = read_eval(spec.target(run_dir))
     if not records:
         return False
     names = {r["name"] for r in records}
@@ -79,7 +79,7 @@ def _train_cmd(run: PlannedRun, out: Path, state: str) -> list[str]:
 
 
 def _eval_cmd(run: PlannedRun, out: Path, spec: EvalSpec) -> list[str]:
-    cmd = [sys.executable, "-m", "ganforge", "evaluate", str(run.run_dir(out))]
+    cmd = [sys.executable, "-m", "ganforge", "evaluate", str(spec.target(run.run_dir(out)))]
     for m in spec.metrics:
         cmd += ["--metric", m]
     if spec.n is not None:

@@ -24,14 +24,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ganforge.errors import RunDirError
-from ganforge.experiments.compare import config_key, read_run
+from ganforge.experiments.compare import config_key, read_eval, read_run
 from ganforge.experiments.execute import (  # re-exported: `from ...sweep import run_state` works
     JobOutcome,
     RunTask,
@@ -213,7 +213,10 @@ def sweep_table(sweep: Sweep, out: Path) -> Table:
     groups: dict[str, list] = {label: [] for label in sweep.labels}
     for run in sweep.runs:
         if run_state(run, out, None) in ("done", "evaluate"):
-            groups[run.label].append(read_run(run.run_dir(out)).values())
+            info = read_run(run.run_dir(out))
+            if sweep.evaluate is not None and sweep.evaluate.generator == "best":  # RUN/best/'s numbers
+                info = replace(info, metrics=read_eval(sweep.evaluate.target(info.run_dir)))
+            groups[run.label].append(info.values())
     return build_table({k: v for k, v in groups.items() if v})
 
 

@@ -12,7 +12,7 @@ A sweep file::
       - {label: leaky-dropout, preset: parametric-curve-leaky-dropout}
       - {label: wide, set: {model.g_hidden: [64, 64]}}
     grid: {objective.loss: [bce, hinge]}   # ... and/or a cartesian product (crossed with the list)
-    evaluate: {metrics: [fid], n: 1000}
+    evaluate: {metrics: [fid], n: 1000}   # generator: best -> evaluate RUN/best/ (needs health.keep_best)
 
 Every run's config is resolved and checked (``load_config`` plus a dry ``prepare``) before any run
 starts, so a typo anywhere fails at once with the nearest valid name. Running the plan is
@@ -25,7 +25,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -40,10 +40,11 @@ from ganforge.config import (
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.presets import config_from_layers
 from ganforge.registry import closest
+from ganforge.training.monitor import BEST_DIR
 
 TOP_KEYS = ("name", "description", "base", "set", "seeds", "list", "grid", "evaluate")
 ENTRY_KEYS = ("label", "preset", "set")
-EVAL_KEYS = ("metrics", "n", "extractor")
+EVAL_KEYS = ("metrics", "n", "extractor", "generator")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class EvalSpec:
     metrics: tuple[str, ...] = ()  # () : the dataset kind's default set
     n: int | None = None  # generated samples per metric (None: the evaluator's default)
     extractor: str | None = None
+    generator: Literal["final", "best"] = "final"  # best: RUN/best/, the generator health.keep_best kept
+
+    def target(self, run_dir: Path) -> Path:
+        """The generator folder to evaluate, and whose eval.json the table reads."""
+        return run_dir / BEST_DIR if self.generator == "best" else run_dir
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,9 @@ def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_d
                 n_train = _check_runnable(cfg, label) if validate_data else 0
             target = int(round(total_kimg(cfg, n_train) * 1000)) if (cfg.train.kimg or n_train) else 0
             overrides = tuple(describe_layer(common) + descr + describe_layer(cli) + [f"train.seed={seed}"])
+            if evaluate is not None and evaluate.generator == "best" and cfg.health.keep_best == "off":
+                raise ConfigError(f"configuration {label!r}: evaluate.generator=best reads RUN/best/, which only "
+                                  f"health.keep_best writes; add health.keep_best: fid (and health.every_ticks) to set")
             runs.append(PlannedRun(label, seed, slug, source, overrides, cfg.to_dict(), target))
     # Seed-major order: every configuration's first seed before any second seed, so an interrupted
     # sweep already has a complete (one-seed) comparison.
@@ -250,7 +259,11 @@ def _eval_spec(raw: Any) -> EvalSpec | None:
     n = raw.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 2):
         raise ConfigError(f"evaluate.n must be an integer >= 2; got {n!r}")
-    return EvalSpec(tuple(str(m) for m in metrics), n, raw.get("extractor"))
+    generator = raw.get("generator", "final")
+    if generator not in ("final", "best"):
+        raise ConfigError(f"evaluate.generator must be final (the last tick's) or best (RUN/best/, kept by "
+                          f"health.keep_best); got {generator!r}")
+    return EvalSpec(tuple(str(m) for m in metrics), n, raw.get("extractor"), generator)
 
 
 def _check_metrics(spec: EvalSpec | None) -> None:
