@@ -44,6 +44,14 @@ def immunohistochemistry() -> np.ndarray:
         raise DataError(f"scikit-image could not load ihc.png ({e}); reinstall it: pip install scikit-image") from None
 
 
+def tiles(image: np.ndarray, tops: np.ndarray, lefts: np.ndarray, crop: int) -> torch.Tensor:
+    """[N, 3, crop / 2, crop / 2] in [-1, 1]: the crop x crop squares at (tops, lefts) of ``image`` [H, W, 3], each
+    averaged down 2x2 (a box filter, like MedMNIST's downsampled tiles)."""
+    rows = tops[:, None] + np.arange(crop)  # [N, crop]
+    cols = lefts[:, None] + np.arange(crop)  # [N, crop]
+    return F.avg_pool2d(to_unit_range(image[rows[:, :, None], cols[:, None, :]]), kernel_size=2)
+
+
 @DATASETS.register("ihc-patches", help="random RGB tissue patches (3x28x28) from scikit-image's IHC image; offline")
 def load_ihc_patches(cfg: DataConfig, split: Split) -> Dataset:
     res = cfg.resolution or DEFAULT_RESOLUTION
@@ -62,10 +70,7 @@ def load_ihc_patches(cfg: DataConfig, split: Split) -> Dataset:
     rng = np.random.default_rng([cfg.seed, {"train": 0, "test": 1}[split]])
     tops = rng.integers(0, h - crop + 1, size=cfg.n_points)
     lefts = rng.integers(lo, hi + 1, size=cfg.n_points)
-    rows = tops[:, None] + np.arange(crop)  # [N, crop]
-    cols = lefts[:, None] + np.arange(crop)  # [N, crop]
-    patches = image[rows[:, :, None], cols[:, None, :]]  # [N, crop, crop, 3]
-    x = F.avg_pool2d(to_unit_range(patches), kernel_size=2)  # [N, 3, res, res], 2x2 box average
+    x = tiles(image, tops, lefts, crop)  # [N, 3, res, res]
     return Dataset(
         "ihc-patches", x.contiguous(), kind="image", source="skimage.data.immunohistochemistry (ihc.png)",
         meta={"crop": crop, "split_columns": [lo, hi + crop], "seed": cfg.seed},
@@ -127,9 +132,7 @@ def load_ihc_tissue(cfg: DataConfig, split: Split) -> Dataset:
         lefts.append(left_k[pick // DIHEDRAL])
         turns.append(pick % DIHEDRAL)
         labels.append(np.full(per_class, k))
-    rows = np.concatenate(tops)[:, None] + np.arange(crop)  # [N, crop]
-    cols = np.concatenate(lefts)[:, None] + np.arange(crop)  # [N, crop]
-    x = F.avg_pool2d(to_unit_range(image[rows[:, :, None], cols[:, None, :]]), kernel_size=2)  # [N, 3, res, res]
+    x = tiles(image, np.concatenate(tops), np.concatenate(lefts), crop)  # [N, 3, res, res]
     turn = torch.from_numpy(np.concatenate(turns))
     for r in range(4):  # transform d: rotate by d % 4 quarter turns, then mirror when d >= 4
         x[turn % 4 == r] = torch.rot90(x[turn % 4 == r], r, dims=(2, 3))
