@@ -73,6 +73,29 @@ def test_resnet_pair_makes_every_size(size):
     assert x.shape == (2, 3, size, size) and D(x, torch.tensor([0, 3])).logits.shape == (2,)
 
 
+def test_cgan_projection_embeds_the_label_in_g_and_projects_it_in_d():
+    # cgan-projection: the cGAN's G (an embedding concatenated to z, no conditional batch norm) with the
+    # projection D (no label input; the label changes D's logit only by (e_c - e_c') . phi(x)).
+    from ganforge.models.conditioning import CondBatchNorm
+    from ganforge.variants import VARIANTS
+
+    cfg = load_config("demo", ["variant=cgan-projection", "model.d_batchnorm=[false]"])
+    cond = VARIANTS.get("cgan-projection").conditioning
+    torch.manual_seed(0)
+    G, D = build_models(cfg.model, (1, 28, 28), 10, cond)
+    assert G.embed is not None and not any(isinstance(m, CondBatchNorm) for m in G.modules())
+    assert D.embed is None and D.proj is not None
+    G.eval()
+    z = torch.randn(1, cfg.model.z_dim).expand(2, -1)
+    x = G(z, torch.tensor([3, 7]))
+    assert not torch.allclose(x[0], x[1])  # the same z draws a different image for another label
+    with torch.no_grad():
+        out = D(x[:1].expand(2, -1, -1, -1), torch.tensor([3, 7]))  # one image, judged as a 3 and as a 7
+        expected = (D.proj.weight[7] - D.proj.weight[3]) @ out.features[0]
+    assert torch.equal(out.features[0], out.features[1])  # phi(x) does not see the label
+    assert float(out.logits[1] - out.logits[0]) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
+
+
 # ---- AC-GAN: D's classifier on real images only (family.fake_aux=0) --------------------------------------------
 
 
