@@ -12,9 +12,10 @@ from ganforge.errors import ConfigError
 from ganforge.metrics.class_accuracy import class_accuracy
 from ganforge.metrics.protocol import METRICS
 from ganforge.models import build_models
-from ganforge.models.conditioning import Conditioning
+from ganforge.models.conditioning import CondBatchNorm, Conditioning
 from ganforge.models.layers import DOut, MinibatchStd
 from ganforge.presets import load_config
+from ganforge.variants import VARIANTS
 from tests.conftest import stub_objective
 
 
@@ -76,9 +77,6 @@ def test_resnet_pair_makes_every_size(size):
 def test_cgan_projection_embeds_the_label_in_g_and_projects_it_in_d():
     # cgan-projection: the cGAN's G (an embedding concatenated to z, no conditional batch norm) with the
     # projection D (no label input; the label changes D's logit only by (e_c - e_c') . phi(x)).
-    from ganforge.models.conditioning import CondBatchNorm
-    from ganforge.variants import VARIANTS
-
     cfg = load_config("demo", ["variant=cgan-projection", "model.d_batchnorm=[false]"])
     cond = VARIANTS.get("cgan-projection").conditioning
     torch.manual_seed(0)
