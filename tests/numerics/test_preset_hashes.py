@@ -7,9 +7,11 @@ a deliberate change of a recipe or of the numerics updates the file in the same 
     python tests/numerics/test_preset_hashes.py --write [CASE ...]   # all cases, or only those named
 
 The hashes are the same on any x86-64 CPU with AVX2: they are computed in a subprocess that pins the kernels
-(``PINNED``): ATen's vectorised kernels at AVX2, MKL on its AVX2 reproducible branch (``MKL_CBWR``), one thread,
-and oneDNN off (its convolutions pick an ISA and a blocking from the CPU they run on). Without the pinning, an
-AVX-512 machine and an AVX2 one train the same preset to generators that differ in the last bits.
+(``PINNED``): ATen's vectorised kernels at AVX2, MKL on its AVX2 reproducible branch (``MKL_CBWR``), numpy's
+OpenBLAS at its Haswell (AVX2) kernels and numpy's own loops at x86-64-v3 (AVX2; the brain phantom is rendered
+with numpy), one thread, and oneDNN off (its convolutions pick an ISA and a blocking from the CPU they run on).
+Without the pinning, an AVX-512 machine and an AVX2 one train the same preset to generators that differ in the
+last bits (found when brain-cwgan-gp's hash, recorded on an AVX2 machine, changed on an AVX-512 one).
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ def case_sha(case: str, tmp: Path) -> str:
     return result.summary["generator_sha256"]
 
 
-PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+          "OPENBLAS_CORETYPE": "Haswell", "NPY_ENABLE_CPU_FEATURES": "X86_V3"}
 
 
 def pinned() -> bool:
