@@ -129,6 +129,28 @@ def test_noise_is_random_in_training_and_fixed_in_eval():
     assert torch.equal(G(z), G(z))
 
 
+def test_eval_noise_seeds_give_each_sample_its_own_noise_whatever_the_batch():
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(SMALL, (1, 16, 16), 1, Conditioning()).eval()
+    with torch.no_grad():
+        for m in G.modules():
+            if hasattr(m, "noise_strength"):
+                m.noise_strength.fill_(1.0)
+    z = torch.randn(1, 8).expand(4, 8)  # one latent: any difference between the rows is noise
+    seeds = torch.tensor([11, 12, 11, 13])
+    x = G(z, noise_seeds=seeds)
+    assert torch.equal(x[0], x[2])  # the same seed, the same noise
+    assert not torch.allclose(x[0], x[1]) and not torch.allclose(x[1], x[3])
+    # the fixed maps (no seeds) are what the seeds replace: every row alike, and unlike the seeded rows
+    fixed = G(z)
+    assert torch.equal(fixed[0], fixed[3]) and not torch.allclose(fixed[0], x[0])
+    # a sample's noise depends on its seed alone, not on the batch it is drawn in or its place there
+    assert torch.allclose(G(z[:1], noise_seeds=seeds[3:]), x[3:], atol=1e-6)
+    # training draws fresh noise whatever the seeds
+    G.train()
+    assert not torch.allclose(G(z, noise_seeds=seeds)[0], G(z, noise_seeds=seeds)[0])
+
+
 def test_truncation_pulls_towards_the_mean_w():
     torch.manual_seed(0)
     G = StyleGAN2Generator(SMALL, (1, 16, 16), 1, Conditioning()).eval()

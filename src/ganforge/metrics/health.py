@@ -38,6 +38,7 @@ from ganforge.errors import ConfigError
 from ganforge.metrics.extractors import FeatureExtractor, build_extractor
 from ganforge.metrics.fid import fid_from_features
 from ganforge.metrics.prdc import prdc
+from ganforge.training.export import draw_noise_seeds
 from ganforge.training.monitor import TickCheck
 
 K = 5  # k of precision, recall and coverage: the evaluation's (image_metrics.K_PR, K_DC)
@@ -136,6 +137,7 @@ class HealthMonitor:
         self.real_idx = torch.randperm(len(train), generator=gen)[: self.n]
         self.floor_idx = torch.randperm(len(test), generator=gen)[: self.n]
         self.z: torch.Tensor | None = None  # fixed latents, drawn at the first check (z_dim comes from the net)
+        self.noise_seeds: torch.Tensor | None = None  # and, for generators with noise inputs, their noise seeds
         self.z_seed = cfg.train.seed + 4243
         self.labels = (torch.arange(self.n) % self.num_classes) if conditional else None  # balanced
         self.real: torch.Tensor | None = None
@@ -231,7 +233,9 @@ class HealthMonitor:
     @torch.no_grad()
     def _sample(self, net: nn.Module) -> torch.Tensor:
         if self.z is None:
-            self.z = torch.randn(self.n, net.z_dim, generator=torch.Generator().manual_seed(self.z_seed))
+            gen = torch.Generator().manual_seed(self.z_seed)
+            self.z = torch.randn(self.n, net.z_dim, generator=gen)
+            self.noise_seeds = draw_noise_seeds(net, self.n, gen)  # per-sample noise maps, as evaluate samples
         device = next(net.parameters()).device
         was_training = net.training
         net.eval()  # BN uses running statistics, no dropout, no RNG consumed: the training state is left alone
@@ -239,7 +243,8 @@ class HealthMonitor:
             out = []
             for i in range(0, self.n, 500):
                 c = self.labels[i : i + 500].to(device) if self.labels is not None else None
-                out.append(net(self.z[i : i + 500].to(device), c).float().cpu())
+                noise = {} if self.noise_seeds is None else {"noise_seeds": self.noise_seeds[i : i + 500]}
+                out.append(net(self.z[i : i + 500].to(device), c, **noise).float().cpu())
         finally:
             net.train(was_training)
         return torch.cat(out)

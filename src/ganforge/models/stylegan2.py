@@ -9,7 +9,11 @@ the resolution per block. Each 3x3 convolution is *modulated* by a style s = A(w
 
 computed here without per-sample weights: conv(x * s, w) * d with d_o = rsqrt(sum_i s_i^2 sum_k w_oik^2 + eps),
 which is the same linear map (the paper's "fused" grouped convolution is a speed choice on GPUs). Per-pixel noise
-with a learned strength follows each convolution. The generator is the "skip" variant of figure 7: every block
+with a learned strength follows each convolution: fresh in training; in eval mode either one fixed map per layer
+shared by every sample (progress grids: a function of z alone) or, given ``noise_seeds``, a map per sample drawn
+from its own seed (what ``LoadedGenerator.sample`` passes for evaluation and datasets, as the reference
+implementation's metrics sample with ``noise_mode='random'``: with the fixed maps every sample carries the same
+fine texture). The generator is the "skip" variant of figure 7: every block
 adds its own tRGB output to the upsampled image so far. D is the "residual" variant: blocks of two 3x3 convs with a
 1x1 shortcut, both halves scaled by 1/sqrt(2), then ProGAN's minibatch standard deviation, a conv and two dense
 layers. Resampling uses the [1, 3, 3, 1] filter: bilinear upsampling in G (the same filter applied to a
@@ -151,14 +155,16 @@ class SynthesisLayer(nn.Module):
         # Fixed noise used in eval mode: samples and progress grids are then a function of z (and c) alone.
         self.register_buffer("noise_const", torch.randn(1, 1, res, res))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise`` [N, 1, H, W]: per-sample maps for eval mode (None: the fixed map); training draws its own."""
         if self.up:
             x = fir_up(x)
         x = self.conv(x, w)  # [N, O, H, W]
         if self.training:
             noise = torch.randn(len(x), 1, *x.shape[2:], device=x.device, dtype=x.dtype)
-        else:
-            noise = self.noise_const.to(x.dtype)
+        elif noise is None:
+            noise = self.noise_const
+        noise = noise.to(x.dtype)
         x = x + noise * self.noise_strength + self.bias[:, None, None]
         return lrelu(x)
 
@@ -190,14 +196,18 @@ class SynthesisBlock(nn.Module):
         self.num_ws = 2 if self.first else 3  # ws read: conv0 (not at 4x4), conv1, tRGB (shared with the next conv0)
 
     def forward(
-        self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor
+        self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+        noise: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """ws [N, num_ws, w_dim] -> (features [N, O, r, r], image so far [N, C, r, r])."""
+        """ws [N, num_ws, w_dim] -> (features [N, O, r, r], image so far [N, C, r, r]).
+
+        ``noise``: eval-mode maps [N, 1, r, r] for this block's layers in order (conv0 unless at 4x4, conv1)."""
+        n0, n1 = (None, None) if noise is None else ((None, noise[0]) if self.first else (noise[0], noise[1]))
         if self.first:
             x = self.const.unsqueeze(0).expand(len(ws), -1, -1, -1).to(ws.dtype)
-            x = self.conv1(x, ws[:, 0])
+            x = self.conv1(x, ws[:, 0], n1)
         else:
-            x = self.conv1(self.conv0(x, ws[:, 0]), ws[:, 1])
+            x = self.conv1(self.conv0(x, ws[:, 0], n0), ws[:, 1], n1)
         rgb = self.torgb(x, ws[:, -1])
         img = rgb if img is None else fir_up(img) + rgb
         return x, img
@@ -216,19 +226,35 @@ class SynthesisNetwork(nn.Module):
             in_ch, res = out_ch, res * 2
         self.num_ws = 2 * len(self.blocks)  # = 2 log2(resolution) - 2
 
-    def forward(self, ws: torch.Tensor) -> torch.Tensor:
-        """ws [N, num_ws, w_dim] -> images [N, C, R, R]. Block b reads ws[2b - 1 .. 2b + 1] (ws[0, 1] at 4x4)."""
+    def forward(self, ws: torch.Tensor, noise_seeds: torch.Tensor | None = None) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> images [N, C, R, R]. Block b reads ws[2b - 1 .. 2b + 1] (ws[0, 1] at 4x4).
+
+        ``noise_seeds`` [N] (eval mode): sample i's noise maps are drawn from ``noise_seeds[i]`` alone."""
+        eval_noise = noise_seeds is not None and len(noise_seeds) > 0 and not self.training
+        noise = self.seeded_noise(noise_seeds, ws.device) if eval_noise else None
         x = img = None
         for b, block in enumerate(self.blocks):
             start = max(2 * b - 1, 0)
-            x, img = block(x, img, ws[:, start : start + block.num_ws])
+            maps = None if noise is None else noise[2 * b - 1 if b else 0 : 2 * b + 1]
+            x, img = block(x, img, ws[:, start : start + block.num_ws], maps)
         return img
+
+    def seeded_noise(self, seeds: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
+        """One [N, 1, r, r] standard-normal map per noise layer (1 at 4x4, then 2 per block), row i drawn from a
+        generator seeded with seeds[i]: a sample's noise does not depend on its batch or position in it."""
+        sides = [4] + [r for r in (2 ** k for k in range(3, self.resolution.bit_length())) for _ in range(2)]
+        rows = []
+        for seed in seeds.tolist():
+            gen = torch.Generator().manual_seed(int(seed))
+            rows.append([torch.randn(1, r, r, generator=gen) for r in sides])
+        return [torch.stack(maps).to(device) for maps in zip(*rows, strict=True)]
 
 
 class StyleGAN2Generator(nn.Module):
     """G(z [N, z_dim], c [N] | None, truncation_psi) -> images [N, C, R, R]."""
 
     supports_truncation = True  # generate --truncation-psi
+    has_noise_inputs = True  # LoadedGenerator.sample passes noise_seeds: a noise map per sample, not one shared
 
     def __init__(self, arch: StyleGAN2Arch, shape: tuple[int, ...], num_classes: int, cond: Conditioning) -> None:
         super().__init__()
@@ -243,9 +269,12 @@ class StyleGAN2Generator(nn.Module):
         self.synthesis = SynthesisNetwork(arch, shape[0], resolution)
         self.num_ws = self.synthesis.num_ws
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+        noise_seeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         w = self.mapping(z, c, truncation_psi=truncation_psi)  # [N, w_dim]
-        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1))  # the same w for every layer
+        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1), noise_seeds)  # the same w for every layer
 
 
 # ---- discriminator ------------------------------------------------------------------------------------------

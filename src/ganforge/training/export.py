@@ -43,6 +43,11 @@ def _safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
     return save(state)
 
 
+def draw_noise_seeds(G: nn.Module, n: int, gen: torch.Generator) -> torch.Tensor | None:
+    """[n] seeds for the per-sample noise maps of a generator with noise inputs (``has_noise_inputs``), else None."""
+    return torch.randint(0, 2**62, (n,), generator=gen) if getattr(G, "has_noise_inputs", False) else None
+
+
 @dataclass
 class LoadedGenerator:
     G: nn.Module
@@ -78,13 +83,16 @@ class LoadedGenerator:
 
         ``world``: the ranks of ``torchrun`` (``ganforge generate/evaluate --nproc N``) each compute their share
         of the rows and every rank gets all n, the same samples one process makes.
-        ``truncation_psi`` < 1 pulls each intermediate latent towards the mean (generators with a mapping network)."""
+        ``truncation_psi`` < 1 pulls each intermediate latent towards the mean (generators with a mapping network).
+        Generators with noise inputs (StyleGAN2) get a seed per sample for its noise maps, drawn after z and the
+        labels: each sample has its own noise, as in training, instead of one map shared by all."""
         self.check_truncation(truncation_psi)
         kwargs = {"truncation_psi": truncation_psi} if truncation_psi != 1 else {}
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.G.z_dim, generator=gen)  # all latents drawn up front: batch-size invariant
         if self.conditional and labels is None:
             labels = torch.randint(0, self.num_classes, (n,), generator=gen)
+        noise_seeds = draw_noise_seeds(self.G, n, gen)
         if labels is not None and not self.conditional:
             raise GanforgeError("this generator is unconditional; it cannot sample by label. Drop --label/--per-class.")
         self.G.to(device).eval()
@@ -94,7 +102,8 @@ class LoadedGenerator:
         for i in range(lo, hi, batch):
             j = min(i + batch, hi)
             c = labels[i:j].to(device) if labels is not None else None
-            out.append(self.G(z[i:j].to(device), c, **kwargs).float().cpu())
+            noise = {} if noise_seeds is None else {"noise_seeds": noise_seeds[i:j]}
+            out.append(self.G(z[i:j].to(device), c, **kwargs, **noise).float().cpu())
         return distributed.gather_rows(torch.cat(out), n, world), labels
 
 
