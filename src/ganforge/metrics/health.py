@@ -16,7 +16,8 @@ the diversity of the samples (or of one class) falls below ``DIVERSITY_WARN`` of
 real (precision at least ``PRECISION_GATE``: an untrained G draws alike blobs too), or when recall
 falls below ``RECALL_DROP`` of the best recall the run had already reached (a run that worked and then
 collapsed). ``health.keep_best=fid|recall|coverage|class_acc`` copies the generator of the best check so far to
-``RUN/best/``. The samples use fixed latents and labels, so ticks compare like the progress grids.
+``RUN/best/``. The samples use fixed latents and labels (and noise seeds, for generators with noise inputs), so ticks
+compare like the progress grids.
 
 These are checks, not evaluations: no intervals, a few hundred samples, a fixed real subset. Report numbers
 come from ``ganforge evaluate``.
