@@ -39,6 +39,9 @@ def generator_fields(gen: LoadedGenerator, run_dir: Path | str) -> dict[str, Any
         "generator_run_dir": str(run_dir),
         "generator_kimg": gen.spec.get("kimg"),
         "ema": bool(gen.spec.get("ema", False)),
+        # generators with noise inputs (StyleGAN2): how LoadedGenerator.sample drew them
+        **({"noise_inputs": "one noise map set per sample, from a per-sample seed drawn after z and the labels"}
+           if getattr(gen.G, "has_noise_inputs", False) else {}),
     }
 
 

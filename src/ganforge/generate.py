@@ -256,8 +256,6 @@ def _write_samples(gen: LoadedGenerator, x: torch.Tensor, labels: torch.Tensor |
         # None: samples use z ~ N(0, I) unmodified; psi: w = w_avg + psi (w - w_avg) (StyleGAN's truncation trick)
         "truncation": {"psi": truncation_psi} if truncation_psi != 1 else None,
         "latent": "z ~ N(0, I) drawn from torch.Generator().manual_seed(seed), all up front (batch-size invariant)",
-        **({"noise_inputs": "one noise map set per sample, from a per-sample seed drawn after z and the labels"}
-           if getattr(gen.G, "has_noise_inputs", False) else {}),
         "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]" if gen.kind == "image" else "float32",
         **extra,
     }
@@ -299,8 +297,6 @@ def _write_pairs(gen: LoadedGenerator, run_dir: Path, out: Path, n: int | None, 
         "seed": seed,
         **generator_fields(gen, run_dir),
         "latent": "z ~ N(0, I) drawn from torch.Generator().manual_seed(seed), all up front (batch-size invariant)",
-        **({"noise_inputs": "one noise map set per sample, from a per-sample seed drawn after z and the labels"}
-           if getattr(gen.G, "has_noise_inputs", False) else {}),
         "pixel_encoding": "uint8 = round((x + 1) * 127.5), x clipped to [-1, 1]",
     }
     manifest = write_dataset_folder(out, files, fields, command=f"ganforge generate {run_dir} --out {out}",
