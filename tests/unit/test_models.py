@@ -236,7 +236,7 @@ def test_ema_of_g_lags_g_with_the_configured_half_life():
 
 def test_conditional_batch_norm_starts_class_dependent():
     """Equal per-class gains and biases at init make G draw one image for every label until D breaks the symmetry
-    (issue 11: the label came 3.5x slower on MNIST); each class starts with its own."""
+    (issue 11, MNIST: class accuracy 0.15 against 0.53 after 30 kimg); each class starts with its own."""
     torch.manual_seed(0)
     bn = CondBatchNorm(64, 10)
     assert not torch.allclose(bn.gamma.weight[0], bn.gamma.weight[1])
