@@ -106,6 +106,9 @@ class OptimConfig:
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    # Both learning rates stay as set until this fraction of the run, then fall linearly to 0 at its end
+    # (SNGAN and WGAN-GP's CIFAR scripts: 0, from the start; CycleGAN: 0.5). 1: constant, no decay.
+    lr_decay_start: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ def validate(cfg: Config) -> Config:
         (cfg.optim.lr_d > 0, "optim.lr_d must be > 0"),
         (0 <= cfg.optim.beta1 < 1, "optim.beta1 must be in [0, 1)"),
         (0 <= cfg.optim.beta2 < 1, "optim.beta2 must be in [0, 1)"),
+        (0 <= cfg.optim.lr_decay_start <= 1, "optim.lr_decay_start must be in [0, 1] (1: no decay)"),
         (cfg.train.batch_size >= 1, "train.batch_size must be >= 1"),
         (cfg.train.seed >= 0 and cfg.data.seed >= 0, "train.seed and data.seed must be >= 0"),
         (cfg.train.kimg is None or cfg.train.kimg > 0, "train.kimg must be > 0"),
@@ -272,6 +276,11 @@ def validate(cfg: Config) -> Config:
         (
             not (cfg.train.cuda_graphs and cfg.train.nan_policy == "rollback"),
             "train.nan_policy=rollback cannot be combined with train.cuda_graphs (use one of them)",
+        ),
+        # A captured Adam step holds the learning rate it was captured with.
+        (
+            not (cfg.train.cuda_graphs and cfg.optim.lr_decay_start < 1),
+            "optim.lr_decay_start < 1 cannot be combined with train.cuda_graphs (use one of them)",
         ),
     ]
     bad = _non_finite(cfg)

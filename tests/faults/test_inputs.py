@@ -36,6 +36,8 @@ BAD_VALUES = [
     "train.grid_size=100000000",
     "train.tick_kimg=inf",
     "train.ema_kimg=-.inf",
+    "optim.lr_decay_start=1.5",
+    "optim.lr_decay_start=-0.1",
     "objective.gp_weight=nan",
     "data.n_points=1e12",
     "eval.n=1e12",
@@ -69,6 +71,18 @@ def test_rollback_with_cuda_graphs_is_refused(tmp_path):
         before,
         tmp_path,
     )
+
+
+def test_lr_decay_with_cuda_graphs_is_refused(tmp_path):
+    """A captured Adam step keeps the rate it was captured with, so a schedule would silently not apply."""
+    before = fingerprint(tmp_path)
+    message = assert_refused(
+        invoke("train", "sine", "--out", tmp_path / "r", *SETS, "--set", "train.cuda_graphs=true",
+               "--set", "optim.lr_decay_start=0.5"),
+        before,
+        tmp_path,
+    )
+    assert "optim.lr_decay_start" in message and "cuda_graphs" in message
 
 
 CONFIG_FILES = {

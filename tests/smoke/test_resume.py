@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, run_cli
 
 ARGS = ["train", "sine", "--set", "train.kimg=6", "--set", "train.tick_kimg=1", "--set", "train.ema_kimg=0.5",
@@ -21,13 +23,16 @@ def _ticks(run: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--set", "optim.lr_decay_start=0.2"]], ids=["constant-lr", "lr-decay"])
+def test_sigkill_then_resume_is_bit_identical(tmp_path, extra):
+    """With optim.lr_decay_start the rates are a function of the images seen, so the resumed run stays on the line."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    done = run_cli(*ARGS, "--out", str(straight))
+    args = [*ARGS, *extra]
+    done = run_cli(*args, "--out", str(straight))
     assert done.returncode == 0, done.stderr
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "MPLBACKEND": "Agg"}
-    proc = subprocess.Popen([sys.executable, "-m", "ganforge", *ARGS, "--out", str(killed)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", *args, "--out", str(killed)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while _ticks(killed) < 2 and proc.poll() is None and time.time() < deadline:

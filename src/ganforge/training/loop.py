@@ -34,7 +34,7 @@ from ganforge.training.export import export_generator
 from ganforge.training.fast import GraphedStep
 from ganforge.training.grids import save_image_grid, save_scatter
 from ganforge.training.monitor import Monitor, keep_best
-from ganforge.training.recovery import on_nonfinite, set_learning_rates
+from ganforge.training.recovery import lr_decay, on_nonfinite, set_learning_rates
 from ganforge.training.rundir import CKPT_DIR, LATEST, append_record, atomic_write_json, truncate_history
 from ganforge.training.setup import Setup
 from ganforge.training.state import BatchSampler, rng_state, seed_everything, set_rng_state
@@ -172,7 +172,11 @@ def training_loop(
         from ganforge.training.tensorboard import TensorBoardSink  # lazy: optional dependency
 
         tb = TensorBoardSink(run_dir, warn=log)
+    decaying = cfg.optim.lr_decay_start < 1
     while images_seen < total_images:
+        if decaying:  # optim.lr_decay_start: the rates follow the images seen (after any NaN rollbacks' lowering)
+            set_learning_rates(opts, t.opt_specs,
+                               cfg.train.nan_lr_factor**rollbacks * lr_decay(cfg, images_seen, total_images))
         shown = train_step(step, images_seen)
         images_seen += shown
         bar.update(shown)
@@ -187,7 +191,8 @@ def training_loop(
         values = distributed.mean_over_ranks(t.stats.read_and_reset(), world)  # the one host-device sync of the tick
         record = {"tick": tick, "kimg": images_seen / 1000, "step": step, **values,
                   "time_s": round(wall_before + now - start, 3),
-                  "img_per_s": round((images_seen - tick_images_start) / max(now - tick_start, 1e-9), 1)}
+                  "img_per_s": round((images_seen - tick_images_start) / max(now - tick_start, 1e-9), 1),
+                  **({"lr_scale": round(lr_decay(cfg, images_seen, total_images), 6)} if decaying else {})}
         if not all(math.isfinite(v) for v in values.values()):  # train.nan_policy: stop (raises) or roll back
             try:
                 # the statistics are averaged over ranks, so every rank takes this branch at the same tick and

@@ -1,5 +1,8 @@
 """What the loop does when losses become NaN or infinite (``train.nan_policy``), and learning-rate changes.
 
+- ``optim.lr_decay_start``: both rates stay as configured until that fraction of the run, then fall linearly
+  to 0 at its end. The factor is a function of the images seen, so a resumed run continues on the same line.
+
 - ``stop``: raise TrainingDiverged (exit code 3) with a message that is true about what is kept: the
   last checkpoint and where it stands, or that no tick had finished yet.
 - ``rollback``: reload ``checkpoints/latest.pt`` (weights, optimisers, sampler, RNG), multiply both
@@ -26,11 +29,24 @@ from ganforge.training.rundir import CKPT_DIR, CONFIG, LATEST, append_record, at
 from ganforge.variants import OptimizerSpec
 
 
-def set_learning_rates(opts: dict[str, torch.optim.Optimizer], specs: dict[str, OptimizerSpec]) -> None:
-    """The config's rates win over the ones stored with the optimiser state (a resume may change them)."""
+def set_learning_rates(
+    opts: dict[str, torch.optim.Optimizer], specs: dict[str, OptimizerSpec], scale: float = 1.0
+) -> None:
+    """The config's rates (times ``scale``) win over the ones stored with the optimiser state (a resume may change
+    them)."""
     for name, opt in opts.items():
         for group in opt.param_groups:
-            group["lr"] = specs[name].lr
+            group["lr"] = specs[name].lr * scale
+
+
+def lr_decay(cfg: Config, images_seen: int, total_images: int) -> float:
+    """``optim.lr_decay_start``'s factor on both rates after ``images_seen`` of ``total_images``: 1 until the start,
+    then linear to 0 at the end."""
+    start = cfg.optim.lr_decay_start
+    if start >= 1:
+        return 1.0
+    done = images_seen / max(total_images, 1)
+    return 1.0 if done <= start else max(0.0, (1.0 - done) / (1.0 - start))
 
 
 def on_nonfinite(
