@@ -44,11 +44,12 @@ from ganforge.training.setup import Setup, prepare
 
 # What may differ between a sweep's planned config and a run it finds (the run's length).
 RESUME_KEYS = ("train.kimg", "train.epochs", "train.tick_kimg", "train.snapshot_ticks")
-# What `--resume` may change: the length, the learning rates and their decay, the NaN policy and evaluation/logging settings.
-# Anything else (data, model, objective, seeds) would not continue the same run.
+# What `--resume` may change: the length, the learning rates and their decay, the NaN policy and
+# evaluation/logging settings. Anything else (data, model, objective, seeds) would not continue the same run.
 SAFE_RESUME_KEYS = RESUME_KEYS + (
-    "optim.lr_g", "optim.lr_d", "optim.lr_decay_start", "train.nan_policy", "train.nan_rollbacks", "train.nan_lr_factor",
-    "train.tensorboard", "eval.every_ticks", "eval.metrics", "eval.n", "eval.extractor", "health.every_ticks",
+    "optim.lr_g", "optim.lr_d", "optim.lr_decay_start", "train.nan_policy", "train.nan_rollbacks",
+    "train.nan_lr_factor", "train.tensorboard", "eval.every_ticks", "eval.metrics", "eval.n", "eval.extractor",
+    "health.every_ticks",
 )
 
 
