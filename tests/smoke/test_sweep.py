@@ -99,6 +99,8 @@ def test_a_changed_sweep_never_reuses_runs_of_another_config(swept):
     ("base: sine\nset: {train.kimg: 1}\nevaluate: {metrics: [fid], nn: 5}\n", "Did you mean 'n'"),
     ("base: sine\nset: {train.kimg: 1}\nevaluate: {generator: best}\n", "add health.keep_best"),
     ("base: sine\nset: {train.kimg: 1}\nevaluate: {generator: last}\n", "must be final"),
+    ("base: sine\nset: {train.kimg: 1}\nevaluate: {full_data: true}\n", "has no data.limit"),
+    ("base: sine\nset: {train.kimg: 1, data.limit: 100}\nevaluate: {full_data: yes please}\n", "true or false"),
 ])
 def test_bad_sweep_files_fail_before_any_run(tmp_path, text, match):
     path = tmp_path / "bad.yaml"
@@ -119,6 +121,24 @@ def test_evaluate_generator_best_scores_the_kept_generator(tmp_path):
     kept = {m["name"]: m["value"] for m in json.loads((run / "best" / "eval.json").read_text())["metrics"]}
     row = next(csv.DictReader(open(out / "table.csv")))
     assert float(row["curve_distance_mean"]) == pytest.approx(kept["curve_distance"])  # the table reads best/'s
+
+
+def test_evaluate_full_data_scores_limited_runs_against_the_whole_split(tmp_path):
+    path = tmp_path / "full.yaml"
+    path.write_text("name: full\nbase: sine\nseeds: [0]\nset: {train.kimg: 0.5, data.limit: 100}\n"
+                    "evaluate: {n: 200, full_data: true}\n")
+    out = tmp_path / "out"
+    result = run_cli("sweep", str(path), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = out / "sine" / "seed-0"
+    assert (run / "eval-full-data.json").is_file() and not (run / "eval.json").exists()
+    saved = json.loads((run / "eval-full-data.json").read_text())
+    assert saved["full_data"] is True and saved["run_data_limit"] == 100
+    measured = {m["name"]: m["value"] for m in saved["metrics"]}
+    row = next(csv.DictReader(open(out / "table.csv")))
+    assert float(row["curve_distance_mean"]) == pytest.approx(measured["curve_distance"])  # the table reads it
+    again = run_cli("sweep", str(path), "--out", str(out))  # complete: nothing to train or evaluate again
+    assert again.returncode == 0 and saved == json.loads((run / "eval-full-data.json").read_text())
 
 
 def test_bad_sweep_on_the_command_line_creates_nothing(tmp_path):

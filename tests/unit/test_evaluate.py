@@ -196,3 +196,31 @@ def test_baselines_from_the_command_api_check_the_metrics(untrained):
     assert (untrained / "baseline-replay" / "eval" / "closest_pairs.png").is_file()
     with pytest.raises(GanforgeError, match="choose one of: untrained, replay"):
         evaluate_run(untrained, baseline="copy", log=lambda _: None)
+
+
+def test_full_data_measures_a_limited_run_against_the_whole_training_split(tmp_path, monkeypatch):
+    """`--full-data`: a G that replays its 100 training digits sits at the floor of its own run's protocol (the
+    reference is those 100 digits) and far above it against all 4,000 (the limited-data protocol)."""
+    small = ("mnist-dcgan", ["data.limit=100", "train.kimg=1"])
+    run_dir = make_untrained_run(tmp_path / "small", *small)
+    cfg = load_config(*small)
+    stub = ReplayGenerator(load_dataset(cfg.data, "train"), cfg)
+    monkeypatch.setattr(evaluate_module, "load_generator", lambda _: stub)
+    own = evaluate_run(run_dir, n=500, metrics=["fid"], device="cpu", n_boot=0, log=lambda _: None)
+    own_json = (run_dir / "eval.json").read_bytes()
+    full = evaluate_run(run_dir, n=500, metrics=["fid"], device="cpu", n_boot=0, full_data=True, log=lambda _: None)
+    assert own["fid"].value < 2 * own["fid"].floor
+    assert full["fid"].value > 3 * full["fid"].floor
+    assert own["fid"].protocol["n_reference"] == 100 and full["fid"].protocol["n_reference"] > 100
+    assert own["fid"].protocol_id != full["fid"].protocol_id
+    assert (run_dir / "eval.json").read_bytes() == own_json  # written beside it, never over it
+    saved = json.loads((run_dir / "eval-full-data.json").read_text())
+    assert saved["full_data"] is True and saved["run_data_limit"] == 100
+
+
+def test_full_data_refuses_runs_without_a_limit_and_baselines(untrained, tmp_path, monkeypatch):
+    whole = make_untrained_run(tmp_path / "whole", "mnist-dcgan", ["train.kimg=1"])
+    with pytest.raises(GanforgeError, match="no data.limit.*Drop --full-data"):
+        evaluate_run(whole, full_data=True, device="cpu", log=lambda _: None)
+    with pytest.raises(GanforgeError, match="--baseline and --full-data do not combine"):
+        evaluate_run(untrained, baseline="replay", full_data=True, device="cpu", log=lambda _: None)

@@ -23,6 +23,7 @@ Examples:
   ganforge evaluate runs/brain --metrics lpips,diversity --lpips-weights /offline/vgg16.pt
   ganforge evaluate runs/sine            (2D points: energy, mmd, curve distance)
   ganforge evaluate runs/dcgan --baseline replay   (a generator that replays training images: must be flagged)
+  ganforge evaluate runs/cgan-500 --full-data     (a data.limit=500 run against all 4,000 training digits)
   ganforge list metrics                  (what each metric is)
 """
 
@@ -50,10 +51,14 @@ Examples:
 @click.option("--baseline", type=click.Choice(list(BASELINES)), default=None,
               help="Check the metrics: evaluate a fresh untrained G or a training-image replayer under this run's "
                    "protocol (writes eval-baseline-NAME.json; eval.json is left alone).")
+@click.option("--full-data", "full_data", is_flag=True,
+              help="For a run trained on a data.limit subset: measure against the dataset's whole training split, "
+                   "with the extractor trained on it (the limited-data protocol of ADA / DiffAugment, where copying "
+                   "the few training images is not rewarded); writes eval-full-data.json.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None, help=NPROC_HELP)
 def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: str | None,
              extractor_weights: str | None, lpips_weights: str | None, seed: int, device: str, n_boot: int,
-             baseline: str | None, nproc: int | None) -> None:
+             baseline: str | None, full_data: bool, nproc: int | None) -> None:
     """Evaluate a trained run against real data; writes RUN_DIR/eval.json."""
     from ganforge.training import distributed
     from ganforge.training.export import load_generator
@@ -64,7 +69,7 @@ def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: 
     world = distributed.init_from_env()
     result = evaluate_run(run_dir, n=n, metrics=parse_metric_list(metrics), extractor=extractor, seed=seed,
                           extractor_weights=extractor_weights, lpips_weights=lpips_weights, device=device,
-                          n_boot=n_boot, baseline=baseline, world=world,
+                          n_boot=n_boot, baseline=baseline, full_data=full_data, world=world,
                           log=(lambda m: click.echo(m, err=True)) if world.main else (lambda m: None))
     distributed.shutdown()
     if world.main:
@@ -94,6 +99,9 @@ def format_result(result: EvalResult) -> str:
     acc = ex.get("test_accuracy")
     about = (f"{result.dataset}: {result.n_generated} generated samples (seed {result.seed}) of generator "
              f"{result.generator_sha256[:12]}" + (f" at {result.kimg:.1f} kimg" if result.kimg is not None else ""))
+    if result.meta.get("full_data"):
+        about += (f"; against the whole training split (the run trained on {result.meta.get('run_data_limit')} "
+                  "of its images: --full-data)")
     if result.meta.get("baseline"):
         about = (f"{result.dataset}: {result.n_generated} samples (seed {result.seed}) of the BASELINE "
                  f"{result.meta['baseline']!r} generator, under this run's protocol")

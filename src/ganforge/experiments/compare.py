@@ -39,9 +39,9 @@ class RunInfo:
         return RunValues(str(self.run_dir), self.seed, self.metrics, final)
 
 
-def read_eval(run_dir: Path) -> list[dict[str, Any]]:
-    """Metric records of ``eval.json`` ([] when the run was not evaluated)."""
-    return read_eval_records(Path(run_dir))
+def read_eval(run_dir: Path, name: str = EVAL_FILE) -> list[dict[str, Any]]:
+    """Metric records of ``eval.json`` (or ``name``, e.g. eval-full-data.json; [] when the run was not evaluated)."""
+    return read_eval_records(Path(run_dir), name)
 
 
 def read_run(run_dir: Path | str) -> RunInfo:

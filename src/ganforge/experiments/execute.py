@@ -52,7 +52,7 @@ def run_state(run: PlannedRun, out: Path, evaluate: EvalSpec | None) -> str:
 
 
 def _eval_complete(run_dir: Path, spec: EvalSpec) -> bool:
-    records = read_eval(spec.target(run_dir))
+    records = read_eval(spec.target(run_dir), spec.eval_file)
     if not records:
         return False
     names = {r["name"] for r in records}
@@ -86,6 +86,8 @@ def _eval_cmd(run: PlannedRun, out: Path, spec: EvalSpec) -> list[str]:
         cmd += ["--n", str(spec.n)]
     if spec.extractor:
         cmd += ["--extractor", spec.extractor]
+    if spec.full_data:
+        cmd += ["--full-data"]
     return cmd
 
 

@@ -214,8 +214,9 @@ def sweep_table(sweep: Sweep, out: Path) -> Table:
     for run in sweep.runs:
         if run_state(run, out, None) in ("done", "evaluate"):
             info = read_run(run.run_dir(out))
-            if sweep.evaluate is not None and sweep.evaluate.generator == "best":  # RUN/best/'s numbers
-                info = replace(info, metrics=read_eval(sweep.evaluate.target(info.run_dir)))
+            spec = sweep.evaluate
+            if spec is not None and (spec.generator == "best" or spec.full_data):  # RUN/best/'s or full-data numbers
+                info = replace(info, metrics=read_eval(spec.target(info.run_dir), spec.eval_file))
             groups[run.label].append(info.values())
     return build_table({k: v for k, v in groups.items() if v})
 

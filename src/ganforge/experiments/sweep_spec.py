@@ -41,10 +41,11 @@ from ganforge.errors import ConfigError, GanforgeError
 from ganforge.presets import config_from_layers
 from ganforge.registry import closest
 from ganforge.training.monitor import BEST_DIR
+from ganforge.training.rundir import EVAL, EVAL_FULL_DATA
 
 TOP_KEYS = ("name", "description", "base", "set", "seeds", "list", "grid", "evaluate")
 ENTRY_KEYS = ("label", "preset", "set")
-EVAL_KEYS = ("metrics", "n", "extractor", "generator")
+EVAL_KEYS = ("metrics", "n", "extractor", "generator", "full_data")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class EvalSpec:
     n: int | None = None  # generated samples per metric (None: the evaluator's default)
     extractor: str | None = None
     generator: Literal["final", "best"] = "final"  # best: RUN/best/, the generator health.keep_best kept
+    full_data: bool = False  # data.limit runs measured against the whole training split (eval-full-data.json)
+
+    @property
+    def eval_file(self) -> str:
+        """The file the sweep writes and its table reads in the evaluated folder."""
+        return EVAL_FULL_DATA if self.full_data else EVAL
 
     def target(self, run_dir: Path) -> Path:
         """The generator folder to evaluate, and whose eval.json the table reads."""
@@ -232,6 +239,10 @@ def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_d
             if evaluate is not None and evaluate.generator == "best" and cfg.health.keep_best == "off":
                 raise ConfigError(f"configuration {label!r}: evaluate.generator=best reads RUN/best/, which only "
                                   f"health.keep_best writes; add health.keep_best: fid (and health.every_ticks) to set")
+            if evaluate is not None and evaluate.full_data and cfg.data.limit is None:
+                raise ConfigError(f"configuration {label!r}: evaluate.full_data measures a data.limit run against the "
+                                  f"whole training split, and this one has no data.limit; set data.limit (a grid over "
+                                  f"it) or drop evaluate.full_data")
             runs.append(PlannedRun(label, seed, slug, source, overrides, cfg.to_dict(), target))
     # Seed-major order: every configuration's first seed before any second seed, so an interrupted
     # sweep already has a complete (one-seed) comparison.
@@ -263,7 +274,10 @@ def _eval_spec(raw: Any) -> EvalSpec | None:
     if generator not in ("final", "best"):
         raise ConfigError(f"evaluate.generator must be final (the last tick's) or best (RUN/best/, kept by "
                           f"health.keep_best); got {generator!r}")
-    return EvalSpec(tuple(str(m) for m in metrics), n, raw.get("extractor"), generator)
+    full_data = raw.get("full_data", False)
+    if not isinstance(full_data, bool):
+        raise ConfigError(f"evaluate.full_data must be true or false; got {full_data!r}")
+    return EvalSpec(tuple(str(m) for m in metrics), n, raw.get("extractor"), generator, full_data)
 
 
 def _check_metrics(spec: EvalSpec | None) -> None:

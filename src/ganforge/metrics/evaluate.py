@@ -20,7 +20,7 @@ import contextlib
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from ganforge.metrics.protocol import METRICS, EvalContext, MetricValue
 from ganforge.training.distributed import World
 from ganforge.training.export import load_generator
 from ganforge.training.lock import acquire
-from ganforge.training.rundir import CONFIG, append_record, atomic_write_json, read_config
+from ganforge.training.rundir import CONFIG, EVAL_FULL_DATA, append_record, atomic_write_json, read_config
 
 if TYPE_CHECKING:
     from ganforge.metrics.translation import TwoDomainEval
@@ -219,7 +219,8 @@ def evaluate_run(
     run_dir: Path | str, n: int | None = None, metrics: Sequence[str] | str | None = None, extractor: str | None = None,
     seed: int = 0, *, extractor_weights: str | None = None, lpips_weights: str | None = None,
     device: str | None = None, n_boot: int = 20,
-    baseline: str | None = None, write: bool = True, log: Log = print, world: World | None = None,
+    baseline: str | None = None, full_data: bool = False, write: bool = True, log: Log = print,
+    world: World | None = None,
 ) -> EvalResult:
     """Evaluate the run's exported generator; write eval.json and a metrics.jsonl line (``write=True``).
 
@@ -228,6 +229,9 @@ def evaluate_run(
     ``KIND:OPTION`` (``inception:clean``, ``torchscript:PATH``). lpips_weights: the VGG16 LPIPS file.
     baseline: evaluate a reference generator (``ganforge.metrics.baselines``) under the run's protocol
     instead; written to ``eval-baseline-NAME.json`` and ``baseline-NAME/eval/``, never over eval.json.
+    full_data: for a run trained on a ``data.limit`` subset, measure against the dataset's whole training split
+    with the extractor trained on it (the limited-data protocol of ADA and DiffAugment: the reference is more
+    than the few images G saw, so copying them is not rewarded); written to ``eval-full-data.json``.
     world: under ``torchrun`` the ranks split the generated samples and their features; rank 0 alone locks and
     writes, and every rank returns the same values.
     """
@@ -240,19 +244,32 @@ def evaluate_run(
         raise RunDirError(f"run directory {str(run_dir)!r} does not exist; check the path.")
     if baseline is not None:
         check_baseline(baseline)  # before the extractor is built
+        if full_data:
+            raise GanforgeError("--baseline and --full-data do not combine: a baseline is measured under the run's "
+                                "own protocol. Drop one of them.")
     # A writer holds the run's lock: evaluating a run that is being trained (or evaluated) is refused.
     with acquire(run_dir, f"ganforge evaluate {run_dir}", log) if write else contextlib.nullcontext():
         return _evaluate_run(run_dir, n, metrics, extractor, seed, extractor_weights, lpips_weights, device, n_boot,
-                             baseline, write, log, world)
+                             baseline, full_data, write, log, world)
 
 
 def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | None, extractor: str | None, seed: int,
                   extractor_weights: str | None, lpips_weights: str | None, device: str | None, n_boot: int,
-                  baseline: str | None, write: bool, log: Log, world: World) -> EvalResult:
+                  baseline: str | None, full_data: bool, write: bool, log: Log, world: World) -> EvalResult:
     from ganforge.metrics.baselines import BASELINES, baseline_generator
 
     gen = load_generator(run_dir)
     cfg: Config = gen.config
+    limit = cfg.data.limit
+    if full_data:
+        if limit is None:
+            raise GanforgeError(f"{str(run_dir)!r} trained on the whole training split (no data.limit); --full-data "
+                                "is for runs trained on a subset. Drop --full-data.")
+        if gen.spec.get("translation") or gen.spec.get("coupled"):
+            raise GanforgeError("--full-data is for single-domain image runs; a translation or CoGAN run measures "
+                                "its own splits. Drop --full-data.")
+        cfg = replace(cfg, data=replace(cfg.data, limit=None))
+        log(f"--full-data: measured against the whole training split, not the run's {limit} training images")
     if gen.spec.get("translation"):  # image-to-image runs: translate the source test split (metrics/translation.py)
         return _evaluate_translation(run_dir, gen, n, metrics, extractor, seed, device, baseline, write, log)
     if gen.spec.get("coupled"):  # CoGAN: pairs from one z each, measured as pairs (metrics/cogan.py)
@@ -274,10 +291,18 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
     result = evaluator.evaluate(gen, n=n or cfg.eval.n, metrics=names, seed=seed, n_boot=n_boot, run_dir=out_dir)
     if baseline is not None:
         result.meta["baseline"] = baseline
+    if full_data:
+        result.meta["full_data"] = True
+        result.meta["run_data_limit"] = limit
     if write:
-        result.path = run_dir / (EVAL_FILE if baseline is None else f"eval-baseline-{baseline}.json")
+        name, how = EVAL_FILE, "evaluate"
+        if baseline is not None:
+            name, how = f"eval-baseline-{baseline}.json", f"baseline:{baseline}"
+        elif full_data:
+            name, how = EVAL_FULL_DATA, "evaluate:full-data"
+        result.path = run_dir / name
         atomic_write_json(result.path, result.to_dict())
-        append_history(run_dir, result.history_record("evaluate" if baseline is None else f"baseline:{baseline}"))
+        append_history(run_dir, result.history_record(how))
     return result
 
 

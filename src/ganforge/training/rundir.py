@@ -34,6 +34,7 @@ import yaml
 from ganforge.errors import ConfigError, RunDirError
 
 CONFIG, METRICS, SUMMARY, EVAL, LOG = "config.yaml", "metrics.jsonl", "summary.json", "eval.json", "log.txt"
+EVAL_FULL_DATA = "eval-full-data.json"  # a data.limit run measured against the whole training split
 WEIGHTS, SPEC = "generator.safetensors", "generator.json"
 CKPT_DIR, LATEST = "checkpoints", "latest.pt"
 MAX_TEXT_BYTES = 64 << 20  # config / summary / eval / spec files are kilobytes; more is not ours
@@ -325,9 +326,9 @@ def truncate_history(run_dir: Path, images_seen: int, log: Callable[[str], None]
     return training_records(kept)
 
 
-def read_eval_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Metric records of RUN/eval.json ([] when the run was not evaluated)."""
-    path = Path(run_dir) / EVAL
+def read_eval_records(run_dir: Path, name: str = EVAL) -> list[dict[str, Any]]:
+    """Metric records of RUN/eval.json, or of RUN/``name`` ([] when the run was not evaluated)."""
+    path = Path(run_dir) / name
     if not path.exists():
         return []
     fix = f"evaluate the run again (`ganforge evaluate {run_dir}`) or delete the file"
@@ -382,6 +383,7 @@ __all__ = [
     "CKPT_DIR",
     "CONFIG",
     "EVAL",
+    "EVAL_FULL_DATA",
     "LATEST",
     "LOG",
     "METRICS",
