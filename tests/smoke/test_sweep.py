@@ -109,34 +109,37 @@ def test_bad_sweep_files_fail_before_any_run(tmp_path, text, match):
         load_sweep(path)
 
 
-def test_evaluate_generator_best_scores_the_kept_generator(tmp_path):
-    path = tmp_path / "best.yaml"
-    path.write_text("name: best\nbase: sine\nseeds: [0]\nset: {train.kimg: 0.5, train.tick_kimg: 0.25, "
-                    "health.every_ticks: 1, health.keep_best: fid}\nevaluate: {n: 200, generator: best}\n")
+def _sweep_sine_seed0(tmp_path, text):
+    """Run a one-seed sweep of ``sine`` written as ``text``; return the sweep file, its out dir and the run dir."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
     out = tmp_path / "out"
     result = run_cli("sweep", str(path), "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
-    run = out / "sine" / "seed-0"
+    return path, out, out / "sine" / "seed-0"
+
+
+def _table_row(out):
+    return next(csv.DictReader(open(out / "table.csv")))
+
+
+def test_evaluate_generator_best_scores_the_kept_generator(tmp_path):
+    _, out, run = _sweep_sine_seed0(tmp_path, "name: best\nbase: sine\nseeds: [0]\nset: {train.kimg: 0.5, "
+                                    "train.tick_kimg: 0.25, health.every_ticks: 1, health.keep_best: fid}\n"
+                                    "evaluate: {n: 200, generator: best}\n")
     assert (run / "best" / "eval.json").is_file() and not (run / "eval.json").exists()  # RUN/best/ was evaluated
     kept = {m["name"]: m["value"] for m in json.loads((run / "best" / "eval.json").read_text())["metrics"]}
-    row = next(csv.DictReader(open(out / "table.csv")))
-    assert float(row["curve_distance_mean"]) == pytest.approx(kept["curve_distance"])  # the table reads best/'s
+    assert float(_table_row(out)["curve_distance_mean"]) == pytest.approx(kept["curve_distance"])  # best/'s
 
 
 def test_evaluate_full_data_scores_limited_runs_against_the_whole_split(tmp_path):
-    path = tmp_path / "full.yaml"
-    path.write_text("name: full\nbase: sine\nseeds: [0]\nset: {train.kimg: 0.5, data.limit: 100}\n"
-                    "evaluate: {n: 200, full_data: true}\n")
-    out = tmp_path / "out"
-    result = run_cli("sweep", str(path), "--out", str(out))
-    assert result.returncode == 0, result.stdout + result.stderr
-    run = out / "sine" / "seed-0"
+    path, out, run = _sweep_sine_seed0(tmp_path, "name: full\nbase: sine\nseeds: [0]\nset: {train.kimg: 0.5, "
+                                       "data.limit: 100}\nevaluate: {n: 200, full_data: true}\n")
     assert (run / "eval-full-data.json").is_file() and not (run / "eval.json").exists()
     saved = json.loads((run / "eval-full-data.json").read_text())
     assert saved["full_data"] is True and saved["run_data_limit"] == 100
     measured = {m["name"]: m["value"] for m in saved["metrics"]}
-    row = next(csv.DictReader(open(out / "table.csv")))
-    assert float(row["curve_distance_mean"]) == pytest.approx(measured["curve_distance"])  # the table reads it
+    assert float(_table_row(out)["curve_distance_mean"]) == pytest.approx(measured["curve_distance"])  # read
     again = run_cli("sweep", str(path), "--out", str(out))  # complete: nothing to train or evaluate again
     assert again.returncode == 0 and saved == json.loads((run / "eval-full-data.json").read_text())
 
