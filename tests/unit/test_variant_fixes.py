@@ -182,6 +182,9 @@ def test_minibatch_std_with_labels_is_the_spread_within_each_class():
     expect = [(varied[r].var(0, unbiased=False) + 1e-8).sqrt().mean() for r in ([0, 1, 2], [3, 4, 5, 6], [7, 8])]
     assert out[:3].tolist() == pytest.approx([float(expect[0])] * 3, rel=1e-5)
     assert float(out[9]) == pytest.approx(float(torch.stack(expect).mean()), rel=1e-5)  # alone: the mean of the rest
+    distinct = layer(varied[:4], torch.tensor([3, 0, 2, 1]))[:, 2, 0, 0]  # no class twice: the whole batch's spread
+    batch = (varied[:4].var(0, unbiased=False) + 1e-8).sqrt().mean()
+    assert distinct.tolist() == pytest.approx([float(batch)] * 4, rel=1e-5)
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "resnet", "mlp"])

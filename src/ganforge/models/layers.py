@@ -88,21 +88,23 @@ class MinibatchStd(nn.Module):
 
     @staticmethod
     def _per_class(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        std = torch.zeros(len(x), device=x.device)  # [N]
-        seen, alone = [], []
-        for k in c.unique().tolist():  # at most a few dozen classes: a loop is cheap
-            rows = (c == k).nonzero().flatten()
-            if len(rows) < 2:
-                alone.append(rows)
-                continue
-            value = (x[rows].var(dim=0, unbiased=False) + 1e-8).sqrt().mean()  # scalar
-            std = std.index_put((rows,), value.expand(len(rows)))
-            seen.append(value)
-        if alone:
-            fill = torch.stack(seen).mean() if seen else (x.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
-            rows = torch.cat(alone)
-            std = std.index_put((rows,), fill.expand(len(rows)))
-        return std
+        """Each sample's class spread, with same-class masks in place of a loop over ``c.unique()``: no op whose
+        output size depends on the labels, so the host never waits for the GPU (and a CUDA graph can capture it).
+        """
+        with torch.autocast(x.device.type, enabled=False):  # sums of squares in fp32 even under bf16 autocast
+            flat = x.flatten(1)  # [N, F]
+            same = (c[:, None] == c[None, :]).to(flat.dtype)  # [N, N]: 1 where two samples share a label
+            count = same.sum(1, keepdim=True)  # [N, 1]: the size of each sample's class in the batch
+            mean = same @ flat / count  # [N, F]: its class mean
+            var = same @ (flat - mean).square() / count  # the class's biased variance (same mean for all its rows)
+            value = (var + 1e-8).sqrt().mean(1)  # [N]
+            paired = count[:, 0] >= 2
+            # A label seen once: the mean over the other classes (each class once: weight 1 / its count).
+            weight = paired.to(flat.dtype) / count[:, 0]
+            others = (value * weight).sum() / weight.sum().clamp_min(1e-12)
+            batch = (flat.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()  # no class appears twice
+            fill = torch.where(paired.any(), others, batch)
+            return torch.where(paired, value, fill)
 
 
 class CondSequential(nn.Module):

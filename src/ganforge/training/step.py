@@ -99,6 +99,11 @@ class EagerStep:
         with torch.no_grad():  # EMA of the weights; buffers (BN statistics) are copied
             for name, averaged in self.ema.items():
                 net = self.networks[name]
-                torch._foreach_lerp_(list(averaged.parameters()), list(net.parameters()), self.ema_weight)
+                # avg += w * (net - avg). Not _foreach_lerp_: it has no tensor-weight overload, so the 0-dim weight
+                # would be read on the host (.item()) every step: a GPU sync, and uncapturable in a CUDA graph.
+                avg = list(averaged.parameters())
+                delta = torch._foreach_sub(list(net.parameters()), avg)
+                torch._foreach_mul_(delta, self.ema_weight)
+                torch._foreach_add_(avg, delta)
                 for b_ema, b in zip(averaged.buffers(), net.buffers()):
                     b_ema.copy_(b)
