@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ganforge.errors import ConfigError
+from ganforge.experiments.execute import _eval_cmd
 from ganforge.experiments.sweep import load_sweep
 from tests.conftest import REPO, run_cli
 
@@ -101,6 +102,7 @@ def test_a_changed_sweep_never_reuses_runs_of_another_config(swept):
     ("base: sine\nset: {train.kimg: 1}\nevaluate: {generator: last}\n", "must be final"),
     ("base: sine\nset: {train.kimg: 1}\nevaluate: {full_data: true}\n", "has no data.limit"),
     ("base: sine\nset: {train.kimg: 1, data.limit: 100}\nevaluate: {full_data: yes please}\n", "true or false"),
+    ("base: mnist-dcgan\nset: {train.kimg: 1}\nevaluate: {metrics: [class_acc]}\n", "none of evaluate.metrics applies"),
 ])
 def test_bad_sweep_files_fail_before_any_run(tmp_path, text, match):
     path = tmp_path / "bad.yaml"
@@ -150,6 +152,23 @@ def test_bad_sweep_on_the_command_line_creates_nothing(tmp_path):
     result = run_cli("sweep", str(path), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "model.z_dim" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_mixed_sweep_measures_label_metrics_only_on_the_conditional_arms(tmp_path):
+    # Found on a GPU sweep of issue 11: class_acc asked for a sweep of conditional and unconditional presets failed
+    # every unconditional run after it had trained ("cannot run on this run").
+    path = tmp_path / "mixed.yaml"
+    path.write_text("name: mixed\nbase: mnist-cgan\nset: {train.kimg: 1}\nlist:\n  - {label: cgan}\n"
+                    "  - {label: dcgan, preset: mnist-dcgan}\nevaluate: {metrics: [fid, class_acc], n: 500}\n")
+    runs = {r.label: r for r in load_sweep(path).runs if r.seed == 0}
+    assert runs["cgan"].eval_metrics == ("fid", "class_acc") and runs["cgan"].eval_skipped == ()
+    assert runs["dcgan"].eval_metrics == ("fid",)
+    assert [m for m, _ in runs["dcgan"].eval_skipped] == ["class_acc"]
+    cmd = _eval_cmd(runs["dcgan"], tmp_path / "out", load_sweep(path).evaluate)
+    assert cmd[cmd.index("--metric"):] == ["--metric", "fid", "--n", "500"]
+    listed = run_cli("sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run")
+    assert listed.returncode == 0, listed.stderr
+    assert "dcgan/seed-0  [new]" in listed.stdout and "(no class_acc: it samples by label" in listed.stdout
 
 
 def test_grid_crossed_with_list_and_cli_overrides_win(tmp_path):

@@ -62,7 +62,8 @@ def sweep(sweep_file: Path, out: Path | None, jobs: int, overrides: tuple[str, .
     if dry_run:
         for run in spec.runs:
             state = run_state(run, out, spec.evaluate)
-            click.echo(f"{run.run_dir(out)}  [{state}]  {' '.join(run.overrides)}")
+            skipped = "".join(f"  (no {m}: {why})" for m, why in run.eval_skipped)
+            click.echo(f"{run.run_dir(out)}  [{state}]  {' '.join(run.overrides)}{skipped}")
         click.echo(f"{len(spec.runs)} runs, every config checked; nothing was trained.")
         return
     try:

@@ -46,17 +46,17 @@ def run_state(run: PlannedRun, out: Path, evaluate: EvalSpec | None) -> str:
         return "restart"  # summary missing or damaged: retrain (same config and seed: the same result)
     if int(summary["images_seen"]) < run.target_images:
         return "resume"
-    if evaluate is not None and not _eval_complete(run_dir, evaluate):
+    if evaluate is not None and not _eval_complete(run_dir, evaluate, run.eval_metrics):
         return "evaluate"
     return "done"
 
 
-def _eval_complete(run_dir: Path, spec: EvalSpec) -> bool:
+def _eval_complete(run_dir: Path, spec: EvalSpec, metrics: tuple[str, ...]) -> bool:
     records = read_eval(spec.target(run_dir), spec.eval_file)
     if not records:
         return False
     names = {r["name"] for r in records}
-    return all(m in names for m in spec.metrics)
+    return all(m in names for m in metrics)
 
 
 def _child_env(threads: int) -> dict[str, str]:
@@ -80,7 +80,7 @@ def _train_cmd(run: PlannedRun, out: Path, state: str) -> list[str]:
 
 def _eval_cmd(run: PlannedRun, out: Path, spec: EvalSpec) -> list[str]:
     cmd = [sys.executable, "-m", "ganforge", "evaluate", str(spec.target(run.run_dir(out)))]
-    for m in spec.metrics:
+    for m in run.eval_metrics:  # the asked-for metrics that apply to this run (the default set when none asked)
         cmd += ["--metric", m]
     if spec.n is not None:
         cmd += ["--n", str(spec.n)]

@@ -75,6 +75,10 @@ class PlannedRun:
     overrides: tuple[str, ...]  # human-readable key=value list, for plan.json
     config: dict[str, Any] = field(repr=False)  # the resolved config
     target_images: int = 0  # the run is complete when summary.json reports this many images
+    # evaluate.metrics that apply to this run (an unconditional arm of a mixed sweep leaves out the metrics that
+    # sample by label), and {metric: why} for those left out; () with evaluate.metrics empty: the default set
+    eval_metrics: tuple[str, ...] = ()
+    eval_skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -243,7 +247,8 @@ def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_d
                 raise ConfigError(f"configuration {label!r}: evaluate.full_data measures a data.limit run against the "
                                   f"whole training split, and this one has no data.limit; set data.limit (a grid over "
                                   f"it) or drop evaluate.full_data")
-            runs.append(PlannedRun(label, seed, slug, source, overrides, cfg.to_dict(), target))
+            metrics, skipped = _metrics_for(evaluate, cfg, label) if evaluate is not None else ((), ())
+            runs.append(PlannedRun(label, seed, slug, source, overrides, cfg.to_dict(), target, metrics, skipped))
     # Seed-major order: every configuration's first seed before any second seed, so an interrupted
     # sweep already has a complete (one-seed) comparison.
     runs.sort(key=lambda r: (seeds.index(r.seed), labels.index(r.label)))
@@ -291,6 +296,30 @@ def _check_metrics(spec: EvalSpec | None) -> None:
         METRICS.get(m)  # ConfigError naming the closest metric
     if spec.extractor:
         EXTRACTORS.get(spec.extractor)
+
+
+def _metrics_for(spec: EvalSpec, cfg: Config, label: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The asked-for metrics this configuration can be measured by, and (metric, reason) for the others.
+
+    One sweep often compares conditional and unconditional variants; a metric that samples by label (class_acc,
+    CAS, per-class FID) is measured on the arms that have labels and left out, with the reason, on the others.
+    A configuration that none of the asked-for metrics applies to is refused before anything trains."""
+    if not spec.metrics:
+        return (), ()
+    from ganforge.metrics import METRICS
+    from ganforge.variants import VARIANTS
+
+    conditional = VARIANTS.get(cfg.variant).needs_labels
+    keep, skipped = [], []
+    for name in spec.metrics:
+        if "conditional" in METRICS.get(name).requires and not conditional:
+            skipped.append((name, f"it samples by label and variant {cfg.variant!r} is unconditional"))
+        else:
+            keep.append(name)
+    if not keep:
+        raise ConfigError(f"configuration {label!r}: none of evaluate.metrics applies to it "
+                          f"({'; '.join(f'{m}: {why}' for m, why in skipped)}); add a metric such as fid")
+    return tuple(keep), tuple(skipped)
 
 
 def _check_runnable(cfg: Config, label: str) -> int:
