@@ -230,14 +230,17 @@ def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_d
             if isinstance(lay.get("train"), dict) and "seed" in lay["train"]:
                 raise ConfigError(f"train.seed is set in {where}; the sweep sets it from seeds: [...]. Remove it.")
         n_train: int | None = None
+        eval_metrics: tuple[tuple[str, ...], tuple[tuple[str, str], ...]] = ((), ())
         for seed in seeds:
             layers = read_layers(resolve_source(source)) + [common, layer, cli, {"train": {"seed": seed}}]
             try:
                 cfg = config_from_layers(layers)
             except ConfigError as e:
                 raise ConfigError(f"configuration {label!r} (seed {seed}): {e}") from None
-            if n_train is None:
+            if n_train is None:  # the first seed: what the seeds share (data, variant) is checked once
                 n_train = _check_runnable(cfg, label) if validate_data else 0
+                if evaluate is not None:
+                    eval_metrics = _metrics_for(evaluate, cfg, label)
             target = int(round(total_kimg(cfg, n_train) * 1000)) if (cfg.train.kimg or n_train) else 0
             overrides = tuple(describe_layer(common) + descr + describe_layer(cli) + [f"train.seed={seed}"])
             if evaluate is not None and evaluate.generator == "best" and cfg.health.keep_best == "off":
@@ -247,8 +250,7 @@ def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_d
                 raise ConfigError(f"configuration {label!r}: evaluate.full_data measures a data.limit run against the "
                                   f"whole training split, and this one has no data.limit; set data.limit (a grid over "
                                   f"it) or drop evaluate.full_data")
-            metrics, skipped = _metrics_for(evaluate, cfg, label) if evaluate is not None else ((), ())
-            runs.append(PlannedRun(label, seed, slug, source, overrides, cfg.to_dict(), target, metrics, skipped))
+            runs.append(PlannedRun(label, seed, slug, source, overrides, cfg.to_dict(), target, *eval_metrics))
     # Seed-major order: every configuration's first seed before any second seed, so an interrupted
     # sweep already has a complete (one-seed) comparison.
     runs.sort(key=lambda r: (seeds.index(r.seed), labels.index(r.label)))
@@ -312,7 +314,7 @@ def _metrics_for(spec: EvalSpec, cfg: Config, label: str) -> tuple[tuple[str, ..
     conditional = VARIANTS.get(cfg.variant).needs_labels
     keep, skipped = [], []
     for name in spec.metrics:
-        if "conditional" in METRICS.get(name).requires and not conditional:
+        if METRICS.get(name).samples_by_label and not conditional:
             skipped.append((name, f"it samples by label and variant {cfg.variant!r} is unconditional"))
         else:
             keep.append(name)

@@ -241,11 +241,16 @@ class MetricSpec:
         return (ctx.kind in self.kinds and ("masks" not in self.requires or bool(ctx.train.mask_channels))
                 and ("vgg16" not in self.requires or ctx.has_weights("vgg16")))  # asked for: `missing` says how
 
+    @property
+    def samples_by_label(self) -> bool:
+        """Whether it needs a conditional generator: known from the variant alone, before anything trains."""
+        return "conditional" in self.requires
+
     def missing(self, ctx: EvalContext) -> str | None:
         """Why this metric cannot run on this evaluation (None when it can)."""
         if ctx.kind not in self.kinds:
             return f"it is for {' and '.join(self.kinds)} data, and this run's data is {ctx.kind}"
-        if "conditional" in self.requires and not ctx.conditional:
+        if self.samples_by_label and not ctx.conditional:
             return "it needs a conditional generator (sampling by label), and this run is unconditional"
         if "labels" in self.requires and not (ctx.train.labelled and ctx.test.y is not None):
             return "it needs labelled data, and this dataset has no labels"
