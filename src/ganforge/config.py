@@ -95,6 +95,10 @@ class AugmentConfig:
     # batch statistics (batch norm, minibatch std) needs "batch": per-image draws make a collapsed batch look varied.
     # "auto": "batch" for such a D, "image" for a D that judges each image alone.
     diffaugment_draw: Literal["auto", "image", "batch"] = "auto"
+    # The value translation shifts in and cutout paints, in the [-1, 1] pixel range: 0 (mid-grey) as in the
+    # reference code; -1 is black, the background of digits and scans, so a moved or cut digit still looks drawn
+    # on black.
+    diffaugment_fill: float = 0.0
     rotation: float = 0.0  # classic augmentation of real images: max rotation in degrees
     shift: float = 0.0  # max shift as a fraction of the image size
     zoom: float = 0.0  # max zoom as a fraction (0.1: 0.9x .. 1.1x)
@@ -256,6 +260,7 @@ def validate(cfg: Config) -> Config:
         (0 <= cfg.objective.label_smoothing < 0.5, "objective.label_smoothing must be in [0, 0.5)"),
         (cfg.objective.aux_weight >= 0, "objective.aux_weight must be >= 0"),
         (cfg.augment.rotation >= 0 and cfg.augment.shift >= 0 and cfg.augment.zoom >= 0, "augment.* must be >= 0"),
+        (-1 <= cfg.augment.diffaugment_fill <= 1, "augment.diffaugment_fill must be in [-1, 1] (the pixel range)"),
         (cfg.data.n_points >= 1, "data.n_points must be >= 1"),
         (cfg.data.noise >= 0, "data.noise must be >= 0"),
         (cfg.data.resolution is None or cfg.data.resolution >= 4, "data.resolution must be >= 4"),

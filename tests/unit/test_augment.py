@@ -221,3 +221,27 @@ def test_diffaugment_draw_reaches_d_and_auto_shares_draws_for_a_d_with_batch_sta
     for seen in D.seen:  # the real batch and the (collapsed: all ones) generated batch
         assert torch.equal(seen, seen[:1].expand_as(seen)) == shared
     assert not torch.equal(D.seen[0], D.seen[1])  # real and generated always get independent draws
+
+
+@pytest.mark.parametrize("fill", [-1.0, 0.0, 0.5])
+def test_translation_and_cutout_fill_with_the_chosen_value_and_keep_the_rest(fill):
+    torch.manual_seed(0)
+    x = torch.full((256, 1, 16, 16), 0.25)  # a value no fill here takes
+    moved, cut = diff_augment(x, ("translation",), fill=fill), diff_augment(x, ("cutout",), fill=fill)
+    assert set(moved.unique().tolist()) == {0.25, fill}  # shifted in: exactly the fill, nothing interpolated
+    assert set(cut.unique().tolist()) == {0.25, fill}
+    assert (cut == fill).float().mean((1, 2, 3)).max().item() == pytest.approx(0.25)  # the same 8x8 square
+    black = torch.full((8, 1, 16, 16), -1.0)  # a digit's empty background stays empty under a black fill
+    assert torch.equal(diff_augment(black, ("translation", "cutout"), fill=-1.0), black)
+
+
+def test_diffaugment_fill_reaches_d_and_is_checked():
+    torch.manual_seed(0)
+    over = ["train.kimg=1", "augment.diffaugment=cutout", "augment.diffaugment_fill=-1"]
+    D = Recorder()
+    obj = stub_objective("gan", OnesG((1, 16, 16)), D, load_config(None, over), 0, (1, 16, 16))
+    D.seen.clear()
+    obj.step("D", torch.ones(64, 1, 16, 16), None, torch.zeros(64, 2), None)
+    assert all(set(seen.unique().tolist()) == {-1.0, 1.0} for seen in D.seen)
+    with pytest.raises(ConfigError, match="diffaugment_fill must be in"):
+        load_config(None, ["augment.diffaugment_fill=2"])

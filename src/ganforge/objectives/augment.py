@@ -29,7 +29,7 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 
 
 def diff_augment(
-    x: torch.Tensor, policy: tuple[str, ...], mask_channels: int = 0, per_batch: bool = False
+    x: torch.Tensor, policy: tuple[str, ...], mask_channels: int = 0, per_batch: bool = False, fill: float = 0.0
 ) -> torch.Tensor:
     """x [N, C, H, W] -> augmented [N, C, H, W]; differentiable with respect to x.
 
@@ -41,13 +41,17 @@ def diff_augment(
     collapsed batch stays identical after augmentation, so batch norm or a minibatch-std channel in D can still see
     it. With per-image draws on 28 px digits, translation + cutout give a batch of copies of one digit 98% of a real
     batch's pixel spread (issue 11: the cGAN then collapsed to one image per class).
+
+    ``fill``: what translation shifts in and cutout paints (the reference code's 0 is mid-grey on [-1, 1] pixels).
     """
     n = 1 if per_batch else len(x)  # parameter draws; [1, ...] parameters broadcast over the batch
     for name in policy:
         if name == "color" and mask_channels:
             x = torch.cat([_color(x[:, :-mask_channels], n), x[:, -mask_channels:]], 1)
+        elif name == "color":
+            x = _color(x, n)
         else:
-            x = _AUGMENTS[name](x, n)
+            x = _AUGMENTS[name](x, n, fill=fill)
     return x
 
 
@@ -60,8 +64,9 @@ def _color(x: torch.Tensor, n: int) -> torch.Tensor:
     return (x - mean) * (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) + 0.5) + mean  # contrast
 
 
-def _translation(x: torch.Tensor, n: int, ratio: float = 0.125) -> torch.Tensor:
-    """Shift each image by a whole number of pixels, uniform in [-s, s] with s = round(ratio * size)."""
+def _translation(x: torch.Tensor, n: int, fill: float = 0.0, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by a whole number of pixels, uniform in [-s, s] with s = round(ratio * size); the pixels
+    shifted in from outside take the value ``fill``."""
     _, _, h, w = x.shape
     size = torch.tensor([w, h], device=x.device)
     s = torch.round(size * ratio).long()  # [2] max shift in pixels (x, y)
@@ -71,12 +76,13 @@ def _translation(x: torch.Tensor, n: int, ratio: float = 0.125) -> torch.Tensor:
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, :, 2] = (-2 * shift / size).to(x.dtype)  # pixels -> [-1, 1] units: exact whole-pixel moves
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    # Zero padding in [-1, 1] space means mid-grey, as in the reference implementation's zero pad.
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    # Zero padding of x - fill: the outside reads as fill (fill 0 is the reference implementation's zero pad).
+    return F.grid_sample(x - fill, grid, mode="nearest", padding_mode="zeros", align_corners=False) + fill
 
 
-def _cutout(x: torch.Tensor, n: int, ratio: float = 0.5) -> torch.Tensor:
-    """Zero one square of side round(ratio * size) per image, its centre anywhere in the image (edges clip)."""
+def _cutout(x: torch.Tensor, n: int, fill: float = 0.0, ratio: float = 0.5) -> torch.Tensor:
+    """Paint one square of side round(ratio * size) per image with ``fill``, its centre anywhere in the image (edges
+    clip)."""
     _, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
@@ -85,7 +91,8 @@ def _cutout(x: torch.Tensor, n: int, ratio: float = 0.5) -> torch.Tensor:
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     dy, dx = ys - cy + ch // 2, xs - cx + cw // 2  # position inside the square: [0, ch) x [0, cw)
     cut = (dy >= 0) & (dy < ch) & (dx >= 0) & (dx < cw)  # [n, H, W], n = N or 1
-    return x * (~cut).unsqueeze(1).to(x.dtype)
+    cut = cut.unsqueeze(1).to(x.dtype)
+    return x * (1 - cut) + fill * cut
 
 
 _AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout}

@@ -83,7 +83,9 @@ class GANObjective(Objective):
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> DOut:
         if self.policy:
-            img = diff_augment(img, self.policy, self.mask_channels, self.per_batch)  # the same for real and generated
+            img = diff_augment(  # the same for real and generated
+                img, self.policy, self.mask_channels, self.per_batch, self.cfg.augment.diffaugment_fill
+            )
         return self.D(img, c if self.cond.d.conditional else None)
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
