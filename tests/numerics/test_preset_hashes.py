@@ -144,6 +144,29 @@ def recorded() -> dict[str, dict[str, str]]:
     return json.loads(HASHES.read_text())
 
 
+def record(tables: dict[str, dict[str, str]], branch: str, hashes: dict[str, str], every_case: bool,
+           changed: bool) -> dict[str, dict[str, str]]:
+    """The tables with ``hashes`` recorded in ``branch``'s. ``every_case``: they replace that table. ``changed``
+    (``--write``): the numerics changed on purpose, so the other tables' records of those cases are stale."""
+    out = {name: dict(table) for name, table in tables.items()}
+    if changed:
+        for name, table in out.items():
+            if name != branch:
+                out[name] = {c: h for c, h in table.items() if c not in hashes}
+    out[branch] = {**({} if every_case else out.get(branch, {})), **hashes}
+    return out
+
+
+def test_write_drops_stale_records_and_pin_here_keeps_the_other_table():
+    tables = {"intel": {"a": "1", "b": "2"}, "other": {"a": "3", "b": "4"}}
+    assert record(tables, "intel", {"a": "9"}, every_case=False, changed=True) == {
+        "intel": {"a": "9", "b": "2"}, "other": {"b": "4"}}
+    assert record(tables, "other", {"a": "3"}, every_case=False, changed=False) == tables
+    assert record(tables, "intel", {"a": "5", "b": "6"}, every_case=True, changed=False) == {
+        "intel": {"a": "5", "b": "6"}, "other": {"a": "3", "b": "4"}}
+    assert tables == {"intel": {"a": "1", "b": "2"}, "other": {"a": "3", "b": "4"}}  # not modified in place
+
+
 def pinned() -> bool:
     return all(os.environ.get(k) == v for k, v in PINNED.items())
 
@@ -192,11 +215,6 @@ if __name__ == "__main__":
     if out is not None:
         out.write_text(json.dumps(hashes))
     if "--write" in args or "--pin-here" in args:
-        tables, branch = recorded(), mkl_branch()
-        if "--write" in args:  # the numerics changed on purpose: a rewritten case's other records are stale
-            for other, table in tables.items():
-                if other != branch:
-                    tables[other] = {c: h for c, h in table.items() if c not in hashes}
-        tables[branch] = {**(tables.get(branch, {}) if named else {}), **hashes}
+        tables = record(recorded(), mkl_branch(), hashes, every_case=not named, changed="--write" in args)
         HASHES.write_text(json.dumps(tables, indent=1, sort_keys=True) + "\n")
     print(json.dumps(hashes, indent=1, sort_keys=True))
