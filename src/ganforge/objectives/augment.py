@@ -51,7 +51,7 @@ def diff_augment(
         elif name == "color":
             x = _color(x, n)
         else:
-            x = _AUGMENTS[name](x, n, fill=fill)
+            x = _GEOMETRIC[name](x, n, fill=fill)
     return x
 
 
@@ -91,11 +91,10 @@ def _cutout(x: torch.Tensor, n: int, fill: float = 0.0, ratio: float = 0.5) -> t
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     dy, dx = ys - cy + ch // 2, xs - cx + cw // 2  # position inside the square: [0, ch) x [0, cw)
     cut = (dy >= 0) & (dy < ch) & (dx >= 0) & (dx < cw)  # [n, H, W], n = N or 1
-    cut = cut.unsqueeze(1).to(x.dtype)
-    return x * (1 - cut) + fill * cut
+    return x.masked_fill(cut.unsqueeze(1), fill)
 
 
-_AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout}
+_GEOMETRIC = {"translation": _translation, "cutout": _cutout}  # the ops that move or cut pixels and take a fill
 
 
 def classic_augment(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:

@@ -55,6 +55,7 @@ class GANObjective(Objective):
         self.mask_channels = data.mask_channels  # paired data's trailing mask channels: DiffAugment keeps their colour
         self.loss = LOSSES.get(cfg.objective.loss)
         self.policy = parse_policy(cfg.augment.diffaugment)
+        self.fill = cfg.augment.diffaugment_fill
         self.per_batch = cfg.augment.diffaugment_draw == "batch" or (
             cfg.augment.diffaugment_draw == "auto" and uses_batch_statistics(D)
         )
@@ -83,9 +84,7 @@ class GANObjective(Objective):
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> DOut:
         if self.policy:
-            img = diff_augment(  # the same for real and generated
-                img, self.policy, self.mask_channels, self.per_batch, self.cfg.augment.diffaugment_fill
-            )
+            img = diff_augment(img, self.policy, self.mask_channels, self.per_batch, self.fill)  # real and fake alike
         return self.D(img, c if self.cond.d.conditional else None)
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
