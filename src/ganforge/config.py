@@ -99,6 +99,14 @@ class AugmentConfig:
     # reference code; -1 is black, the background of digits and scans, so a moved or cut digit still looks drawn
     # on black.
     diffaugment_fill: float = 0.0
+    # The probability that each DiffAugment op is applied to an image (to the batch, with "batch" draws); 1 is the
+    # paper's always-on DiffAugment.
+    diffaugment_p: float = 1.0
+    # > 0: p adapts instead, as in ADA (Karras et al. 2020). It starts at 0; every 4 D steps the overfitting
+    # heuristic r_t = E[sign(D(real))] is measured and p steps up if r_t is above this target, down if below, fast
+    # enough to cross [0, 1] in diffaugment_kimg kimg. A D that does not overfit keeps p near 0. ADA's target: 0.6.
+    diffaugment_target: float = 0.0
+    diffaugment_kimg: float = 100.0
     rotation: float = 0.0  # classic augmentation of real images: max rotation in degrees
     shift: float = 0.0  # max shift as a fraction of the image size
     zoom: float = 0.0  # max zoom as a fraction (0.1: 0.9x .. 1.1x)
@@ -261,6 +269,9 @@ def validate(cfg: Config) -> Config:
         (cfg.objective.aux_weight >= 0, "objective.aux_weight must be >= 0"),
         (cfg.augment.rotation >= 0 and cfg.augment.shift >= 0 and cfg.augment.zoom >= 0, "augment.* must be >= 0"),
         (-1 <= cfg.augment.diffaugment_fill <= 1, "augment.diffaugment_fill must be in [-1, 1] (the pixel range)"),
+        (0 <= cfg.augment.diffaugment_p <= 1, "augment.diffaugment_p must be in [0, 1] (a probability)"),
+        (0 <= cfg.augment.diffaugment_target < 1, "augment.diffaugment_target must be in [0, 1) (0: a fixed p)"),
+        (cfg.augment.diffaugment_kimg > 0, "augment.diffaugment_kimg must be > 0"),
         (cfg.data.n_points >= 1, "data.n_points must be >= 1"),
         (cfg.data.noise >= 0, "data.noise must be >= 0"),
         (cfg.data.resolution is None or cfg.data.resolution >= 4, "data.resolution must be >= 4"),

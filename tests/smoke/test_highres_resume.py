@@ -1,5 +1,6 @@
 """Exact resume of the high-resolution families on CPU: ProGAN stopped in the middle of a fade-in and resumed past
-the next stage change, and StyleGAN2 + ADA with p moving, continue bit for bit like an uninterrupted run."""
+the next stage change, and StyleGAN2 + ADA with p moving, continue bit for bit like an uninterrupted run. So does a
+cGAN whose DiffAugment probability adapts (augment.diffaugment_target)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ FAMILY = {
         "ada_interval": 2,
         "pl_interval": 2,
     },
+    "cgan": {},
+}
+EXTRA = {  # p starts at 0 and may cross [0, 1] in 0.2 kimg; a low target, so that it rises
+    "cgan": {"augment": {"diffaugment": "translation,cutout", "diffaugment_target": 0.05, "diffaugment_kimg": 0.2}},
 }
 
 
@@ -40,6 +45,7 @@ def _config(variant: str, kimg: float):
                 "variant": variant,
                 "family": FAMILY[variant],
                 "train": {**TINY["train"], "kimg": kimg},
+                **EXTRA.get(variant, {}),
             }
         ]
     )
@@ -52,7 +58,7 @@ def _records(run):
 
 
 @pytest.mark.slow  # four short runs: ~10 s each on a quiet 2-core machine
-@pytest.mark.parametrize("variant", ["cprogan", "cstylegan2"])
+@pytest.mark.parametrize("variant", ["cprogan", "cstylegan2", "cgan"])
 def test_resume_across_a_stage_change_is_bit_identical(variant, tmp_path):
     torch.set_num_threads(1)
     quiet = {"progress": False, "log": lambda _: None}
@@ -74,5 +80,6 @@ def test_resume_across_a_stage_change_is_bit_identical(variant, tmp_path):
         assert history[1]["res"] == 4 and history[-1]["res"] == 8  # it grew from 4 to 8 px within the run
         assert 0 < history[2]["alpha"] < 1  # the stop (tick 3, 96 images) fell inside the fade-in
     else:
-        assert torch.equal(a["augment"]["p"], b["augment"]["p"]) and a["augment"]["p"].item() > 0
+        state = "augment" if variant == "cstylegan2" else "diffaugment"
+        assert torch.equal(a[state]["p"], b[state]["p"]) and a[state]["p"].item() > 0
         assert len({r["ada_p"] for r in history}) > 2  # p moved from tick to tick, and is logged per tick

@@ -73,3 +73,11 @@ def test_truncation_is_refused_where_it_cannot_apply(sg2_run, tmp_path):
     refused = run_cli("generate", str(dcgan), "--n", "2", "--out", str(tmp_path / "b"), "--truncation-psi", "0.5")
     assert refused.returncode == 2 and "mapping network" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "b").exists()  # refused before anything was written
+
+
+def test_diffaugments_adaptive_p_is_refused_beside_ada(tmp_path):
+    out = tmp_path / "run"
+    refused = run_cli("train", "brain-stylegan2-ada", "--set", "augment.diffaugment=cutout",
+                      "--set", "augment.diffaugment_target=0.6", "--out", str(out))
+    assert refused.returncode == 2 and "family.ada" in refused.stderr and "Traceback" not in refused.stderr
+    assert not out.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganforge.objectives.ada import AdaptiveAugment, ada_adjust
+from ganforge.objectives.ada import AdaptiveAugment, AdaptiveProbability, ada_adjust
 
 
 def test_p_moves_by_images_over_ada_kimg_towards_the_target():
@@ -84,3 +84,13 @@ def test_the_pipeline_is_differentiable_and_draws_the_same_randomness_whatever_p
     torch.manual_seed(1)
     AdaptiveAugment(p=0.9)(x)
     assert torch.equal(torch.rand(1), after_zero)  # exact resume does not depend on p's value
+
+
+def test_r_t_counts_logits_against_the_loss_threshold():
+    """Least squares scores real as 1 and fake as 0: a real logit of 0.3 is on the fake side of its boundary 0.5."""
+    ls = AdaptiveProbability(target=0.6, interval=1, ada_kimg=1.0, batch=4, threshold=0.5)
+    ls.accumulate(torch.tensor([0.3, 0.3, 0.3, 0.9]))
+    assert ls.r_t.item() == pytest.approx(-0.5) and ls.p.item() == 0.0
+    hinge = AdaptiveProbability(target=0.6, interval=1, ada_kimg=1.0, batch=4)  # boundary 0
+    hinge.accumulate(torch.tensor([0.3, 0.3, 0.3, 0.9]))
+    assert hinge.r_t.item() == pytest.approx(1.0) and hinge.p.item() == pytest.approx(0.004)

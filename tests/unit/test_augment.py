@@ -245,3 +245,103 @@ def test_diffaugment_fill_reaches_d_and_is_checked():
     assert all(set(seen.unique().tolist()) == {-1.0, 1.0} for seen in D.seen)
     with pytest.raises(ConfigError, match="diffaugment_fill must be in"):
         load_config(None, ["augment.diffaugment_fill=2"])
+
+
+@pytest.mark.parametrize("per_batch", [False, True])
+def test_diffaugment_p_applies_each_op_to_a_share_p_of_the_draws(per_batch):
+    torch.manual_seed(0)
+    x = torch.ones(512, 1, 16, 16)  # cutout always paints part of an all-ones image: changed <=> applied
+    assert torch.equal(diff_augment(x, ("cutout",), p=torch.tensor(0.0)), x)
+    assert (diff_augment(x, ("cutout",), p=torch.tensor(1.0)) != x).any(1).any(1).any(1).all()
+    changed = torch.stack([(diff_augment(x, ("cutout",), per_batch=per_batch, p=torch.tensor(0.3)) != x)
+                           .flatten(1).any(1) for _ in range(8)])  # [8 batches, 512 images]
+    assert changed.float().mean().item() == pytest.approx(0.3, abs=0.06 if per_batch else 0.02)
+    if per_batch:  # one draw for the whole batch: all of it or none of it
+        assert all(row.all() or not row.any() for row in changed)
+
+
+def test_diffaugment_p_draws_the_same_random_numbers_whatever_p():
+    x = torch.rand(32, 1, 16, 16)
+    states = []
+    for p in (0.0, 0.5, 1.0):
+        torch.manual_seed(0)
+        diff_augment(x, ("color", "translation", "cutout"), p=torch.tensor(p))
+        states.append(torch.rand(1))
+    assert states[0] == states[1] == states[2]
+
+
+def test_diffaugment_p_reaches_d():
+    torch.manual_seed(0)
+    over = ["train.kimg=1", "augment.diffaugment=translation,cutout", "augment.diffaugment_p=0"]
+    D = Recorder()
+    obj = stub_objective("gan", OnesG((1, 16, 16)), D, load_config(None, over), 0, (1, 16, 16))
+    D.seen.clear()
+    real = torch.rand(64, 1, 16, 16)
+    obj.step("D", real, None, torch.zeros(64, 2), None)
+    assert torch.equal(D.seen[0], real) and torch.equal(D.seen[1], torch.ones(64, 1, 16, 16))  # p = 0: untouched
+
+
+def _adaptive_objective(over):
+    from ganforge.data.base import Dataset
+    from ganforge.variants import VARIANTS
+
+    cfg = load_config(None, ["train.kimg=1", "train.batch_size=16", *over])
+    data = Dataset("stub", torch.zeros(2, 1, 16, 16), None, num_classes=0, kind="image")
+    family = VARIANTS.get("gan")
+    family.check(cfg, data)
+    nets = {"G": OnesG((1, 16, 16)), "D": ConfidentD()}
+    nets.update({k: v for k, v in family.build_networks(cfg, data).items() if k not in ("G", "D")})
+    return nets, family.objective(cfg, nets, data, data.x, None)
+
+
+class ConfidentD(Recorder):
+    """D that calls every image real (logit 1): the overfitting that ADA's r_t measures."""
+
+    def forward(self, x, c=None):
+        self.seen.append(x.detach().clone())
+        return DOut(torch.ones(len(x)) + 0 * self.p, None, x.flatten(1))
+
+
+def test_diffaugment_target_adapts_p_from_zero_and_keeps_it_in_a_checkpointed_network():
+    from ganforge.variants.base import Phase
+    from ganforge.variants.gan import Batch
+
+    over = ["augment.diffaugment=cutout", "augment.diffaugment_target=0.6", "augment.diffaugment_kimg=1"]
+    nets, obj = _adaptive_objective(over)
+    state = nets["diffaugment"]
+    assert sum(p.numel() for p in state.parameters()) == 0 and set(state.state_dict()) >= {"p", "r_t", "steps"}
+    real = torch.ones(16, 1, 16, 16)
+    batch = Batch(real, None, torch.zeros(16, 2), None)
+    stats = [obj.accumulate_gradients(Phase("D", "D", shows_real=True), batch) for _ in range(8)]
+    # r_t = 1 > 0.6 at every update (each 4 D steps): p rises by 4 x 16 images / 1 kimg twice
+    assert [round(s["ada_p"].item(), 4) for s in stats] == [0, 0, 0, 0.064, 0.064, 0.064, 0.064, 0.128]
+    assert stats[-1]["ada_rt"].item() == 1.0
+    assert torch.equal(nets["D"].seen[0], real)  # the first step ran at p = 0: D saw the batch untouched
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        (["augment.diffaugment_p=0.5"], "augment.diffaugment is empty"),
+        (["augment.diffaugment_target=0.6"], "augment.diffaugment is empty"),
+        (["augment.diffaugment=cutout", "augment.diffaugment_target=0.6", "augment.diffaugment_p=0.5"], "not both"),
+        (["augment.diffaugment=cutout", "augment.diffaugment_target=0.6", "objective.loss=wasserstein"],
+         "Wasserstein critic"),
+    ],
+)
+def test_inconsistent_diffaugment_probability_settings_are_refused(over, message):
+    with pytest.raises(ConfigError, match=message):
+        _adaptive_objective(over)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("augment.diffaugment_p=1.5", "diffaugment_p must be in"),
+        ("augment.diffaugment_target=1", "diffaugment_target must be in"),
+        ("augment.diffaugment_kimg=0", "diffaugment_kimg must be > 0"),
+    ],
+)
+def test_diffaugment_probability_values_are_checked(setting, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [setting])

@@ -38,8 +38,10 @@ def ada_adjust(p: torch.Tensor, r_t: torch.Tensor, target: float, images: int, a
     return (p + torch.sign(r_t - target) * (images / (ada_kimg * 1000))).clamp(0.0, 1.0)
 
 
-class AdaptiveAugment(nn.Module):
-    """The augmentation pipeline with its probability p and the r_t bookkeeping, all as buffers."""
+class AdaptiveProbability(nn.Module):
+    """An augmentation probability p steered by r_t = E[sign(D(real) - threshold)], with its bookkeeping, all as
+    buffers (a network without parameters: its state is in every checkpoint and resumes exactly). ``threshold`` is
+    the loss's decision boundary between real and fake logits (0 for bce and hinge, 0.5 for least squares)."""
 
     def __init__(
         self,
@@ -49,14 +51,16 @@ class AdaptiveAugment(nn.Module):
         batch: int = 64,
         p: float = 0.0,
         adaptive: bool = True,
+        threshold: float = 0.0,
     ) -> None:
         super().__init__()
-        self.target, self.interval, self.ada_kimg, self.batch, self.adaptive = (
+        self.target, self.interval, self.ada_kimg, self.batch, self.adaptive, self.threshold = (
             target,
             interval,
             ada_kimg,
             batch,
             adaptive,
+            threshold,
         )
         self.register_buffer("p", torch.tensor(float(p)))
         self.register_buffer("sign_sum", torch.zeros([]))  # sum of sign(D(real)) since the last update
@@ -67,7 +71,7 @@ class AdaptiveAugment(nn.Module):
     @torch.no_grad()
     def accumulate(self, real_logits: torch.Tensor) -> None:
         """Record one D step's logits on real images; every ``interval`` steps, move p. No host synchronisation."""
-        self.sign_sum += real_logits.detach().float().sign().sum()
+        self.sign_sum += (real_logits.detach().float() - self.threshold).sign().sum()
         self.sign_count += real_logits.numel()
         self.steps += 1
         if not self.adaptive:
@@ -79,6 +83,10 @@ class AdaptiveAugment(nn.Module):
         self.r_t.copy_(torch.where(due, r_t, self.r_t))
         self.sign_sum.copy_(torch.where(due, torch.zeros_like(self.sign_sum), self.sign_sum))
         self.sign_count.copy_(torch.where(due, torch.zeros_like(self.sign_count), self.sign_count))
+
+
+class AdaptiveAugment(AdaptiveProbability):
+    """ADA's pipeline, applied with the adaptive probability p."""
 
     def forward(self, x: torch.Tensor, mask_channels: int = 0) -> torch.Tensor:
         """x [N, C, H, W] -> augmented [N, C, H, W]; differentiable with respect to x."""

@@ -29,7 +29,12 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 
 
 def diff_augment(
-    x: torch.Tensor, policy: tuple[str, ...], mask_channels: int = 0, per_batch: bool = False, fill: float = 0.0
+    x: torch.Tensor,
+    policy: tuple[str, ...],
+    mask_channels: int = 0,
+    per_batch: bool = False,
+    fill: float = 0.0,
+    p: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x [N, C, H, W] -> augmented [N, C, H, W]; differentiable with respect to x.
 
@@ -43,15 +48,22 @@ def diff_augment(
     batch's pixel spread (issue 11: the cGAN then collapsed to one image per class).
 
     ``fill``: what translation shifts in and cutout paints (the reference code's 0 is mid-grey on [-1, 1] pixels).
+
+    ``p`` (a 0-dim tensor, or None for always): each op is applied to each draw (image, or batch) with probability
+    p, as in ADA. The same random numbers are drawn whatever p is, so a run that adapts p stays reproducible.
     """
     n = 1 if per_batch else len(x)  # parameter draws; [1, ...] parameters broadcast over the batch
     for name in policy:
         if name == "color" and mask_channels:
-            x = torch.cat([_color(x[:, :-mask_channels], n), x[:, -mask_channels:]], 1)
+            out = torch.cat([_color(x[:, :-mask_channels], n), x[:, -mask_channels:]], 1)
         elif name == "color":
-            x = _color(x, n)
+            out = _color(x, n)
         else:
-            x = _GEOMETRIC[name](x, n, fill=fill)
+            out = _GEOMETRIC[name](x, n, fill=fill)
+        if p is not None:
+            apply = torch.rand(n, 1, 1, 1, device=x.device) < p  # [n, 1, 1, 1]; n = N or 1
+            out = torch.where(apply, out, x)
+        x = out
     return x
 
 

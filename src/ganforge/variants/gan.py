@@ -25,6 +25,7 @@ from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models import build_models
 from ganforge.models.layers import DOut, MinibatchStd
+from ganforge.objectives.ada import AdaptiveProbability
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.objectives.augment import classic_augment, diff_augment, parse_policy, uses_classic
 from ganforge.objectives.regularizers import gradient_penalty, r1_penalty
@@ -45,7 +46,7 @@ class GANObjective(Objective):
     """The losses of one G/D pair. Subclasses add terms through ``d_terms`` / ``g_terms`` or replace the
     adversarial loss through ``d_adversarial`` / ``g_adversarial``."""
 
-    stat_labels = {"D_real": "D(x)", "D_fake": "D(G(z))", "loss_aux": "aux"}
+    stat_labels = {"D_real": "D(x)", "D_fake": "D(G(z))", "loss_aux": "aux", "ada_p": "p", "ada_rt": "r_t"}
 
     def __init__(self, family: GAN, cfg: Config, G: nn.Module, D: nn.Module, data: Dataset,
                  real_x: torch.Tensor, real_y: torch.Tensor | None) -> None:
@@ -60,6 +61,10 @@ class GANObjective(Objective):
             cfg.augment.diffaugment_draw == "auto" and uses_batch_statistics(D)
         )
         self.classic = uses_classic(cfg.augment)
+        # DiffAugment's probability: None (always on), a fixed p, or ADA's adaptive p (family.build_networks)
+        self.adaptive: AdaptiveProbability | None = None
+        a = cfg.augment
+        self.augment_p = torch.tensor(a.diffaugment_p, device=self.device) if a.diffaugment_p < 1 else None
         self.reuse = self.ocfg.reuse_fakes
         self.kept: tuple[torch.Tensor, Batch] | None = None  # reuse_fakes: the last D step's fakes, with G's graph
         self.phases = [Phase("D", "D", repeats=self.ocfg.n_critic, shows_real=True,
@@ -84,7 +89,8 @@ class GANObjective(Objective):
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> DOut:
         if self.policy:
-            img = diff_augment(img, self.policy, self.mask_channels, self.per_batch, self.fill)  # real and fake alike
+            p = self.adaptive.p if self.adaptive is not None else self.augment_p
+            img = diff_augment(img, self.policy, self.mask_channels, self.per_batch, self.fill, p)  # real and fake
         return self.D(img, c if self.cond.d.conditional else None)
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -158,7 +164,11 @@ class GANObjective(Objective):
         acc = 0.5 * ((real > thr).float().mean() + (gen <= thr).float().mean())
         if self.loss.probabilities:
             real, gen = torch.sigmoid(real), torch.sigmoid(gen)
-        return {"D_real": real.mean(), "D_fake": gen.mean(), "D_acc": acc}
+        stats = {"D_real": real.mean(), "D_fake": gen.mean(), "D_acc": acc}
+        if self.adaptive is not None:  # the D step is where ADA reads r_t's input, sign(D(real))
+            self.adaptive.accumulate(real_out.logits)
+            stats["ada_p"], stats["ada_rt"] = self.adaptive.p.clone(), self.adaptive.r_t.clone()
+        return stats
 
     # ---- the progress grid ----------------------------------------------------------------------------------
 
@@ -207,6 +217,18 @@ class GAN(Family):
             )
         if cfg.augment.diffaugment and data.kind != "image":
             raise ConfigError("augment.diffaugment works on images only; clear it for 2D point data.")
+        a = cfg.augment
+        if not a.diffaugment and (a.diffaugment_p < 1 or a.diffaugment_target > 0):
+            raise ConfigError("augment.diffaugment_p and augment.diffaugment_target set how often DiffAugment's ops "
+                              "apply, but augment.diffaugment is empty. Set augment.diffaugment=translation,cutout "
+                              "(or color,...) or leave them at their defaults.")
+        if a.diffaugment_target > 0 and a.diffaugment_p < 1:
+            raise ConfigError("augment.diffaugment_p fixes DiffAugment's probability and augment.diffaugment_target "
+                              "adapts it (from 0): set one of them, not both.")
+        if a.diffaugment_target > 0 and cfg.objective.loss == "wasserstein":
+            raise ConfigError("augment.diffaugment_target steers p by the sign of D(real), which a Wasserstein "
+                              "critic does not have (its output has no fixed zero). Use a fixed augment.diffaugment_p "
+                              "or objective.loss bce / hinge / ls.")
         if cfg.objective.label_smoothing > 0 and not loss.smoothing:
             raise ConfigError(
                 f"objective.label_smoothing={cfg.objective.label_smoothing} has no effect with "
@@ -216,7 +238,15 @@ class GAN(Family):
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
         G, D = build_models(cfg.model, data.shape, max(data.num_classes, 1), self.conditioning)
-        return {"G": G, "D": D}
+        a = cfg.augment
+        if not a.diffaugment_target:
+            return {"G": G, "D": D}
+        # ADA's adaptive p for DiffAugment: buffers only, so p and its running r_t ride in every checkpoint
+        interval = 4  # D steps between updates of p, as in ADA
+        threshold = LOSSES.get(cfg.objective.loss).logit_threshold
+        p = AdaptiveProbability(a.diffaugment_target, interval, a.diffaugment_kimg, cfg.train.batch_size, p=0.0,
+                                threshold=threshold)
+        return {"G": G, "D": D, "diffaugment": p}
 
     def build_generator(self, model: ModelConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
         return build_models(model, shape, max(num_classes, 1), self.conditioning)[0]
@@ -240,4 +270,6 @@ class GAN(Family):
 
     def objective(self, cfg: Config, networks: dict[str, nn.Module], data: Dataset, real_x: torch.Tensor,
                   real_y: torch.Tensor | None) -> GANObjective:
-        return self.objective_class(self, cfg, networks["G"], networks["D"], data, real_x, real_y)
+        objective = self.objective_class(self, cfg, networks["G"], networks["D"], data, real_x, real_y)
+        objective.adaptive = networks.get("diffaugment")  # type: ignore[assignment]
+        return objective

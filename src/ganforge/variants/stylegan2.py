@@ -192,6 +192,9 @@ class StyleGAN2(GAN):
         check_resolution(data.shape, f"variant {self.name}")
         if cfg.objective.feature_matching:
             raise ConfigError(f"variant {self.name} has its own G loss; set objective.feature_matching=false.")
+        if cfg.augment.diffaugment_target > 0:
+            raise ConfigError(f"variant {self.name} adapts its own augmentation (family.ada, family.ada_target); "
+                              "set augment.diffaugment_target=0.")
 
     def optimizers(self, cfg: Config) -> dict[str, OptimizerSpec]:
         """G and D with lazy regularisation's correction (StyleGAN2, Appendix B): a network regularised every k
