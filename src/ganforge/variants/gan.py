@@ -165,10 +165,15 @@ class GANObjective(Objective):
         if self.loss.probabilities:
             real, gen = torch.sigmoid(real), torch.sigmoid(gen)
         stats = {"D_real": real.mean(), "D_fake": gen.mean(), "D_acc": acc}
-        if self.adaptive is not None:  # the D step is where ADA reads r_t's input, sign(D(real))
-            self.adaptive.accumulate(real_out.logits)
-            stats["ada_p"], stats["ada_rt"] = self.adaptive.p.clone(), self.adaptive.r_t.clone()
+        steered = self.steered()
+        if steered is not None:  # the D step is where ADA reads r_t's input, sign(D(real))
+            steered.accumulate(real_out.logits)
+            stats["ada_p"], stats["ada_rt"] = steered.p.clone(), steered.r_t.clone()
         return stats
+
+    def steered(self) -> AdaptiveProbability | None:
+        """The augmentation probability that D's logits on real images steer (ADA), if any."""
+        return self.adaptive
 
     # ---- the progress grid ----------------------------------------------------------------------------------
 

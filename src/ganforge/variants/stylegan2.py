@@ -92,8 +92,6 @@ def arch_of(model: ModelConfig, opts: StyleGAN2Options) -> StyleGAN2Arch:
 
 
 class StyleGAN2Objective(GANObjective):
-    stat_labels = {**GANObjective.stat_labels, "ada_p": "p", "ada_rt": "r_t"}
-
     def __init__(
         self,
         family: GAN,
@@ -143,13 +141,8 @@ class StyleGAN2Objective(GANObjective):
             return self._path_length(batch)
         return super().accumulate_gradients(phase, batch)
 
-    def _d_stats(self, real_out: DOut, gen_out: DOut) -> dict[str, torch.Tensor]:
-        stats = super()._d_stats(real_out, gen_out)
-        if self.augment is not None:  # the D step is where ADA reads r_t's input, sign(D(real))
-            self.augment.accumulate(real_out.logits)
-            stats["ada_p"] = self.augment.p.clone()
-            stats["ada_rt"] = self.augment.r_t.clone()
-        return stats
+    def steered(self) -> AdaptiveAugment | None:
+        return self.augment  # ADA's pipeline: GANObjective._d_stats feeds it sign(D(real)) and logs p, r_t
 
     def _path_length(self, batch: Batch) -> dict[str, torch.Tensor]:
         """pl_weight * E[(||J_w^T y|| - a)^2] (section 3.2), lazily: scaled by the interval."""
