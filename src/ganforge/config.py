@@ -86,6 +86,12 @@ class ObjectiveConfig:
     # as the PyTorch DCGAN example does: one G forward per iteration instead of two (GAN-family variants only).
     reuse_fakes: bool = False
     aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classification loss
+    # Top-k training (Sinha et al. 2020): G's adversarial loss counts only the fraction of each batch's fakes that
+    # D scores highest, so the worst samples stop pulling G towards the space between modes. The fraction starts
+    # at 1 and is multiplied by topk_decay per epoch of the training set, down to this floor. 1: off, every fake
+    # counts. The paper: floor 0.5, decay 0.99.
+    topk: float = 1.0
+    topk_decay: float = 0.99
 
 
 @dataclass(frozen=True)
@@ -267,6 +273,8 @@ def validate(cfg: Config) -> Config:
         (cfg.objective.r1_interval >= 1, "objective.r1_interval must be >= 1"),
         (0 <= cfg.objective.label_smoothing < 0.5, "objective.label_smoothing must be in [0, 0.5)"),
         (cfg.objective.aux_weight >= 0, "objective.aux_weight must be >= 0"),
+        (0 < cfg.objective.topk <= 1, "objective.topk must be in (0, 1] (the fraction of fakes G learns from; 1: all)"),
+        (0 < cfg.objective.topk_decay <= 1, "objective.topk_decay must be in (0, 1] (per epoch; the paper's 0.99)"),
         (cfg.augment.rotation >= 0 and cfg.augment.shift >= 0 and cfg.augment.zoom >= 0, "augment.* must be >= 0"),
         (-1 <= cfg.augment.diffaugment_fill <= 1, "augment.diffaugment_fill must be in [-1, 1] (the pixel range)"),
         (0 <= cfg.augment.diffaugment_p <= 1, "augment.diffaugment_p must be in [0, 1] (a probability)"),
@@ -297,6 +305,11 @@ def validate(cfg: Config) -> Config:
         (
             not (cfg.train.cuda_graphs and cfg.optim.lr_decay_start < 1),
             "optim.lr_decay_start < 1 cannot be combined with train.cuda_graphs (use one of them)",
+        ),
+        # A captured G step holds the number of fakes it kept; top-k training changes it every epoch.
+        (
+            not (cfg.train.cuda_graphs and cfg.objective.topk < 1),
+            "objective.topk < 1 cannot be combined with train.cuda_graphs (use one of them)",
         ),
     ]
     bad = _non_finite(cfg)

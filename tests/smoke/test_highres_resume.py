@@ -1,6 +1,6 @@
 """Exact resume of the high-resolution families on CPU: ProGAN stopped in the middle of a fade-in and resumed past
 the next stage change, and StyleGAN2 + ADA with p moving, continue bit for bit like an uninterrupted run. So does a
-cGAN whose DiffAugment probability adapts (augment.diffaugment_target)."""
+cGAN whose DiffAugment probability adapts (augment.diffaugment_target) while its top-k fraction falls."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ FAMILY = {
     },
     "cgan": {},
 }
-EXTRA = {  # p starts at 0 and may cross [0, 1] in 0.2 kimg; a low target, so that it rises
-    "cgan": {"augment": {"diffaugment": "translation,cutout", "diffaugment_target": 0.05, "diffaugment_kimg": 0.2}},
+EXTRA = {  # p starts at 0 and may cross [0, 1] in 0.2 kimg; a low target, so that it rises. Top-k training's
+    # fraction falls from 1 by half per epoch of 128 images, so the resume lands where it is still moving.
+    "cgan": {"augment": {"diffaugment": "translation,cutout", "diffaugment_target": 0.05, "diffaugment_kimg": 0.2},
+             "objective": {"topk": 0.25, "topk_decay": 0.5}},
 }
 
 
@@ -75,6 +77,10 @@ def test_resume_across_a_stage_change_is_bit_identical(variant, tmp_path):
             assert torch.equal(value, b[net][key]), (net, key)
     history = _records(straight)
     assert [r["kimg"] for r in _records(stopped)] == [r["kimg"] for r in history]
+    if variant == "cgan":  # top-k's fraction (a tick's mean) fell across the stop, the same in both runs
+        fractions = [r["topk"] for r in history]
+        assert fractions == [r["topk"] for r in _records(stopped)]
+        assert fractions[0] > 0.5 > fractions[-1]
     if variant == "cprogan":
         assert a["D"]["level"].item() == 1 and a["D"]["images_seen"].item() == 224
         assert history[1]["res"] == 4 and history[-1]["res"] == 8  # it grew from 4 to 8 px within the run

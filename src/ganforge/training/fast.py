@@ -81,6 +81,7 @@ class GraphedStep:
         if self.failed is not None:
             return self.eager(step, images_seen)
         self.eager.set_ema_weight(images_seen)  # read by the captured EMA update (train.ema_rampup moves it)
+        self.eager.objective.set_progress(images_seen)
         pattern = tuple(i for i, phase in enumerate(self.phases) if step % phase.interval == 0)
         cap = self.graphs.get(pattern)
         if cap is None:

@@ -50,6 +50,7 @@ class EagerStep:
     def __call__(self, step: int, images_seen: int) -> int:
         """Run iteration ``step`` after ``images_seen`` real images; return the number of real images shown."""
         self.set_ema_weight(images_seen)
+        self.objective.set_progress(images_seen)
         shown = 0
         for phase in self.phases:
             if step % phase.interval != 0:

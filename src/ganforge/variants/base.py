@@ -74,6 +74,11 @@ class Objective(ABC):
     def grid(self, G: nn.Module) -> tuple[torch.Tensor, int | None]:
         """The progress grid from the fixed grid inputs: samples [N, ...] (CPU float) and samples per row."""
 
+    def set_progress(self, images_seen: int) -> None:
+        """Called before each iteration with the real images shown to D so far, for a loss whose terms follow a
+        schedule (top-k training). Derived from the loop's counter, so a resumed run reads the same values."""
+        return None
+
 
 class Family(ABC):
     """Base class of every family. Subclasses set the class attributes and implement the methods."""
@@ -91,6 +96,7 @@ class Family(ABC):
     # would otherwise ignore in silence.
     uses_model_arch: ClassVar[bool] = False
     reuses_fakes: ClassVar[bool] = False  # honours objective.reuse_fakes (the others refuse it)
+    selects_topk: ClassVar[bool] = False  # honours objective.topk < 1 (the others refuse it)
     # The family's own settings, the ``family:`` section of a config (``--set family.cycle_weight=5``): a frozen
     # dataclass whose field defaults are the paper's values; range checks raise ConfigError in __post_init__.
     options: ClassVar[type | None] = None
@@ -140,6 +146,11 @@ class Family(ABC):
             raise ConfigError(
                 f"variant {self.name} has its own training steps and cannot reuse D's fakes in G's step; "
                 "set objective.reuse_fakes=false."
+            )
+        if cfg.objective.topk < 1 and not self.selects_topk:
+            raise ConfigError(
+                f"variant {self.name} has its own generator step, which does not do top-k training; "
+                "set objective.topk=1 or pick a variant of the GAN family (gan, cgan, wgan-gp, ...)."
             )
         if data.kind not in self.data_kinds:
             draws = " or ".join(KIND_WORDS.get(k, k) for k in self.data_kinds)

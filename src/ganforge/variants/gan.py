@@ -46,7 +46,8 @@ class GANObjective(Objective):
     """The losses of one G/D pair. Subclasses add terms through ``d_terms`` / ``g_terms`` or replace the
     adversarial loss through ``d_adversarial`` / ``g_adversarial``."""
 
-    stat_labels = {"D_real": "D(x)", "D_fake": "D(G(z))", "loss_aux": "aux", "ada_p": "p", "ada_rt": "r_t"}
+    stat_labels = {"D_real": "D(x)", "D_fake": "D(G(z))", "loss_aux": "aux", "ada_p": "p", "ada_rt": "r_t",
+                   "topk": "top-k"}
 
     def __init__(self, family: GAN, cfg: Config, G: nn.Module, D: nn.Module, data: Dataset,
                  real_x: torch.Tensor, real_y: torch.Tensor | None) -> None:
@@ -66,6 +67,8 @@ class GANObjective(Objective):
         a = cfg.augment
         self.augment_p = torch.tensor(a.diffaugment_p, device=self.device) if a.diffaugment_p < 1 else None
         self.reuse = self.ocfg.reuse_fakes
+        # top-k training: the fraction of fakes G's adversarial loss counts (set_progress moves it)
+        self.topk_fraction, self.epoch_images = 1.0, max(len(data), 1)
         self.kept: tuple[torch.Tensor, Batch] | None = None  # reuse_fakes: the last D step's fakes, with G's graph
         self.phases = [Phase("D", "D", repeats=self.ocfg.n_critic, shows_real=True,
                              keeps_graph=("G",) if self.reuse else ())]
@@ -95,6 +98,21 @@ class GANObjective(Objective):
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         return self.G(z, c if self.cond.g.conditional else None)
+
+    def set_progress(self, images_seen: int) -> None:
+        o = self.ocfg
+        if o.topk < 1:  # Sinha et al. 2020: k = max(decay ** epoch, floor) x batch
+            self.topk_fraction = max(o.topk_decay ** (images_seen / self.epoch_images), o.topk)
+
+    def top_k(self, gen_out: DOut) -> DOut:
+        """The fakes G's adversarial loss counts: the top ``topk_fraction`` of the batch by D's score (top-k
+        training; every fake when it is 1). The other terms (AC-GAN's classifier, ...) still see every fake."""
+        n = len(gen_out.logits)
+        k = max(1, round(self.topk_fraction * n))
+        if k >= n:
+            return gen_out
+        keep = gen_out.logits.detach().topk(k).indices  # D's score orders the fakes; the choice is no gradient
+        return gen_out._replace(logits=gen_out.logits[keep])
 
     # ---- losses ---------------------------------------------------------------------------------------------
 
@@ -150,10 +168,12 @@ class GANObjective(Objective):
                     real_feat = self.run_D(batch.real_img, batch.real_c).features.mean(0)
                 loss = (real_feat - gen_out.features.mean(0)).pow(2).sum()
             else:
-                loss = self.g_adversarial(batch, gen_out)
+                loss = self.g_adversarial(batch, self.top_k(gen_out))
             for _, term, weight in self.g_terms(batch, gen_out):
                 loss = loss + weight * term
             loss.backward()
+            if self.ocfg.topk < 1:
+                return {"loss_G": loss.detach(), "topk": torch.tensor(self.topk_fraction, device=self.device)}
             return {"loss_G": loss.detach()}
         raise ValueError(f"the GAN family has no phase {phase.name!r}")
 
@@ -209,6 +229,7 @@ class GAN(Family):
     ema_networks = ("G",)
     uses_model_arch = True  # G and D from ARCHS (a family with networks of its own sets this back to False)
     reuses_fakes = True  # GANObjective's D and G steps (a family with steps of its own sets this back to False)
+    selects_topk = True  # GANObjective's G step (likewise)
     objective_class: type[GANObjective] = GANObjective
 
     def check(self, cfg: Config, data: Dataset) -> None:
@@ -234,6 +255,9 @@ class GAN(Family):
             raise ConfigError("augment.diffaugment_target steers p by the sign of D(real), which a Wasserstein "
                               "critic does not have (its output has no fixed zero). Use a fixed augment.diffaugment_p "
                               "or objective.loss bce / hinge / ls.")
+        if cfg.objective.topk < 1 and cfg.objective.feature_matching:
+            raise ConfigError("objective.topk selects the fakes of G's adversarial loss, which "
+                              "objective.feature_matching replaces. Set one of them, not both.")
         if cfg.objective.label_smoothing > 0 and not loss.smoothing:
             raise ConfigError(
                 f"objective.label_smoothing={cfg.objective.label_smoothing} has no effect with "
