@@ -191,9 +191,9 @@ def test_ema_of_g_lags_g_with_the_configured_half_life():
     from ganforge.training.state import BatchSampler
     from ganforge.training.stats import StatsAccumulator
     from ganforge.training.step import EagerStep
-    from ganforge.variants import OptimizerSpec, Phase
+    from ganforge.variants import Objective, OptimizerSpec, Phase
 
-    class Jump:
+    class Jump(Objective):
         """An objective with one G phase that does nothing: G's weights stay where the test puts them."""
 
         phases = [Phase("G", "G")]
@@ -203,6 +203,9 @@ def test_ema_of_g_lags_g_with_the_configured_half_life():
 
         def accumulate_gradients(self, *args):
             return {}
+
+        def grid(self, G):
+            raise NotImplementedError
 
     batch, half_life_kimg = 32, 0.32  # half-life = 10 steps of 32 images
     cfg = load_config(None, ["train.kimg=1", f"train.batch_size={batch}", f"train.ema_kimg={half_life_kimg}"])
