@@ -9,7 +9,8 @@ piece (how labels enter, a loss term, the defaults):
   ``objective.r1_interval`` iterations, Mescheder et al. 2018), ``G``;
 - losses: the adversarial loss ``objective.loss`` on real and generated logits, plus the terms a config turns
   on: WGAN-GP's gradient penalty, R1, feature matching (Salimans et al. 2016), one-sided label smoothing.
-  DiffAugment (``augment.diffaugment``) sits in front of D for real and generated images alike.
+  DiffAugment (``augment.diffaugment``) sits in front of D for real and generated images alike. Top-k training
+  (``objective.topk``, Sinha et al. 2020) keeps, in G's adversarial loss, only the fakes D scores highest.
 """
 
 from __future__ import annotations
