@@ -70,6 +70,7 @@ class GANObjective(Objective):
         self.reuse = self.ocfg.reuse_fakes
         # top-k training: the fraction of fakes G's adversarial loss counts (set_progress moves it)
         self.topk_fraction, self.epoch_images = 1.0, max(len(data), 1)
+        self.topk_stat = torch.ones([], device=self.device)  # the same, logged: filled in place, no copy per G step
         self.kept: tuple[torch.Tensor, Batch] | None = None  # reuse_fakes: the last D step's fakes, with G's graph
         self.phases = [Phase("D", "D", repeats=self.ocfg.n_critic, shows_real=True,
                              keeps_graph=("G",) if self.reuse else ())]
@@ -104,6 +105,7 @@ class GANObjective(Objective):
         o = self.ocfg
         if o.topk < 1:  # Sinha et al. 2020: k = max(decay ** epoch, floor) x batch
             self.topk_fraction = max(o.topk_decay ** (images_seen / self.epoch_images), o.topk)
+            self.topk_stat.fill_(self.topk_fraction)
 
     def top_k(self, gen_out: DOut) -> DOut:
         """The fakes G's adversarial loss counts: the top ``topk_fraction`` of the batch by D's score (top-k
@@ -174,7 +176,7 @@ class GANObjective(Objective):
                 loss = loss + weight * term
             loss.backward()
             if self.ocfg.topk < 1:
-                return {"loss_G": loss.detach(), "topk": torch.tensor(self.topk_fraction, device=self.device)}
+                return {"loss_G": loss.detach(), "topk": self.topk_stat.clone()}
             return {"loss_G": loss.detach()}
         raise ValueError(f"the GAN family has no phase {phase.name!r}")
 
