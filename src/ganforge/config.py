@@ -46,6 +46,9 @@ class DataConfig:
     # image folders whose decoded pixels (float32) exceed this stay on disk and are read per batch (data/stream.py)
     max_memory_mb: float = 4096.0
     loader_threads: int = 4  # threads that decode a streamed batch
+    # > 0: replace the labels with this many k-means clusters of the training images (data/clusters.py), so a
+    # conditional variant trains without annotations and samples clusters at their frequency. 0: the data's labels.
+    clusters: int = 0
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ def _maxima(cfg: Config) -> list[tuple[str, float, float, str]]:
         ("data.n_points", d.n_points, 1e8, "larger toy sets do not fit in memory"),
         ("data.resolution", d.resolution or 0, 4096, "larger images do not fit in memory"),
         ("data.seed", d.seed, 2**32 - 1, "numpy seeds are 32-bit"),
+        ("data.clusters", d.clusters, 1000, "k-means labels for a conditional G; MNIST uses 20"),
         ("eval.n", cfg.eval.n, 1e7, "FID uses 50,000"),
         ("eval.every_ticks", cfg.eval.every_ticks, 1e9, "ticks of a run"),
         ("health.every_ticks", cfg.health.every_ticks, 1e9, "ticks of a run"),
@@ -287,6 +291,7 @@ def validate(cfg: Config) -> Config:
         (cfg.data.limit is None or cfg.data.limit >= 1, "data.limit must be >= 1"),
         (cfg.data.max_memory_mb >= 0, "data.max_memory_mb must be >= 0 (0 streams every image folder from disk)"),
         (1 <= cfg.data.loader_threads <= 256, "data.loader_threads must be in [1, 256]"),
+        (cfg.data.clusters == 0 or cfg.data.clusters >= 2, "data.clusters must be 0 (the data's labels) or >= 2"),
         (0 < cfg.data.test_fraction < 1, "data.test_fraction must be in (0, 1)"),
         (cfg.eval.every_ticks >= 0, "eval.every_ticks must be >= 0"),
         (cfg.eval.n >= 2, "eval.n must be >= 2"),

@@ -12,6 +12,8 @@ post-processing every dataset shares:
    With ``resolution`` unset, square images keep their size and non-square ones are fitted to a square of
    their longer side ("resize") or shorter side ("center-crop"). Resized masks are re-binarised at 0 (-1 or +1),
    keeping at least one pixel of a lesion that would otherwise vanish.
+5. ``data.clusters`` (images): the labels become k-means clusters of the training split's images
+   (``data/clusters.py``), for a conditional variant trained without annotations.
 
 ``channels`` and ``resolution`` do not apply to 2D point sets. Two-domain data (``x_b``, ``data/two_domain.py``)
 gets 2-4 in each domain alike; ``limit`` keeps the first N rows of each, so pairs stay pairs.
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 
 from ganforge.config import DataConfig
 from ganforge.data.base import DATASETS, Dataset, Split, rebinarize_masks
+from ganforge.data.clusters import with_clusters
 from ganforge.data.stream import StreamedImages
 from ganforge.errors import DataError
 from ganforge.plugins import import_submodules
@@ -42,6 +45,15 @@ def load_dataset(cfg: DataConfig, split: Split, loaded: Dataset | None = None) -
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    data = _load(cfg, split, loaded)
+    if cfg.clusters and loaded is None:
+        train = data if split == "train" else _load(cfg, "train", None)
+        data = with_clusters(data, cfg, train.x)  # type: ignore[arg-type]  # streamed data is refused there
+    return data
+
+
+def _load(cfg: DataConfig, split: Split, loaded: Dataset | None) -> Dataset:
+    """Steps 1-4 of the module docstring."""
     data = loaded if loaded is not None else DATASETS.get(cfg.name)(cfg, split)
     if data.two_domain:  # both domains get the same post-processing
         return _post_process_two_domain(data, cfg, split)

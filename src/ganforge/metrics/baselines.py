@@ -87,7 +87,9 @@ def baseline_generator(name: str, gen: LoadedGenerator, train: Dataset, seed: in
         raise GanforgeError(f"baseline {name!r} is for image-to-image runs (pix2pix, cyclegan); use untrained or "
                             "replay for this run.")
     if name == "replay":
-        return ReplayGenerator(train, gen.config, conditional=gen.conditional)
+        from ganforge.metrics.evaluate import by_label  # here: evaluate imports this module
+
+        return ReplayGenerator(train, gen.config, conditional=by_label(gen))
     with torch.random.fork_rng(devices=[]):  # untrained
         torch.manual_seed(seed)
         G = VARIANTS.get(gen.config.variant).build_exported(gen.config.model, gen.spec)

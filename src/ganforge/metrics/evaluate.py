@@ -154,7 +154,7 @@ class Evaluator:
         def sample(count: int, s: int, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
             return gen.sample(count, seed=s, labels=labels, device=self.device, world=self.world)
 
-        ctx = self.context(sample, conditional=bool(gen.conditional), num_classes=int(gen.num_classes), n=n,
+        ctx = self.context(sample, conditional=by_label(gen), num_classes=int(gen.num_classes), n=n,
                            seed=seed, n_boot=n_boot, run_dir=run_dir)
         names, skipped = resolve_metrics(metrics, ctx, cheap=cheap)
         values: dict[str, MetricValue] = {}
@@ -175,6 +175,18 @@ class Evaluator:
             device=str(self.device), meta={"ema": spec.get("ema"), "variant": spec.get("variant")},
             metric_seconds=seconds,
         )
+
+
+def by_label(gen: Any) -> bool:
+    """Whether ``gen`` is measured per class. A generator conditioned on k-means clusters (``data.clusters``) is
+    not: it draws its clusters itself, at their training frequency, and the clusters are not the data's classes."""
+    return bool(gen.conditional) and getattr(gen, "cluster_prior", None) is None
+
+
+def measured_config(cfg: Config) -> Config:
+    """The config whose data a run is measured against: the data's own labels, never k-means clusters, so a
+    cluster-conditioned run shares its protocol ids with every other run on that data."""
+    return replace(cfg, data=replace(cfg.data, clusters=0)) if cfg.data.clusters else cfg
 
 
 def resolve_metrics(requested: Sequence[str] | None, ctx: EvalContext, cheap: bool = False) -> tuple[list[str], dict]:
@@ -259,7 +271,10 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
     from ganforge.metrics.baselines import BASELINES, baseline_generator
 
     gen = load_generator(run_dir)
-    cfg: Config = gen.config
+    cfg: Config = measured_config(gen.config)
+    if gen.config.data.clusters:
+        log(f"labels were {gen.config.data.clusters} k-means clusters (data.clusters): measured as an unconditional "
+            f"generator, against {cfg.data.name!r} as it is")
     limit = cfg.data.limit
     if full_data:
         if limit is None:
@@ -379,7 +394,7 @@ def periodic_eval_hook(cfg: Config | None) -> Callable[[int, Path], None] | None
         from tqdm import tqdm
 
         if "evaluator" not in state:
-            state["evaluator"] = Evaluator(c, c.eval.extractor, log=_quiet)
+            state["evaluator"] = Evaluator(measured_config(c), c.eval.extractor, log=_quiet)
         gen = load_generator(run_dir)
         result = state["evaluator"].evaluate(gen, n=c.eval.n, metrics=list(c.eval.metrics) or None, seed=0, n_boot=0,
                                              cheap=True, run_dir=None)

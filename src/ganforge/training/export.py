@@ -69,6 +69,12 @@ class LoadedGenerator:
     def conditional(self) -> bool:
         return self.conditioning.g.conditional
 
+    @property
+    def cluster_prior(self) -> list[float] | None:
+        """The clusters' training frequencies when the run's labels were k-means clusters (``data.clusters``):
+        such a run samples, and is evaluated, as an unconditional generator. None for the data's own labels."""
+        return self.spec.get("cluster_prior")
+
     def check_truncation(self, psi: float) -> None:
         if psi != 1 and not getattr(self.G, "supports_truncation", False):
             raise GanforgeError(f"--truncation-psi needs a generator with a mapping network (stylegan2, cstylegan2); "
@@ -90,8 +96,10 @@ class LoadedGenerator:
         kwargs = {"truncation_psi": truncation_psi} if truncation_psi != 1 else {}
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.G.z_dim, generator=gen)  # all latents drawn up front: batch-size invariant
-        if self.conditional and labels is None:
-            labels = torch.randint(0, self.num_classes, (n,), generator=gen)
+        if self.conditional and labels is None:  # uniform over classes; clusters at their training frequency
+            prior = self.cluster_prior
+            labels = (torch.randint(0, self.num_classes, (n,), generator=gen) if prior is None else
+                      torch.multinomial(torch.tensor(prior, dtype=torch.float64), n, replacement=True, generator=gen))
         noise_seeds = draw_noise_seeds(self.G, n, gen)
         if labels is not None and not self.conditional:
             raise GanforgeError("this generator is unconditional; it cannot sample by label. Drop --label/--per-class.")

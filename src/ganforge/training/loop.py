@@ -229,7 +229,8 @@ def training_loop(
         info = {"shape": list(data.shape), "num_classes": data.num_classes, "class_names": list(data.class_names),
                 "kind": data.kind, "mask_channels": data.mask_channels,
                 **({"shape_b": list(data.shape_b), "domains": list(data.domains)} if data.two_domain else {}),
-                **family.export_info(), "variant": cfg.variant, "ema": bool(ema), "kimg": images_seen / 1000}
+                **family.export_info(), "variant": cfg.variant, "ema": bool(ema), "kimg": images_seen / 1000,
+                **({"cluster_prior": data.meta["cluster_prior"]} if "cluster_prior" in data.meta else {})}
         sha = export_generator(run_dir, sampled, cfg, info)
         if monitor is not None:  # before the checkpoint, which holds its state (training RNG untouched)
             saved = rng_state()

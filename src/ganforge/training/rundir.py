@@ -343,6 +343,14 @@ def read_eval_records(run_dir: Path, name: str = EVAL) -> list[dict[str, Any]]:
     return [r for r in records if _number(r.get("value"))]  # a metric that could not be computed has no value
 
 
+def _is_prior(prior: Any, n: Any) -> bool:
+    """None (the run's labels are the data's), or the clusters' frequencies: num_classes numbers summing to 1."""
+    if prior is None:
+        return True
+    return (isinstance(prior, list) and len(prior) == n and all(isinstance(p, (int, float)) and 0 <= p <= 1
+            for p in prior) and abs(sum(prior) - 1) < 1e-6)
+
+
 def read_generator_spec(run_dir: Path, fmt: str) -> dict[str, Any]:
     """RUN/generator.json, checked: the fields ``load_generator`` needs, with the right types."""
     path = Path(run_dir) / SPEC
@@ -372,6 +380,8 @@ def read_generator_spec(run_dir: Path, fmt: str) -> dict[str, Any]:
             "'conditioning' is not {g: ..., d: ...}",
         ),
         (_count(spec.get("mask_channels", 0)), "'mask_channels' is not a count"),
+        (_is_prior(spec.get("cluster_prior"), spec.get("num_classes")),
+         "'cluster_prior' is not one frequency per class"),
     ]
     for ok, what in checks:
         if not ok:

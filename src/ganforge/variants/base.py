@@ -152,6 +152,12 @@ class Family(ABC):
                 f"variant {self.name} has its own generator step, which does not do top-k training; "
                 "set objective.topk=1 or pick a variant of the GAN family (gan, cgan, wgan-gp, ...)."
             )
+        if cfg.data.clusters and not self.needs_labels:
+            raise ConfigError(
+                f"data.clusters gives a conditional variant labels to train on, and variant {self.name} is "
+                "unconditional: it would ignore them. Pick a conditional variant (e.g. cwgan-gp for wgan-gp) or "
+                "remove data.clusters."
+            )
         if data.kind not in self.data_kinds:
             draws = " or ".join(KIND_WORDS.get(k, k) for k in self.data_kinds)
             raise ConfigError(
