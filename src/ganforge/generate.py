@@ -85,7 +85,8 @@ def choose_labels(
     gen: LoadedGenerator, n: int | None, label: int | None, per_class: int | None
 ) -> tuple[int, torch.Tensor | None]:
     """How many samples and which labels. Conditional generators get balanced labels by default
-    (label i % num_classes), one class with ``label``, or ``per_class`` of every class."""
+    (label i % num_classes), one class with ``label``, or ``per_class`` of every class. A generator trained on
+    k-means clusters (``data.clusters``) draws its clusters at their training frequency by default."""
     if not gen.conditional:
         if label is not None or per_class is not None:
             raise GanforgeError(
@@ -107,6 +108,8 @@ def choose_labels(
             raise GanforgeError(f"--per-class {per_class} sets the total ({per_class * C}); drop --n.")
         return per_class * C, torch.arange(C).repeat_interleave(per_class)
     n = 64 if n is None else n
+    if gen.cluster_prior is not None:  # k-means clusters, not classes: drawn at their training frequency
+        return n, None
     return n, torch.arange(n) % C
 
 
@@ -249,6 +252,7 @@ def _write_samples(gen: LoadedGenerator, x: torch.Tensor, labels: torch.Tensor |
         "label": label,
         "per_class": per_class,
         "labels_assigned": ("one class" if label is not None else "per class" if per_class is not None
+                            else "clusters at their training frequency (data.clusters)" if gen.cluster_prior
                             else "balanced: label i % num_classes" if labels is not None else "none (unconditional)"),
         "counts_per_class": counts,
         "class_names": list(class_names) if labels is not None else [],

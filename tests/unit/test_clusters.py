@@ -17,6 +17,7 @@ import torch
 from ganforge.config import DataConfig
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, DataError, RunDirError
+from ganforge.generate import choose_labels, generate_dataset
 from ganforge.metrics.evaluate import by_label, evaluate_run
 from ganforge.presets import load_config
 from ganforge.training.checkpoint import atomic_write_text
@@ -117,3 +118,14 @@ def test_a_damaged_cluster_prior_is_named(tmp_path, prior):
     (run_dir / "generator.json").write_text(json.dumps({**spec, "cluster_prior": prior}))
     with pytest.raises(RunDirError, match="'cluster_prior' is not one frequency per class"):
         load_generator(run_dir)
+
+
+def test_generate_draws_clusters_at_their_frequency_unless_asked(tmp_path):
+    run_dir = make_cluster_run(tmp_path / "run", [])
+    gen = load_generator(run_dir)
+    assert choose_labels(gen, 100, None, None) == (100, None)  # gen.sample draws them from the prior
+    n, per = choose_labels(gen, None, None, 2)
+    assert n == 40 and per.tolist() == [c for c in range(20) for _ in range(2)]  # --per-class still gives each
+    generate_dataset(run_dir, n=60, out=tmp_path / "synth")
+    manifest = json.loads((tmp_path / "synth" / "manifest.json").read_text())
+    assert manifest["labels_assigned"].startswith("clusters at their training frequency")
