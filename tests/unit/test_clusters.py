@@ -129,3 +129,26 @@ def test_generate_draws_clusters_at_their_frequency_unless_asked(tmp_path):
     generate_dataset(run_dir, n=60, out=tmp_path / "synth")
     manifest = json.loads((tmp_path / "synth" / "manifest.json").read_text())
     assert manifest["labels_assigned"].startswith("clusters at their training frequency")
+
+
+def test_a_trained_cluster_run_exports_its_prior_and_resumes_on_the_same_clusters(tmp_path):
+    """Through the training loop: the export carries the clusters' frequencies (the prior the data computed), the
+    health check runs on clusters, and a resumed run finds the same clusters (the fit is deterministic)."""
+    from ganforge.experiments.runner import resume_run, start_run
+
+    cfg = load_config("mnist-wgan-gp-clusters", ["model.g_channels=16", "model.d_channels=8", "train.kimg=0.128",
+                                                 "train.tick_kimg=0.064", "train.batch_size=32", "health.n=40",
+                                                 "train.amp=off", "data.limit=200", "data.clusters=4"])
+    quiet = {"progress": False, "log": lambda _: None}
+    start_run(cfg, str(tmp_path / "run"), **quiet)
+    gen = load_generator(tmp_path / "run")
+    expected = load_dataset(cfg.data, "train").meta["cluster_prior"]
+    assert gen.cluster_prior == pytest.approx(expected) and gen.num_classes == 4
+    assert not by_label(gen)
+    resume_run(tmp_path / "run", ["train.kimg=0.192"], **quiet)
+    start_run(replace_kimg(cfg, 0.192), str(tmp_path / "straight"), **quiet)
+    assert load_generator(tmp_path / "run").sha256 == load_generator(tmp_path / "straight").sha256
+
+
+def replace_kimg(cfg, kimg: float):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, kimg=kimg))
