@@ -159,11 +159,14 @@ def test_a_mixed_sweep_measures_label_metrics_only_on_the_conditional_arms(tmp_p
     # every unconditional run after it had trained ("cannot run on this run").
     path = tmp_path / "mixed.yaml"
     path.write_text("name: mixed\nbase: mnist-cgan\nset: {train.kimg: 1}\nlist:\n  - {label: cgan}\n"
-                    "  - {label: dcgan, preset: mnist-dcgan}\nevaluate: {metrics: [fid, class_acc], n: 500}\n")
+                    "  - {label: dcgan, preset: mnist-dcgan}\n  - {label: clusters, data.clusters: 20}\n"
+                    "evaluate: {metrics: [fid, class_acc], n: 500}\n")
     runs = {r.label: r for r in load_sweep(path).runs if r.seed == 0}
     assert runs["cgan"].eval_metrics == ("fid", "class_acc") and runs["cgan"].eval_skipped == ()
     assert runs["dcgan"].eval_metrics == ("fid",)
     assert [m for m, _ in runs["dcgan"].eval_skipped] == ["class_acc"]
+    # a conditional variant on k-means clusters is measured as unconditional: its labels are not the classes
+    assert runs["clusters"].eval_metrics == ("fid",) and "k-means clusters" in runs["clusters"].eval_skipped[0][1]
     cmd = _eval_cmd(runs["dcgan"], tmp_path / "out", load_sweep(path).evaluate)
     assert cmd[cmd.index("--metric"):] == ["--metric", "fid", "--n", "500"]
     listed = run_cli("sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run")

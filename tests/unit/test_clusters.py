@@ -18,10 +18,10 @@ from ganforge.config import DataConfig
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, DataError, RunDirError
 from ganforge.generate import choose_labels, generate_dataset
-from ganforge.metrics.evaluate import by_label, evaluate_run
+from ganforge.metrics.evaluate import evaluate_run
 from ganforge.presets import load_config
 from ganforge.training.checkpoint import atomic_write_text
-from ganforge.training.export import LoadedGenerator, export_generator, load_generator
+from ganforge.training.export import LoadedGenerator, by_label, export_generator, load_generator
 from ganforge.training.setup import prepare
 
 LIMIT = ["data.limit=1000"]

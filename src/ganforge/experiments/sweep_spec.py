@@ -311,11 +311,13 @@ def _metrics_for(spec: EvalSpec, cfg: Config, label: str) -> tuple[tuple[str, ..
     from ganforge.metrics import METRICS
     from ganforge.variants import VARIANTS
 
-    conditional = VARIANTS.get(cfg.variant).needs_labels
+    conditional = VARIANTS.get(cfg.variant).needs_labels and not cfg.data.clusters  # clusters are not classes
     keep, skipped = [], []
     for name in spec.metrics:
         if METRICS.get(name).samples_by_label and not conditional:
-            skipped.append((name, f"it samples by label and variant {cfg.variant!r} is unconditional"))
+            why = ("its labels are k-means clusters (data.clusters)" if cfg.data.clusters
+                   else f"variant {cfg.variant!r} is unconditional")
+            skipped.append((name, f"it samples by label and {why}"))
         else:
             keep.append(name)
     if not keep:

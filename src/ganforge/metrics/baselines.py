@@ -20,7 +20,7 @@ import torch
 from ganforge.config import Config
 from ganforge.data.base import Dataset
 from ganforge.errors import GanforgeError
-from ganforge.training.export import LoadedGenerator
+from ganforge.training.export import LoadedGenerator, by_label
 from ganforge.variants import VARIANTS
 
 BASELINES = {
@@ -87,8 +87,6 @@ def baseline_generator(name: str, gen: LoadedGenerator, train: Dataset, seed: in
         raise GanforgeError(f"baseline {name!r} is for image-to-image runs (pix2pix, cyclegan); use untrained or "
                             "replay for this run.")
     if name == "replay":
-        from ganforge.metrics.evaluate import by_label  # here: evaluate imports this module
-
         return ReplayGenerator(train, gen.config, conditional=by_label(gen))
     with torch.random.fork_rng(devices=[]):  # untrained
         torch.manual_seed(seed)

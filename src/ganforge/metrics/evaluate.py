@@ -33,7 +33,7 @@ from ganforge.errors import ConfigError, GanforgeError, RunDirError
 from ganforge.metrics.extractors import FeatureExtractor, build_extractor, check_extractor_name, pick_device
 from ganforge.metrics.protocol import METRICS, EvalContext, MetricValue
 from ganforge.training.distributed import World
-from ganforge.training.export import load_generator
+from ganforge.training.export import by_label, load_generator
 from ganforge.training.lock import acquire
 from ganforge.training.rundir import CONFIG, EVAL_FULL_DATA, append_record, atomic_write_json, read_config
 
@@ -175,12 +175,6 @@ class Evaluator:
             device=str(self.device), meta={"ema": spec.get("ema"), "variant": spec.get("variant")},
             metric_seconds=seconds,
         )
-
-
-def by_label(gen: Any) -> bool:
-    """Whether ``gen`` is measured per class. A generator conditioned on k-means clusters (``data.clusters``) is
-    not: it draws its clusters itself, at their training frequency, and the clusters are not the data's classes."""
-    return bool(gen.conditional) and getattr(gen, "cluster_prior", None) is None
 
 
 def measured_config(cfg: Config) -> Config:

@@ -115,6 +115,13 @@ class LoadedGenerator:
         return distributed.gather_rows(torch.cat(out), n, world), labels
 
 
+def by_label(gen: Any) -> bool:
+    """Whether ``gen`` (a LoadedGenerator, or a stand-in with its facts) is measured per class. A generator
+    conditioned on k-means clusters (``data.clusters``) is not: it draws its clusters itself, at their training
+    frequency, and the clusters are not the data's classes."""
+    return bool(gen.conditional) and getattr(gen, "cluster_prior", None) is None
+
+
 def load_generator(run_dir: Path | str) -> LoadedGenerator:
     run_dir = Path(run_dir)
     spec_path, weights_path = run_dir / SPEC, run_dir / WEIGHTS
