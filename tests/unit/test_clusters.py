@@ -152,3 +152,18 @@ def test_a_trained_cluster_run_exports_its_prior_and_resumes_on_the_same_cluster
 
 def replace_kimg(cfg, kimg: float):
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, kimg=kimg))
+
+
+@pytest.mark.parametrize(("classes", "per_class", "row"), [(10, 6, 6), (20, 3, 9), (50, 1, 10)])
+def test_the_progress_grid_keeps_rows_readable_with_many_clusters(classes, per_class, row):
+    """One row per class while each has 5 samples or more; with many clusters several share a row of 10 or so."""
+    from ganforge.data import Dataset
+    from ganforge.training.loop import build_training
+    from ganforge.variants import VARIANTS
+
+    cfg = load_config("mnist-cwgan-gp", ["model.g_channels=16", "model.d_channels=8", "train.batch_size=8"])
+    data = Dataset("tiny", torch.rand(100, 1, 28, 28) * 2 - 1, torch.arange(100) % classes, num_classes=classes,
+                   class_names=tuple(f"cluster {i}" for i in range(classes)))
+    t = build_training(cfg, VARIANTS.get(cfg.variant), data, torch.device("cpu"), None)
+    fake, nrow = t.objective.grid(t.nets["G"])
+    assert len(fake) == classes * per_class and nrow == row

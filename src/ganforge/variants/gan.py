@@ -201,13 +201,14 @@ class GANObjective(Objective):
     # ---- the progress grid ----------------------------------------------------------------------------------
 
     def _make_grid_inputs(self, data: Dataset) -> None:
-        """Fixed latents (and labels: one row per class) for comparable grids across ticks and runs."""
+        """Fixed latents (and labels: one row per class; classes with fewer than 5 samples each, as with many
+        clusters, share a row: 10 samples to a row) for comparable grids across ticks and runs."""
         gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)  # its own generator: training RNG untouched
         grid_n, self.grid_c, self.grid_rows = self.cfg.train.grid_size, None, None
         if self.cond.g.conditional:
             per_row = max(1, min(10, grid_n // max(data.num_classes, 1)))
             self.grid_c = torch.arange(data.num_classes).repeat_interleave(per_row).to(self.device)
-            grid_n, self.grid_rows = len(self.grid_c), per_row
+            grid_n, self.grid_rows = len(self.grid_c), per_row if per_row >= 5 else per_row * (10 // per_row)
         self.grid_z = torch.randn(grid_n, self.G.z_dim, generator=gen).to(self.device)
 
     @torch.no_grad()
