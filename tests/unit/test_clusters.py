@@ -20,9 +20,9 @@ from ganforge.errors import ConfigError, DataError, RunDirError
 from ganforge.generate import choose_labels, generate_dataset
 from ganforge.metrics.evaluate import evaluate_run
 from ganforge.presets import load_config
-from ganforge.training.checkpoint import atomic_write_text
-from ganforge.training.export import LoadedGenerator, by_label, export_generator, load_generator
+from ganforge.training.export import LoadedGenerator, by_label, load_generator
 from ganforge.training.setup import prepare
+from tests.unit.test_evaluate import make_untrained_run
 
 LIMIT = ["data.limit=1000"]
 
@@ -65,19 +65,8 @@ def test_refusals_name_the_fix():
 
 def make_cluster_run(run_dir, overrides: list[str]):
     """An untrained cluster-conditioned run, exported as the training loop exports it."""
-    cfg = load_config("mnist-cwgan-gp", ["data.clusters=20", "model.g_channels=16", "model.d_channels=8",
-                                         *LIMIT, *overrides])
-    setup = prepare(cfg)
-    torch.manual_seed(0)
-    G = setup.build_networks()["G"]
-    data = setup.train_set
-    run_dir.mkdir(parents=True)
-    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    info = {"shape": list(data.shape), "num_classes": data.num_classes, "class_names": list(data.class_names),
-            "kind": data.kind, **setup.family.export_info(), "variant": cfg.variant, "ema": False, "kimg": 0.0,
-            "cluster_prior": data.meta["cluster_prior"]}
-    export_generator(run_dir, G.eval(), cfg, info)
-    return run_dir
+    return make_untrained_run(run_dir, "mnist-cwgan-gp", ["data.clusters=20", "model.g_channels=16",
+                                                          "model.d_channels=8", *LIMIT, *overrides])
 
 
 def test_the_generator_draws_clusters_at_their_training_frequency(tmp_path):
