@@ -115,7 +115,7 @@ class Evaluator:
     def __init__(self, cfg: Config, extractor: str = "domain", *, extractor_weights: str | None = None,
                  lpips_weights: str | None = None, device: str | torch.device | None = None, log: Log = print,
                  world: World | None = None) -> None:
-        self.cfg = cfg
+        self.cfg = cfg = measured_config(cfg)  # a run on k-means clusters is measured against the data's labels
         self.world = world or World()  # torchrun's ranks share the samples and features; rank 0 writes
         self.weights = {"vgg16": lpips_weights} if lpips_weights else {}
         self.log = log
@@ -265,9 +265,9 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
     from ganforge.metrics.baselines import BASELINES, baseline_generator
 
     gen = load_generator(run_dir)
-    cfg: Config = measured_config(gen.config)
-    if gen.config.data.clusters:
-        log(f"labels were {gen.config.data.clusters} k-means clusters (data.clusters): measured as an unconditional "
+    cfg: Config = gen.config
+    if cfg.data.clusters:
+        log(f"labels were {cfg.data.clusters} k-means clusters (data.clusters): measured as an unconditional "
             f"generator, against {cfg.data.name!r} as it is")
     limit = cfg.data.limit
     if full_data:
@@ -388,7 +388,7 @@ def periodic_eval_hook(cfg: Config | None) -> Callable[[int, Path], None] | None
         from tqdm import tqdm
 
         if "evaluator" not in state:
-            state["evaluator"] = Evaluator(measured_config(c), c.eval.extractor, log=_quiet)
+            state["evaluator"] = Evaluator(c, c.eval.extractor, log=_quiet)
         gen = load_generator(run_dir)
         result = state["evaluator"].evaluate(gen, n=c.eval.n, metrics=list(c.eval.metrics) or None, seed=0, n_boot=0,
                                              cheap=True, run_dir=None)
