@@ -109,7 +109,7 @@ class _HostReads(TorchDispatchMode):
 HOST_CASES = {  # preset, image shape, classes, overrides
     "dcgan-ema": ("pathmnist-dcgan", (3, 28, 28), 0, ["train.ema_kimg=0.5"]),
     "dcgan-ema-rampup": ("pathmnist-dcgan", (3, 28, 28), 0, ["train.ema_kimg=0.5", "train.ema_rampup=0.05"]),
-    "mnist-best": ("mnist-best", (1, 28, 28), 10, []),  # per-class minibatch std, lazy R1, EMA
+    "cgan-projection": ("mnist-cgan-projection", (1, 28, 28), 10, []),  # per-class minibatch std, lazy R1, EMA
     "acgan": ("mnist-acgan", (1, 28, 28), 10, []),
     "cwgan-gp": ("mnist-cwgan-gp", (1, 28, 28), 10, []),
     "cragan": ("mnist-cragan", (1, 28, 28), 10, []),

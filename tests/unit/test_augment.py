@@ -194,7 +194,7 @@ def test_batch_draws_give_each_image_the_same_distribution_as_image_draws(name):
 
 
 class BatchNormRecorder(Recorder):
-    """A Recorder that, like mnist-best's D, has a batch norm (unused here: only its presence matters)."""
+    """A Recorder that, like mnist-cgan's D, has a batch norm (unused here: only its presence matters)."""
 
     def __init__(self) -> None:
         super().__init__()
