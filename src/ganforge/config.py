@@ -239,7 +239,7 @@ def _maxima(cfg: Config) -> list[tuple[str, float, float, str]]:
         ("data.n_points", d.n_points, 1e8, "larger toy sets do not fit in memory"),
         ("data.resolution", d.resolution or 0, 4096, "larger images do not fit in memory"),
         ("data.seed", d.seed, 2**32 - 1, "numpy seeds are 32-bit"),
-        ("data.clusters", d.clusters, 1000, "k-means labels for a conditional G; the MNIST presets use 20 and 50"),
+        ("data.clusters", d.clusters, 1000, "k-means labels for a conditional G; the MNIST presets use 20"),
         ("eval.n", cfg.eval.n, 1e7, "FID uses 50,000"),
         ("eval.every_ticks", cfg.eval.every_ticks, 1e9, "ticks of a run"),
         ("health.every_ticks", cfg.health.every_ticks, 1e9, "ticks of a run"),
