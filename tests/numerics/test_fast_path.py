@@ -125,7 +125,8 @@ def test_the_step_never_waits_for_the_device(case):
     (a 0-dim tensor, so that a captured graph reads its current value) to ``_foreach_lerp_``, which has no
     tensor-weight overload, so it went through ``.item()`` every step and could not be captured; and the per-class
     minibatch std looped over ``c.unique().tolist()`` with ``nonzero``, several syncs per D forward, which made
-    mnist-best, AC-GAN, cWGAN-GP and cRaGAN train at ~500 img/s on the GPU where the cGAN trained at ~9,500."""
+    mnist-best (then the projection recipe), AC-GAN, cWGAN-GP and cRaGAN train at ~500 img/s on the GPU where the
+    cGAN trained at ~9,500."""
     preset, shape, k, overrides = HOST_CASES[case]
     cfg = load_config(preset, ["train.batch_size=16", "train.seed=0", "train.device=cpu", *overrides])
     y = torch.arange(64) % 7 if k else None  # 16 labels of 7 classes per batch: pairs and classes seen once
