@@ -61,9 +61,10 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
                                        "model.spectral_norm_g=true"]),
     "dcgan+ls+smoothing": ("mnist-dcgan", ["objective.loss=ls", "objective.label_smoothing=0.1"]),
     "mlp+minimax+feature-matching": ("mnist-mlp", ["objective.loss=minimax", "objective.feature_matching=true"]),
-    "dcgan+acgan+paper-fake-aux": ("mnist-acgan", ["family.fake_aux=1", "model.d_mbstd=false", "optim.lr_g=2e-4",
-                                                  "optim.lr_d=2e-4", "objective.reuse_fakes=false",
-                                                  "train.channels_last=false"]),
+    # AC-GAN as the paper trains it on the DCGAN pair (D's classifier also on generated images), with SN in D
+    "dcgan+acgan+paper-fake-aux": ("mnist-dcgan", ["variant=acgan", "model.d_batchnorm=[false]",
+                                                  "model.spectral_norm_d=true", "train.ema_kimg=5",
+                                                  "health.every_ticks=1", "health.keep_best=fid"]),
     "dcgan+sn+mbstd": ("mnist-dcgan", ["model.d_batchnorm=[false]", "model.spectral_norm_d=true",
                                        "model.d_mbstd=true"]),
     "dcgan+cgan+sn+class-mbstd": ("mnist-cgan", ["model.d_batchnorm=[false]", "model.spectral_norm_d=true",

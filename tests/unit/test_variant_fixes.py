@@ -154,6 +154,9 @@ def test_acgan_fake_aux_is_range_checked_and_the_paper_by_default():
     assert load_config("mnist-dcgan", ["variant=acgan"]).family == {"fake_aux": 1.0, "g_aux": 1.0}  # the paper's
     preset = load_config("mnist-acgan")
     assert preset.family["fake_aux"] == 0.0 and preset.model.d_mbstd and not preset.model.d_batchnorm[0]
+    # AC-WGAN-GP: mnist-cwgan-gp's critic and recipe with the classifier head in place of the label map
+    assert preset.objective.loss == "wasserstein" and preset.objective.gp_weight == 10.0
+    assert preset.model == load_config("mnist-cwgan-gp").model and preset.optim == load_config("mnist-cwgan-gp").optim
 
 
 # ---- class accuracy --------------------------------------------------------------------------------------------
