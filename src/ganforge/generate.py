@@ -86,7 +86,8 @@ def choose_labels(
 ) -> tuple[int, torch.Tensor | None]:
     """How many samples and which labels. Conditional generators get balanced labels by default
     (label i % num_classes), one class with ``label``, or ``per_class`` of every class. A generator trained on
-    k-means clusters (``data.clusters``) draws its clusters at their training frequency by default."""
+    k-means clusters (``data.clusters``) draws its clusters at their training frequency by default, and InfoGAN
+    its codes uniformly: neither is a class of the data."""
     if not gen.conditional:
         if label is not None or per_class is not None:
             raise GanforgeError(
@@ -252,7 +253,9 @@ def _write_samples(gen: LoadedGenerator, x: torch.Tensor, labels: torch.Tensor |
         "label": label,
         "per_class": per_class,
         "labels_assigned": ("one class" if label is not None else "per class" if per_class is not None
-                            else "clusters at their training frequency (data.clusters)" if gen.cluster_prior
+                            else ("clusters at their training frequency (data.clusters)" if gen.config.data.clusters
+                                  else "drawn by the generator from its own prior (InfoGAN's codes)")
+                            if gen.cluster_prior
                             else "balanced: label i % num_classes" if labels is not None else "none (unconditional)"),
         "counts_per_class": counts,
         "class_names": list(class_names) if labels is not None else [],

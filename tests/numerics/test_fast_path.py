@@ -115,6 +115,7 @@ HOST_CASES = {  # preset, image shape, classes, overrides
     "cragan": ("mnist-cragan", (1, 28, 28), 10, []),
     "projection-resnet": ("mnist-projection", (1, 28, 28), 10, []),
     "wgan-gp": ("mnist-wgan-gp", (1, 28, 28), 0, []),
+    "infogan": ("mnist-infogan", (1, 28, 28), 10, []),  # 10 codes drawn on the device (the labels unused), a Q head
 }
 
 

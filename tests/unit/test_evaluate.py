@@ -34,10 +34,8 @@ def make_untrained_run(run_dir: Path, preset: str, overrides: list[str]) -> Path
     data = setup.train_set
     run_dir.mkdir(parents=True)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    info = {"shape": list(data.shape), "num_classes": data.num_classes, "class_names": list(data.class_names),
-            "kind": data.kind, **setup.family.export_info(),
-            "variant": cfg.variant, "ema": False, "kimg": 0.0,
-            **({"cluster_prior": data.meta["cluster_prior"]} if "cluster_prior" in data.meta else {})}
+    info = {"shape": list(data.shape), **setup.family.label_info(cfg, data),  # as the training loop writes it
+            "kind": data.kind, **setup.family.export_info(), "variant": cfg.variant, "ema": False, "kimg": 0.0}
     export_generator(run_dir, G.eval(), cfg, info)
     return run_dir
 

@@ -125,7 +125,8 @@ class HealthMonitor:
     """The ``Monitor`` (``training.monitor``) behind ``health.*``: built by the runner, called by the loop."""
 
     def __init__(
-        self, cfg: Config, train: Dataset, test: Dataset, conditional: bool, device: torch.device | str = "cpu"
+        self, cfg: Config, train: Dataset, test: Dataset, conditional: bool, device: torch.device | str = "cpu",
+        own_labels: int = 0,
     ) -> None:
         self.cfg, self.hc = cfg, cfg.health
         self.train, self.test, self.conditional = train, test, conditional
@@ -141,6 +142,9 @@ class HealthMonitor:
         self.noise_seeds: torch.Tensor | None = None  # and, for generators with noise inputs, their noise seeds
         self.z_seed = cfg.train.seed + 4243
         self.labels = (torch.arange(self.n) % self.num_classes) if conditional else None  # balanced
+        # what G is sampled with: the labels above, or (own_labels, InfoGAN's codes) labels G draws for itself,
+        # balanced too; those are not the data's classes, so the samples are measured as unconditional
+        self.draw_labels = (torch.arange(self.n) % own_labels) if own_labels else self.labels
         self.real: torch.Tensor | None = None
         self.floor: Health | None = None
 
@@ -243,7 +247,7 @@ class HealthMonitor:
         try:
             out = []
             for i in range(0, self.n, 500):
-                c = self.labels[i : i + 500].to(device) if self.labels is not None else None
+                c = self.draw_labels[i : i + 500].to(device) if self.draw_labels is not None else None
                 noise = {} if self.noise_seeds is None else {"noise_seeds": self.noise_seeds[i : i + 500]}
                 out.append(net(self.z[i : i + 500].to(device), c, **noise).float().cpu())
         finally:
@@ -300,7 +304,7 @@ def build_monitor(
             f"health checks need at least {K + 1} real training and test samples; this data has "
             f"{len(train)} and {len(test)}. Set health.every_ticks=0."
         )
-    return HealthMonitor(cfg, train, test, conditional, device)
+    return HealthMonitor(cfg, train, test, conditional, device, own_labels=family.own_labels(cfg))
 
 
 __all__ = ["Health", "HealthMonitor", "build_monitor", "collapse_warnings", "diversity", "measure", "spread"]

@@ -226,11 +226,10 @@ def training_loop(
         if done or time.perf_counter() - last_plot > 15:  # matplotlib is slow: at most every 15 s, and at the end
             save_loss_plot(history, run_dir / "losses.png", title=cfg.name)
             last_plot = time.perf_counter()
-        info = {"shape": list(data.shape), "num_classes": data.num_classes, "class_names": list(data.class_names),
+        info = {"shape": list(data.shape), **family.label_info(cfg, data),
                 "kind": data.kind, "mask_channels": data.mask_channels,
                 **({"shape_b": list(data.shape_b), "domains": list(data.domains)} if data.two_domain else {}),
-                **family.export_info(), "variant": cfg.variant, "ema": bool(ema), "kimg": images_seen / 1000,
-                **({"cluster_prior": data.meta["cluster_prior"]} if "cluster_prior" in data.meta else {})}
+                **family.export_info(), "variant": cfg.variant, "ema": bool(ema), "kimg": images_seen / 1000}
         sha = export_generator(run_dir, sampled, cfg, info)
         if monitor is not None:  # before the checkpoint, which holds its state (training RNG untouched)
             saved = rng_state()

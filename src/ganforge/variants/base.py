@@ -185,6 +185,19 @@ class Family(ABC):
         """Which networks each optimizer steps, at which rate. Default: the G/D pair, at optim.lr_g / lr_d."""
         return {"G": OptimizerSpec(("G",), cfg.optim.lr_g), "D": OptimizerSpec(("D",), cfg.optim.lr_d)}
 
+    def own_labels(self, cfg: Config) -> int:
+        """How many labels G draws for itself (InfoGAN's latent codes); 0 when G's labels are the data's."""
+        return 0
+
+    def label_info(self, cfg: Config, data: Dataset) -> dict[str, Any]:
+        """What ``generator.json`` records about the labels G takes: their number and names, and (``cluster_prior``)
+        the frequencies at which G draws them itself when they are not the data's classes (k-means clusters,
+        InfoGAN's codes): such a generator is sampled, and evaluated, as an unconditional one."""
+        info: dict[str, Any] = {"num_classes": data.num_classes, "class_names": list(data.class_names)}
+        if "cluster_prior" in data.meta:
+            info["cluster_prior"] = data.meta["cluster_prior"]
+        return info
+
     def export_info(self) -> dict[str, Any]:
         """What ``generator.json`` records about the family beyond its name (e.g. how labels enter)."""
         return {"conditioning": self.conditioning.to_dict()}

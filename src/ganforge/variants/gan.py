@@ -48,7 +48,7 @@ class GANObjective(Objective):
     adversarial loss through ``d_adversarial`` / ``g_adversarial``."""
 
     stat_labels = {"D_real": "D(x)", "D_fake": "D(G(z))", "loss_aux": "aux", "ada_p": "p", "ada_rt": "r_t",
-                   "topk": "top-k"}
+                   "topk": "top-k", "loss_info": "info"}
 
     def __init__(self, family: GAN, cfg: Config, G: nn.Module, D: nn.Module, data: Dataset,
                  real_x: torch.Tensor, real_y: torch.Tensor | None) -> None:
@@ -206,10 +206,15 @@ class GANObjective(Objective):
         gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)  # its own generator: training RNG untouched
         grid_n, self.grid_c, self.grid_rows = self.cfg.train.grid_size, None, None
         if self.cond.g.conditional:
-            per_row = max(1, min(10, grid_n // max(data.num_classes, 1)))
-            self.grid_c = torch.arange(data.num_classes).repeat_interleave(per_row).to(self.device)
+            k = self.grid_classes(data)
+            per_row = max(1, min(10, grid_n // max(k, 1)))
+            self.grid_c = torch.arange(k).repeat_interleave(per_row).to(self.device)
             grid_n, self.grid_rows = len(self.grid_c), per_row if per_row >= 5 else per_row * (10 // per_row)
         self.grid_z = torch.randn(grid_n, self.G.z_dim, generator=gen).to(self.device)
+
+    def grid_classes(self, data: Dataset) -> int:
+        """The labels G's grid rows show (the data's classes here)."""
+        return data.num_classes
 
     @torch.no_grad()
     def grid(self, G: nn.Module) -> tuple[torch.Tensor, int | None]:
@@ -270,7 +275,7 @@ class GAN(Family):
             )
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
-        G, D = build_models(cfg.model, data.shape, max(data.num_classes, 1), self.conditioning)
+        G, D = build_models(cfg.model, data.shape, max(self.own_labels(cfg) or data.num_classes, 1), self.conditioning)
         a = cfg.augment
         if not a.diffaugment_target:
             return {"G": G, "D": D}
