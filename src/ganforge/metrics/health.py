@@ -15,7 +15,9 @@ Collapse is flagged, in the log, in ``metrics.jsonl`` (``{"type": "health", ...}
 the diversity of the samples (or of one class) falls below ``DIVERSITY_WARN`` of real data's while they look
 real (precision at least ``PRECISION_GATE``: an untrained G draws alike blobs too), or when recall
 falls below ``RECALL_DROP`` of the best recall the run had already reached (a run that worked and then
-collapsed). ``health.keep_best=fid|recall|coverage|class_acc`` copies the generator of the best check so far to
+collapsed), or when, past ``LOW_RECALL_AFTER`` of the run, recall is still under ``RECALL_LOW`` of the real
+data's own (partial collapse that never recovered: G draws some of the data's modes well and drops the others).
+``health.keep_best=fid|recall|coverage|class_acc`` copies the generator of the best check so far to
 ``RUN/best/``. The samples use fixed latents and labels (and noise seeds, for generators with noise inputs), so ticks
 compare like the progress grids.
 
@@ -33,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.config import Config
+from ganforge.config import Config, total_kimg
 from ganforge.data import Dataset, load_dataset
 from ganforge.errors import ConfigError
 from ganforge.metrics.extractors import FeatureExtractor, build_extractor
@@ -46,6 +48,8 @@ K = 5  # k of precision, recall and coverage: the evaluation's (image_metrics.K_
 DIVERSITY_WARN = 0.25  # samples (or one class) less than a quarter as spread as real data: collapsed
 RECALL_DROP = 0.5  # recall under half the run's best: it had learned more of the data and lost it
 RECALL_PEAK_MIN = 0.2  # ... only once the run had reached a recall worth losing
+RECALL_LOW = 0.5  # recall under half the real data's (real test against training samples) ...
+LOW_RECALL_AFTER = 0.5  # ... past half the run: G has had the time to cover the data and covers part of it
 PRECISION_GATE = 0.1  # near-identical samples count as collapse once some of them look real (else: not trained yet)
 HIGHER_IS_BETTER = {"fid": False, "recall": True, "coverage": True, "class_acc": True}
 
@@ -104,8 +108,12 @@ def measure(
     return Health(p.precision, p.recall, p.coverage, fid_from_features(real, gen), div, div_class, acc)
 
 
-def collapse_warnings(h: Health, peak_recall: float, peak_tick: int, class_names: tuple[str, ...] = ()) -> list[str]:
-    """What looks like collapse in ``h``, given the best recall seen before (at ``peak_tick``); [] when healthy."""
+def collapse_warnings(
+    h: Health, peak_recall: float, peak_tick: int, class_names: tuple[str, ...] = (), *,
+    floor_recall: float = math.nan, progress: float = 0.0,
+) -> list[str]:
+    """What looks like collapse in ``h``, given the best recall seen before (at ``peak_tick``), the real data's own
+    recall at the same sample counts and the fraction of the run done; [] when healthy."""
     out = []
     # An untrained G (or the EMA copy of one, early on) draws near-identical blobs too, but off the data: its
     # samples are in no real neighbourhood (precision ~0). Collapse is near-identical samples that look real.
@@ -118,6 +126,9 @@ def collapse_warnings(h: Health, peak_recall: float, peak_tick: int, class_names
             out.append(f"samples are nearly alike (diversity {h.diversity:.2f} of real data's)")
     if peak_recall >= RECALL_PEAK_MIN and h.recall < RECALL_DROP * peak_recall:
         out.append(f"recall fell to {h.recall:.2f} from {peak_recall:.2f} at tick {peak_tick}")
+    elif progress >= LOW_RECALL_AFTER and h.recall < RECALL_LOW * floor_recall:  # nan floor: never
+        out.append(f"recall {h.recall:.2f} is under half the real data's {floor_recall:.2f} past half the run: "
+                   "G draws only part of the data (mode dropping)")
     return out
 
 
@@ -132,6 +143,7 @@ class HealthMonitor:
         self.train, self.test, self.conditional = train, test, conditional
         self.device = torch.device(device)
         self.num_classes = max(train.num_classes, 1)
+        self.total_kimg = total_kimg(cfg, len(train))
         self.extractor: FeatureExtractor | None = None  # built at the first check (cached on disk after)
         self.state: dict[str, Any] = {}  # best value, its tick, the best recall: all in the checkpoint
         gen = torch.Generator().manual_seed(cfg.train.seed + 4242)  # its own generator: training RNG untouched
@@ -161,7 +173,8 @@ class HealthMonitor:
         h = measure(self.real, self._real_y(), feats, self.labels, logits if self.conditional else None)
         s = self.state
         warnings = collapse_warnings(
-            h, s.get("peak_recall", 0.0), s.get("peak_recall_tick", 0), tuple(self.train.class_names)
+            h, s.get("peak_recall", 0.0), s.get("peak_recall_tick", 0), tuple(self.train.class_names),
+            floor_recall=self.floor.recall, progress=kimg / self.total_kimg if self.total_kimg > 0 else 0.0,
         )
         if h.recall > s.get("peak_recall", 0.0):
             s["peak_recall"], s["peak_recall_tick"] = h.recall, tick
