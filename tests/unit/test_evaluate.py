@@ -19,6 +19,7 @@ from ganforge.metrics.evaluate import evaluate_run, periodic_eval_hook
 from ganforge.presets import load_config
 from ganforge.training.checkpoint import atomic_write_text
 from ganforge.training.export import export_generator
+from ganforge.training.loop import generator_info
 from ganforge.training.setup import prepare
 
 MNIST = ("mnist-dcgan", ["data.limit=1000", "train.kimg=1"])  # 1,000 training digits, the real 1,000 test digits
@@ -34,9 +35,7 @@ def make_untrained_run(run_dir: Path, preset: str, overrides: list[str]) -> Path
     data = setup.train_set
     run_dir.mkdir(parents=True)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    info = {"shape": list(data.shape), **setup.family.label_info(cfg, data),  # as the training loop writes it
-            "kind": data.kind, **setup.family.export_info(), "variant": cfg.variant, "ema": False, "kimg": 0.0}
-    export_generator(run_dir, G.eval(), cfg, info)
+    export_generator(run_dir, G.eval(), cfg, generator_info(cfg, setup.family, data, False, 0.0))  # as training does
     return run_dir
 
 

@@ -226,11 +226,7 @@ def training_loop(
         if done or time.perf_counter() - last_plot > 15:  # matplotlib is slow: at most every 15 s, and at the end
             save_loss_plot(history, run_dir / "losses.png", title=cfg.name)
             last_plot = time.perf_counter()
-        info = {"shape": list(data.shape), **family.label_info(cfg, data),
-                "kind": data.kind, "mask_channels": data.mask_channels,
-                **({"shape_b": list(data.shape_b), "domains": list(data.domains)} if data.two_domain else {}),
-                **family.export_info(), "variant": cfg.variant, "ema": bool(ema), "kimg": images_seen / 1000}
-        sha = export_generator(run_dir, sampled, cfg, info)
+        sha = export_generator(run_dir, sampled, cfg, generator_info(cfg, family, data, bool(ema), images_seen / 1000))
         if monitor is not None:  # before the checkpoint, which holds its state (training RNG untouched)
             saved = rng_state()
             checked = monitor.check(tick, images_seen / 1000, sampled)
@@ -272,6 +268,15 @@ def training_loop(
     if tb is not None:
         tb.close()
     return TrainResult(run_dir, summary)
+
+
+def generator_info(cfg: Config, family: Family, data: Dataset, ema: bool, kimg: float) -> dict[str, Any]:
+    """What ``generator.json`` records beside the weights: the data's shape and kind, the labels G takes (the
+    family's ``label_info``), how the family conditions, and where in training the weights come from."""
+    return {"shape": list(data.shape), **family.label_info(cfg, data), "kind": data.kind,
+            "mask_channels": data.mask_channels,
+            **({"shape_b": list(data.shape_b), "domains": list(data.domains)} if data.two_domain else {}),
+            **family.export_info(), "variant": cfg.variant, "ema": ema, "kimg": kimg}
 
 
 def _device_name(device: torch.device) -> str:
