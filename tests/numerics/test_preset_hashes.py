@@ -72,6 +72,8 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "cogan+untied": ("mnist-cogan", ["family.tie_weights=false"]),
     # InfoGAN as the paper trains it: BCE, the DCGAN pair with batch norm in D, information weight 1, 4 codes
     "dcgan+infogan": ("mnist-dcgan", ["variant=infogan", "family.codes=4"]),
+    # InfoGAN's learned code prior, on from the second half of the 0.4 kimg (the preset's starts at 50 kimg)
+    "wgan-gp+infogan+learned-prior": ("mnist-infogan", ["family.prior_kimg=0.2"]),
     # top-k training with its fraction moving within the 0.4 kimg (0.1 epoch of the 4,000 digits: 1 -> 0.63)
     "wgan-gp+topk": ("mnist-wgan-gp", ["objective.topk=0.5", "objective.topk_decay=0.01"]),
     "resnet+cgan+mbstd": ("mnist-cgan", ["model.arch=resnet", "model.d_batchnorm=[false]", "model.g_channels=32",

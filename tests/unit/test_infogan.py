@@ -149,3 +149,100 @@ def test_evaluate_measures_it_as_an_unconditional_generator(tmp_path, monkeypatc
     assert asked and all(labels is None for labels in asked)
     with pytest.raises(Exception, match="class_acc"):  # the codes are not the digits' classes
         evaluate_run(run_dir, n=200, metrics=["class_acc"], device="cpu", n_boot=0, log=lambda _: None)
+
+
+def test_the_learned_prior_waits_then_follows_q_on_real_batches():
+    obj = objective(["family.codes=4", "family.prior_kimg=1"])
+    prior, phase = obj.prior, obj.phases[0]
+    assert prior is not None and torch.equal(prior.probs, torch.full((4,), 0.25))
+    with torch.no_grad():  # Q reads every real digit as code 2 with probability 0.7, the others 0.1
+        obj.D.aux.weight.zero_()
+        obj.D.aux.bias.copy_(torch.tensor([0.1, 0.1, 0.7, 0.1]).log())
+    torch.manual_seed(4)
+    obj.set_progress(999)  # before family.prior_kimg: uniform, and the D step leaves it so
+    obj.accumulate_gradients(phase, obj.draw(phase, torch.arange(32)))
+    assert torch.equal(prior.probs, torch.full((4,), 0.25))
+    obj.set_progress(1000)  # from family.prior_kimg on, each D step moves it towards Q's mean posterior
+    with torch.no_grad():
+        obj.D.aux.weight.zero_()
+        obj.D.aux.bias.copy_(torch.tensor([0.1, 0.1, 0.7, 0.1]).log())
+    obj.accumulate_gradients(phase, obj.draw(phase, torch.arange(32)))
+    step = torch.tensor([0.1, 0.1, 0.7, 0.1]) - 0.25
+    assert torch.allclose(prior.probs, 0.25 + prior.rate * step, atol=1e-6)
+    assert prior.rate == pytest.approx(1 - 0.5 ** (32 / 10_000))  # a half-life of 10 kimg
+    for _ in range(20_000):  # ~64 half-lives: it settles on Q's posterior
+        prior.update(torch.tensor([[0.1, 0.1, 0.7, 0.1]]).log())
+    assert torch.allclose(prior.probs, torch.tensor([0.1, 0.1, 0.7, 0.1]), atol=1e-4)
+    codes = torch.cat([obj.draw(obj.phases[-1], torch.arange(32)).gen_c for _ in range(100)])
+    assert abs((codes == 2).double().mean().item() - 0.7) < 0.05  # G's codes are drawn from it
+
+
+def test_the_prior_is_uniform_unless_asked_and_a_bad_value_is_refused():
+    assert objective(["family.codes=4"]).prior is None
+    with pytest.raises(ConfigError, match="family.prior_kimg must be 0"):
+        prepare(load_config("mnist-wgan-gp", [*TINY, "family.prior_kimg=-1"]))
+
+
+def test_a_learned_prior_is_exported_sampled_and_resumed_exactly(tmp_path):
+    from ganforge.experiments.runner import resume_run, start_run
+
+    cfg = load_config("mnist-wgan-gp", [*TINY, "family.codes=4", "family.prior_kimg=0.064", "train.kimg=0.128",
+                                        "train.tick_kimg=0.064", "health.n=40"])
+    quiet = {"progress": False, "log": lambda _: None}
+    start_run(cfg, str(tmp_path / "run"), **quiet)
+    gen = load_generator(tmp_path / "run")
+    prior = gen.cluster_prior
+    assert prior is not None and sum(prior) == pytest.approx(1) and prior != [0.25] * 4  # learned in the 2nd tick
+    assert not by_label(gen)
+    torch.manual_seed(0)
+    _, codes = gen.sample(4000, seed=0)
+    freq = torch.bincount(codes, minlength=4).double() / 4000
+    assert torch.allclose(freq, torch.tensor(prior, dtype=torch.float64), atol=0.03)  # sampled at its frequencies
+    # exact resume: 2 ticks + 1 more equals 3 straight, the prior's state included
+    resume_run(tmp_path / "run", ["train.kimg=0.192"], **quiet)
+    straight = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, kimg=0.192))
+    start_run(straight, str(tmp_path / "straight"), **quiet)
+    resumed, fresh = load_generator(tmp_path / "run"), load_generator(tmp_path / "straight")
+    assert resumed.sha256 == fresh.sha256 and resumed.cluster_prior == fresh.cluster_prior
+
+
+def test_the_health_check_draws_the_codes_at_the_learned_prior(monkeypatch):
+    from ganforge.metrics.health import HealthMonitor, stratified_labels
+
+    assert stratified_labels([0.25] * 4, 10).tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]  # uniform: as before
+    assert torch.bincount(stratified_labels([0.5, 0.2, 0.2, 0.1], 40), minlength=4).tolist() == [20, 8, 8, 4]
+    assert torch.bincount(stratified_labels([0.7, 0.3, 0.0, 0.0], 500), minlength=4).tolist() == [350, 150, 0, 0]
+    cfg = load_config("mnist-wgan-gp", [*TINY, "family.codes=4", "family.prior_kimg=1", "health.n=40"])
+    setup = prepare(cfg)
+    nets = setup.build_networks()
+    monitor = build_monitor(cfg, setup.family, setup.train_set, nets["G"])
+    nets["code_prior"].probs.copy_(torch.tensor([0.5, 0.2, 0.2, 0.1]))
+    asked: list = []
+    monkeypatch.setattr(HealthMonitor, "_sample", lambda self, net: asked.append(self.draw_labels.clone()) or
+                        torch.zeros(40, *setup.train_set.shape))
+    monitor.check(1, 1.0, nets["G"], setup.family.label_info(cfg, setup.train_set, nets))
+    assert torch.bincount(asked[0], minlength=4).tolist() == [20, 8, 8, 4]  # as generate draws them
+
+
+def _prior_rank(rank: int, rendezvous: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from ganforge.variants.infogan import CodePrior
+
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    try:
+        prior = CodePrior(2, batch=64)
+        prior.active.fill_(1.0)
+        share = torch.tensor([[0.0, -50.0]] if rank == 0 else [[-50.0, 0.0]]).repeat(32, 1)  # all 0s / all 1s
+        prior.update(share)
+        torch.save(prior.probs, f"{out}-{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_several_processes_every_rank_learns_the_global_batchs_prior(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_prior_rank, args=(str(tmp_path / "rdv"), str(tmp_path / "probs")), nprocs=2, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"probs-{r}.pt", weights_only=True) for r in (0, 1))
+    assert torch.equal(rank0, rank1) and torch.allclose(rank0, torch.tensor([0.5, 0.5]))  # the mean of both shares

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -132,6 +133,17 @@ def collapse_warnings(
     return out
 
 
+def stratified_labels(prior: Sequence[float], n: int) -> torch.Tensor:
+    """n labels at the prior's frequencies, without randomness and interleaved (a uniform prior over k labels
+    gives ``i % k``): sample i takes the label whose share of the cumulative prior holds its stratum's midpoint."""
+    k = len(prior)
+    per = -(-n // k)  # strata per label slot: label slot i % k, position i // k
+    i = torch.arange(n)
+    u = ((i % k) * per + i // k + 0.5) / (k * per)
+    cdf = torch.tensor(prior, dtype=torch.float64).cumsum(0)
+    return torch.searchsorted(cdf / cdf[-1], u.double()).clamp(max=k - 1)
+
+
 class HealthMonitor:
     """The ``Monitor`` (``training.monitor``) behind ``health.*``: built by the runner, called by the loop."""
 
@@ -154,18 +166,22 @@ class HealthMonitor:
         self.noise_seeds: torch.Tensor | None = None  # and, for generators with noise inputs, their noise seeds
         self.z_seed = cfg.train.seed + 4243
         self.labels = (torch.arange(self.n) % self.num_classes) if conditional else None  # balanced
-        # what G is sampled with: the labels above, or (own_labels, InfoGAN's codes) labels G draws for itself,
-        # balanced too; those are not the data's classes, so the samples are measured as unconditional
+        # what G is sampled with: the labels above, or (own_labels, InfoGAN's codes) labels G draws for itself, at
+        # the frequencies generator.json gives (check); those are not the data's classes, so the samples are
+        # measured as unconditional
+        self.own_labels = own_labels
         self.draw_labels = (torch.arange(self.n) % own_labels) if own_labels else self.labels
         self.real: torch.Tensor | None = None
         self.floor: Health | None = None
 
     # ---- Monitor protocol ---------------------------------------------------------------------------------
 
-    def check(self, tick: int, kimg: float, net: nn.Module) -> TickCheck | None:
+    def check(self, tick: int, kimg: float, net: nn.Module, spec: dict[str, Any]) -> TickCheck | None:
         if tick % self.hc.every_ticks:
             return None
         start = time.perf_counter()
+        if self.own_labels and spec.get("cluster_prior") is not None:  # as generate draws them (a learned prior)
+            self.draw_labels = stratified_labels(spec["cluster_prior"], self.n)
         self._prepare()
         assert self.extractor is not None and self.real is not None and self.floor is not None
         fake = self._sample(net)

@@ -226,10 +226,11 @@ def training_loop(
         if done or time.perf_counter() - last_plot > 15:  # matplotlib is slow: at most every 15 s, and at the end
             save_loss_plot(history, run_dir / "losses.png", title=cfg.name)
             last_plot = time.perf_counter()
-        sha = export_generator(run_dir, sampled, cfg, generator_info(cfg, family, data, bool(ema), images_seen / 1000))
+        spec = generator_info(cfg, family, data, bool(ema), images_seen / 1000, nets)
+        sha = export_generator(run_dir, sampled, cfg, spec)
         if monitor is not None:  # before the checkpoint, which holds its state (training RNG untouched)
             saved = rng_state()
-            checked = monitor.check(tick, images_seen / 1000, sampled)
+            checked = monitor.check(tick, images_seen / 1000, sampled, spec)
             set_rng_state(saved)
             if checked is not None:
                 append_record(run_dir, checked.record)
@@ -270,10 +271,12 @@ def training_loop(
     return TrainResult(run_dir, summary)
 
 
-def generator_info(cfg: Config, family: Family, data: Dataset, ema: bool, kimg: float) -> dict[str, Any]:
+def generator_info(cfg: Config, family: Family, data: Dataset, ema: bool, kimg: float,
+                   nets: dict[str, nn.Module] | None = None) -> dict[str, Any]:
     """What ``generator.json`` records beside the weights: the data's shape and kind, the labels G takes (the
-    family's ``label_info``), how the family conditions, and where in training the weights come from."""
-    return {"shape": list(data.shape), **family.label_info(cfg, data), "kind": data.kind,
+    family's ``label_info``, from the networks as trained so far), how the family conditions, and where in training
+    the weights come from."""
+    return {"shape": list(data.shape), **family.label_info(cfg, data, nets), "kind": data.kind,
             "mask_channels": data.mask_channels,
             **({"shape_b": list(data.shape_b), "domains": list(data.domains)} if data.two_domain else {}),
             **family.export_info(), "variant": cfg.variant, "ema": ema, "kimg": kimg}

@@ -29,8 +29,9 @@ class TickCheck:
 
 
 class Monitor(Protocol):
-    def check(self, tick: int, kimg: float, net: nn.Module) -> TickCheck | None:
-        """Measure ``net`` (the sampled network, EMA copy when kept) at this tick; None when not this tick.
+    def check(self, tick: int, kimg: float, net: nn.Module, spec: dict[str, Any]) -> TickCheck | None:
+        """Measure ``net`` (the sampled network, EMA copy when kept) at this tick, as ``generate`` samples it
+        (``spec``: the fields of the ``generator.json`` just exported); None when not this tick.
         Must leave the network's mode and training randomness as it found them."""
         ...
 

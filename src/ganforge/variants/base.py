@@ -189,10 +189,11 @@ class Family(ABC):
         """How many labels G draws for itself (InfoGAN's latent codes); 0 when G's labels are the data's."""
         return 0
 
-    def label_info(self, cfg: Config, data: Dataset) -> dict[str, Any]:
+    def label_info(self, cfg: Config, data: Dataset, nets: dict[str, nn.Module] | None = None) -> dict[str, Any]:
         """What ``generator.json`` records about the labels G takes: their number and names, and (``cluster_prior``)
         the frequencies at which G draws them itself when they are not the data's classes (k-means clusters,
-        InfoGAN's codes): such a generator is sampled, and evaluated, as an unconditional one."""
+        InfoGAN's codes): such a generator is sampled, and evaluated, as an unconditional one. ``nets``: the
+        run's networks as trained so far, for a family that learns those frequencies (InfoGAN's prior)."""
         info: dict[str, Any] = {"num_classes": data.num_classes, "class_names": list(data.class_names)}
         if "cluster_prior" in data.meta:
             info["cluster_prior"] = data.meta["cluster_prior"]
