@@ -145,3 +145,14 @@ def test_finished_run_with_a_lost_summary_gets_it_back(run):
     assert outcome.code == 0 and not outcome.traceback, outcome.stderr
     assert "rewrote it from the checkpoint" in outcome.stdout and "already finished" in outcome.stdout
     assert json.loads((run / "summary.json").read_text())["images_seen"] == 1024
+
+
+def test_finished_run_whose_summary_is_a_tick_behind_gets_it_rewritten(run):
+    # killed after the last tick's checkpoint and before its summary.json: the summary still says the tick before
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "images_seen": 768, "kimg": 0.768,
+                                                  "ticks": summary["ticks"] - 1}))
+    outcome = invoke("train", "--resume", run, "--no-progress")
+    assert outcome.code == 0 and not outcome.traceback, outcome.stderr
+    assert "behind the checkpoint" in outcome.stdout and "rewrote it from the checkpoint" in outcome.stdout
+    assert json.loads((run / "summary.json").read_text())["images_seen"] == 1024

@@ -225,9 +225,14 @@ def resume_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), *, pr
 
 
 def _finished_summary(run_dir: Path, ck: dict, log: Callable[[str], None]) -> dict:
-    """summary.json of a finished run; rewritten from the checkpoint when it is missing or damaged."""
+    """summary.json of a finished run; rewritten from the checkpoint when it is missing, damaged, or behind it (the
+    last tick's checkpoint is written before its summary: a run killed in between has the previous tick's)."""
     try:
-        return read_summary(run_dir, require=SUMMARY_KEYS)
+        summary = read_summary(run_dir, require=SUMMARY_KEYS)
+        if summary["images_seen"] != ck["images_seen"]:
+            raise RunDirError(f"{run_dir / SUMMARY} is behind the checkpoint ({summary['images_seen']} images seen "
+                              f"against {ck['images_seen']}); the run was stopped between the two")
+        return summary
     except RunDirError as e:
         summary = {"kimg": ck["images_seen"] / 1000, "images_seen": ck["images_seen"], "ticks": ck["tick"],
                    "steps": ck["step"], "wall_time_s": round(float(ck["wall_time"]), 2), "final": {},
