@@ -170,7 +170,7 @@ class HealthMonitor:
         # the frequencies generator.json gives (check); those are not the data's classes, so the samples are
         # measured as unconditional
         self.own_labels = own_labels
-        self.draw_labels = (torch.arange(self.n) % own_labels) if own_labels else self.labels
+        self.draw_labels = stratified_labels([1.0] * own_labels, self.n) if own_labels else self.labels  # uniform
         self.real: torch.Tensor | None = None
         self.floor: Health | None = None
 
