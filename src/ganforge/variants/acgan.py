@@ -10,7 +10,7 @@ recognising G's class, and G for being recognised, pushes each class's samples a
 towards a few easy, prototypical images: the loss of intra-class diversity that Shu, Bui & Ermon 2017 (AC-GAN
 learns a biased distribution) and Gong et al. 2019 (Twin Auxiliary Classifiers GAN) analyse. With
 ``family.fake_aux=0`` D's classifier learns from real images only and G is still asked to be classified as its
-label (the presets use this; measurements in the README).
+label (the presets use this; measurements in docs/variants-measured.md).
 
 ``family.g_aux`` (default 1) weighs G's own classification term: G maximising log p(c | G(z, c)) under a
 classifier of real digits is mode-seeking (it gains most from the one most typical image of each class), which

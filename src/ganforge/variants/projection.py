@@ -12,7 +12,7 @@ Presets may override any of them.
 concatenated to z, the conditioning StyleGAN2-ADA uses (and this project's ``stylegan2`` and
 ``progan``). On the two-layer DCGAN G, conditional batch norm carries the label slowly: per-class
 gains and biases on two layers must select class-specific features from a z-only projection. Measured
-on MNIST (README, "Every variant, measured"), the same R1 D and recipe reach class accuracy 0.13 after
+on MNIST (docs/variants-measured.md), the same R1 D and recipe reach class accuracy 0.13 after
 20 kimg with conditional batch norm and 0.88 with the embedded label. Its defaults are the cGAN's (none
 of the paper's): on the DCGAN pair the presets pair it with an R1-regularised D without normalisation.
 """
