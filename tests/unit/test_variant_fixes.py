@@ -169,7 +169,7 @@ def test_class_accuracy_by_hand():
     assert value == pytest.approx(3 / 5)
     assert per_class[:3] == pytest.approx([1.0, 0.5, 0.5]) and per_class[3] != per_class[3]  # class 3: never asked
     spec = METRICS.get("class_acc")
-    assert spec.cheap and spec.higher_is_better and set(spec.requires) == {"conditional", "labels", "logits"}
+    assert spec.cheap and spec.higher_is_better and set(spec.requires) == {"conditional", "labels"}
 
 
 def test_minibatch_std_with_labels_is_the_spread_within_each_class():

@@ -59,6 +59,7 @@ class DomainRecipe:
     lr: float = 3e-3  # peak of a one-cycle schedule
     weight_decay: float = 1e-4
     seed: int = 0
+    affine: bool = False  # a random small affine warp of every training image (``random_affine``)
 
 
 def n_downsamples(resolution: int) -> int:
@@ -115,8 +116,24 @@ DOMAIN_FORMAT = "ganforge-domain-net/1"
 
 
 def domain_key(data_fingerprint: str, spec: DomainSpec, recipe: DomainRecipe) -> str:
-    return sha256_json({"format": DOMAIN_FORMAT, "data": data_fingerprint, "spec": asdict(spec),
-                        "recipe": asdict(recipe)})
+    fields = asdict(recipe)
+    if not recipe.affine:  # added after the first format: unset, it stays out, so earlier keys (and ids) still hold
+        del fields["affine"]
+    return sha256_json({"format": DOMAIN_FORMAT, "data": data_fingerprint, "spec": asdict(spec), "recipe": fields})
+
+
+def random_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """x [N, C, H, W] in [-1, 1], each image turned by up to 0.2 rad (11 degrees), scaled by 0.9-1.1 and shifted by
+    up to 1/14 of its width (2 pixels at 28) each way; edges repeat the border. Draws from ``gen`` only."""
+    n = len(x)
+    u = torch.rand(n, 4, generator=gen) * 2 - 1  # rotation, scale, shift x, shift y: uniform in [-1, 1]
+    angle, scale = 0.2 * u[:, 0], 1 + 0.1 * u[:, 1]
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = scale * angle.cos(), -scale * angle.sin()
+    theta[:, 1, 0], theta[:, 1, 1] = scale * angle.sin(), scale * angle.cos()
+    theta[:, :, 2] = u[:, 2:] / 7  # grid units: the image spans [-1, 1], so 1/7 of that is 1/14 of the width
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 @contextlib.contextmanager
@@ -216,11 +233,12 @@ def _fit_loop(
             order, pos = torch.randperm(n, generator=gen), 0
         idx = order[pos : pos + batch].to(device)
         pos += batch
-        _, out = net(x_dev[idx].contiguous(memory_format=torch.channels_last))
+        xb = random_affine(x_dev[idx], gen) if recipe.affine else x_dev[idx]
+        _, out = net(xb.contiguous(memory_format=torch.channels_last))
         if y_dev is not None and spec.num_classes > 0:
             loss = F.cross_entropy(out, y_dev[idx])  # logits in, log-softmax inside
         else:
-            loss = F.mse_loss(out, x_dev[idx])
+            loss = F.mse_loss(out, xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -228,8 +246,9 @@ def _fit_loop(
         if step >= steps - max(1, steps // 10):  # mean loss over the last 10% of steps
             loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
     seconds = time.perf_counter() - t0
-    log(f"domain extractor: trained {'classifier' if spec.num_classes else 'autoencoder'} on {n} images "
-        f"({steps} steps) in {seconds:.1f} s")
+    warped = ", each image warped at random" if recipe.affine else ""
+    log(f"domain network: trained {'classifier' if spec.num_classes else 'autoencoder'} on {n} images "
+        f"({steps} steps{warped}) in {seconds:.1f} s")
     record = {"spec": asdict(spec), "recipe": asdict(recipe), "n_train": n, "steps": steps,
               "final_loss": loss_sum / max(loss_n, 1), "train_seconds": round(seconds, 2), "device": str(device),
               "torch_version": torch.__version__, "ganforge_version": ganforge.__version__}

@@ -10,7 +10,8 @@ the id, both still recorded in the protocol:
   average over training seeds anyway);
 - ``ganforge_version``: a version bump that does not touch the metrics must not split tables;
   ``protocol_version`` is bumped instead whenever the metric code changes what it computes.
-- ``extractor_test_accuracy`` follows from the extractor hash; it is there for the reader.
+- ``extractor_test_accuracy`` (and ``judge_test_accuracy``, ``class_acc``'s classifier) follows from the
+  extractor's (the judge's) hash; it is there for the reader.
 
 ``METRICS`` maps a metric name to a ``MetricSpec``: the data kinds it applies to, what it needs
 (a conditional generator, labels, a class head) and its ``compute(ctx) -> Outcome`` function. The
@@ -34,7 +35,7 @@ from ganforge.registry import Registry
 from ganforge.training.distributed import World
 
 PROTOCOL_VERSION = "ganforge-eval/1"
-NOT_IN_ID = ("seed", "ganforge_version", "extractor_test_accuracy")
+NOT_IN_ID = ("seed", "ganforge_version", "extractor_test_accuracy", "judge_test_accuracy")
 
 Requirement = Literal["conditional", "labels", "logits", "curve", "modes", "masks", "vgg16"]
 
