@@ -59,8 +59,7 @@ def build_judge(train: Dataset, test: Dataset, device: torch.device | str = "cpu
     spec = DomainSpec(in_channels=c, resolution=h, num_classes=train.num_classes)
     trained = train_domain_net(train.x, train.y, spec, JUDGE_RECIPE, device=device,
                                data_fingerprint=train.fingerprint(), log=log)
-    judge = Judge(trained.net, trained.key, device, 0.0, ())
-    accuracy, per_class = class_accuracy(judge.logits(test.x), test.y, train.num_classes)
+    accuracy, per_class = class_accuracy(run_net(trained.net, test.x, device)[1], test.y, train.num_classes)
     return Judge(trained.net, trained.key, device, accuracy, tuple(per_class))
 
 
@@ -73,10 +72,8 @@ def build_judge(train: Dataset, test: Dataset, device: torch.device | str = "cpu
     help="conditional runs: share of samples a sharp classifier of the real data assigns to the requested class",
 )
 def class_acc_metric(ctx: EvalContext) -> Outcome:
-    key = f"class_acc:judge|{ctx.train.fingerprint()}"
-    if key not in ctx.shared:  # once per data: evaluations during training reuse it
-        ctx.shared[key] = build_judge(ctx.train, ctx.floor_data, ctx.device, ctx.log)
-    judge: Judge = ctx.shared[key]
+    # once per data: evaluations during training reuse it
+    judge: Judge = ctx.real_memo("class_acc:judge", lambda: build_judge(ctx.train, ctx.floor_data, ctx.device, ctx.log))
     x, asked = ctx.fake()
     assert asked is not None
     value, per_class = class_accuracy(ctx.memo("judge_logits", lambda: judge.logits(x)), asked, ctx.num_classes)

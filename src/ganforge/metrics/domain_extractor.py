@@ -34,6 +34,7 @@ from ganforge.errors import GanforgeError
 from ganforge.metrics.extractors import EXTRACTORS, Log, _quiet, pick_device
 from ganforge.metrics.features import cache_root, sha256_json
 from ganforge.metrics.threads import INIT_LOCK, single_thread_on_cpu
+from ganforge.objectives.augment import affine_warp
 from ganforge.training.checkpoint import atomic_write_bytes, atomic_write_json, sha256_file
 
 
@@ -125,15 +126,10 @@ def domain_key(data_fingerprint: str, spec: DomainSpec, recipe: DomainRecipe) ->
 def random_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """x [N, C, H, W] in [-1, 1], each image turned by up to 0.2 rad (11 degrees), scaled by 0.9-1.1 and shifted by
     up to 1/14 of its width (2 pixels at 28) each way; edges repeat the border. Draws from ``gen`` only."""
-    n = len(x)
-    u = torch.rand(n, 4, generator=gen) * 2 - 1  # rotation, scale, shift x, shift y: uniform in [-1, 1]
+    u = (torch.rand(len(x), 4, generator=gen) * 2 - 1).to(x.device)  # rotation, scale, shift x, y: in [-1, 1]
     angle, scale = 0.2 * u[:, 0], 1 + 0.1 * u[:, 1]
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = scale * angle.cos(), -scale * angle.sin()
-    theta[:, 1, 0], theta[:, 1, 1] = scale * angle.sin(), scale * angle.cos()
-    theta[:, :, 2] = u[:, 2:] / 7  # grid units: the image spans [-1, 1], so 1/7 of that is 1/14 of the width
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # affine_grid's units: the image spans [-1, 1], so 1/7 of that is 1/14 of the width
+    return affine_warp(x, scale * angle.cos(), scale * angle.sin(), u[:, 2:] / 7)
 
 
 @contextlib.contextmanager

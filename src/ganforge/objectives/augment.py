@@ -109,16 +109,21 @@ def _cutout(x: torch.Tensor, n: int, fill: float = 0.0, ratio: float = 0.5) -> t
 _GEOMETRIC = {"translation": _translation, "cutout": _cutout}  # the ops that move or cut pixels and take a fill
 
 
+def affine_warp(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Warp images [N, C, H, W] by the per-image matrix [[cos, -sin], [sin, cos]] (a rotation times a scale) and
+    ``shift`` [N, 2] in affine_grid's units (the image spans [-1, 1]); bilinear, edges repeat the border."""
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def classic_augment(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     """Random rotation (degrees), shift (fraction) and zoom (fraction) of real images [N, C, H, W]."""
     n = len(x)
     angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(cfg.rotation)
     scale = 1 + (torch.rand(n, device=x.device) * 2 - 1) * cfg.zoom
     shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * cfg.shift * 2  # fraction of size -> [-1, 1] units
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return affine_warp(x, torch.cos(angle) / scale, torch.sin(angle) / scale, shift)
 
 
 def uses_classic(cfg: AugmentConfig) -> bool:
