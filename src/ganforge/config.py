@@ -89,6 +89,10 @@ class ObjectiveConfig:
     # as the PyTorch DCGAN example does: one G forward per iteration instead of two (GAN-family variants only).
     reuse_fakes: bool = False
     aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classification loss
+    # Matching-aware D (Reed et al. 2016, GAN-CLS), for a D that is given the label (cgan, cwgan-gp, cragan,
+    # projection): each real image is scored again under a wrong label and D is asked, with this weight, to rank
+    # it below the same image under its own label (softplus(D(x, wrong) - D(x, y))). 0: off.
+    mismatch_weight: float = 0.0
     # Top-k training (Sinha et al. 2020): G's adversarial loss counts only the fraction of each batch's fakes that
     # D scores highest, so the worst samples stop pulling G towards the space between modes. The fraction starts
     # at 1 and is multiplied by topk_decay per epoch of the training set, down to this floor. 1: off, every fake
@@ -277,6 +281,7 @@ def validate(cfg: Config) -> Config:
         (cfg.objective.r1_interval >= 1, "objective.r1_interval must be >= 1"),
         (0 <= cfg.objective.label_smoothing < 0.5, "objective.label_smoothing must be in [0, 0.5)"),
         (cfg.objective.aux_weight >= 0, "objective.aux_weight must be >= 0"),
+        (cfg.objective.mismatch_weight >= 0, "objective.mismatch_weight must be >= 0 (0: off)"),
         (0 < cfg.objective.topk <= 1, "objective.topk must be in (0, 1] (the fraction of fakes G learns from; 1: all)"),
         (0 < cfg.objective.topk_decay <= 1, "objective.topk_decay must be in (0, 1] (per epoch; the paper's 0.99)"),
         (cfg.augment.rotation >= 0 and cfg.augment.shift >= 0 and cfg.augment.zoom >= 0, "augment.* must be >= 0"),

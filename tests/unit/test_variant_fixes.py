@@ -3,11 +3,14 @@ the ResNet (SNGAN) pair, AC-GAN's D classifying real images only, and the class-
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.metrics.class_accuracy import class_accuracy
 from ganforge.metrics.protocol import METRICS
@@ -16,6 +19,7 @@ from ganforge.models.conditioning import CondBatchNorm, Conditioning
 from ganforge.models.layers import DOut, MinibatchStd
 from ganforge.presets import load_config
 from ganforge.variants import VARIANTS
+from ganforge.variants.gan import wrong_labels
 from tests.conftest import stub_objective
 
 
@@ -157,6 +161,69 @@ def test_acgan_fake_aux_is_range_checked_and_the_paper_by_default():
     # AC-WGAN-GP: mnist-cwgan-gp's critic and recipe with the classifier head in place of the label map
     assert preset.objective.loss == "wasserstein" and preset.objective.gp_weight == 10.0
     assert preset.model == load_config("mnist-cwgan-gp").model and preset.optim == load_config("mnist-cwgan-gp").optim
+
+
+# ---- the matching-aware term (objective.mismatch_weight) -------------------------------------------------------
+
+
+class LabelStubD(nn.Module):
+    """D(x, c) = x[c] * scale: a critic that scores an image by the coordinate of the label it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x, c=None):
+        return DOut(x.gather(1, c[:, None])[:, 0] * self.scale, None, x * self.scale)
+
+
+def test_wrong_labels_are_every_other_class_and_never_the_right_one():
+    torch.manual_seed(0)
+    c = torch.arange(4).repeat(2000)
+    wrong = wrong_labels(c, 4)
+    assert not (wrong == c).any()
+    for k in range(4):  # each class's wrong labels: the three others, about a third each
+        counts = torch.bincount(wrong[c == k], minlength=4).float() / 2000
+        assert counts[k] == 0 and ((counts[torch.arange(4) != k] - 1 / 3).abs() < 0.05).all()
+
+
+@pytest.mark.parametrize("variant", ["cwgan-gp", "cragan", "cgan"])
+@pytest.mark.parametrize("weight", [0.0, 1.0, 2.5])
+def test_mismatch_ranks_the_right_label_above_a_wrong_one(variant, weight):
+    loss = "bce" if variant == "cragan" else "wasserstein"  # RaGAN refuses a Wasserstein loss
+    over = ["train.kimg=1", f"variant={variant}", "objective.gp_weight=0", f"objective.loss={loss}",
+            f"objective.mismatch_weight={weight}"]
+    cfg = load_config(None, over)
+    obj = stub_objective(variant, StubG(), LabelStubD(), cfg, 4, (4,), kind="points")
+    real, c = 6.0 * torch.eye(4)[:2], torch.tensor([0, 1])  # each real image shows its own label's coordinate
+    stats = obj.step("D", real, c, torch.zeros(2, 3), c)
+    if weight == 0:
+        assert "mismatch" not in stats  # off: no extra pass of D
+        return
+    # D(x, y) = 6 and D(x, wrong) = 0 (G(0) is zeros, so D(G(z)) = 0 too): softplus(0 - 6) per image
+    assert stats["mismatch"].item() == pytest.approx(F.softplus(torch.tensor(-6.0)).item(), rel=1e-5)
+    if variant != "cragan":  # Wasserstein critic: 0 - 6, plus the weighted term
+        assert stats["loss_D"].item() == pytest.approx(-6.0 + weight * stats["mismatch"].item(), rel=1e-5)
+    # a label-blind D cannot rank: the term is log 2, and its gradient is the push to look at the label
+    blind = stub_objective(variant, StubG(), StubD(torch.zeros(2, 4)), cfg, 4, (4,), kind="points")
+    assert blind.step("D", real, c, torch.zeros(2, 3), c)["mismatch"].item() == pytest.approx(math.log(2))
+
+
+def test_mismatch_is_off_by_default_and_refused_where_d_has_no_label_to_mismatch():
+    assert load_config("mnist-dcgan", ["variant=cwgan-gp"]).objective.mismatch_weight == 0
+    with pytest.raises(ConfigError, match="objective.mismatch_weight must be >= 0"):
+        load_config("mnist-cwgan-gp", ["objective.mismatch_weight=-1"])
+    over = ["train.kimg=1", "objective.mismatch_weight=1"]
+    for variant, why in [("acgan", "needs a D that is given the label"), ("gan", "needs a D that is given"),
+                         ("cyclegan", "has its own training steps")]:
+        cfg = load_config(None, [*over, f"variant={variant}"])
+        data = Dataset("stub", torch.zeros(2, 4), torch.arange(2), num_classes=2, kind="points")
+        with pytest.raises(ConfigError, match=why):
+            VARIANTS.get(variant).check(cfg, data)
+    cfg = load_config(None, [*over, "variant=cgan"])  # one class: no wrong label to draw
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        VARIANTS.get("cgan").check(cfg, Dataset("stub", torch.zeros(2, 4), torch.zeros(2).long(), num_classes=1,
+                                                kind="points"))
 
 
 # ---- class accuracy --------------------------------------------------------------------------------------------

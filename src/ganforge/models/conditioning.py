@@ -73,6 +73,7 @@ class LabelPiece:
 
     name: ClassVar[str] = "none"
     carried_by_norm: ClassVar[bool] = False  # the label reaches G only through its batch norms
+    scores_pairs: ClassVar[bool] = False  # D scores an (image, label) pair, so it can score a mismatched one
 
     @property
     def conditional(self) -> bool:
@@ -138,6 +139,7 @@ class LabelInput(LabelPiece):
     """D: the label joins the input (an embedded H x W map channel, or a concatenated embedding)."""
 
     name: ClassVar[str] = "concat"
+    scores_pairs: ClassVar[bool] = True
 
     def input_embedding(self, num_classes: int, size: int) -> nn.Embedding:
         return nn.Embedding(num_classes, size)
@@ -158,6 +160,7 @@ class Projection(LabelPiece):
     """D: embed(y) . phi(x) is added to the logit (projection discriminator)."""
 
     name: ClassVar[str] = "projection"
+    scores_pairs: ClassVar[bool] = True
 
     def projection(self, features: int, num_classes: int) -> ProjectionEmbedding:
         return ProjectionEmbedding(num_classes, features)

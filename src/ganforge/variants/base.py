@@ -97,6 +97,7 @@ class Family(ABC):
     uses_model_arch: ClassVar[bool] = False
     reuses_fakes: ClassVar[bool] = False  # honours objective.reuse_fakes (the others refuse it)
     selects_topk: ClassVar[bool] = False  # honours objective.topk < 1 (the others refuse it)
+    ranks_labels: ClassVar[bool] = False  # honours objective.mismatch_weight > 0 (the others refuse it)
     # The family's own settings, the ``family:`` section of a config (``--set family.cycle_weight=5``): a frozen
     # dataclass whose field defaults are the paper's values; range checks raise ConfigError in __post_init__.
     options: ClassVar[type | None] = None
@@ -146,6 +147,11 @@ class Family(ABC):
             raise ConfigError(
                 f"variant {self.name} has its own training steps and cannot reuse D's fakes in G's step; "
                 "set objective.reuse_fakes=false."
+            )
+        if cfg.objective.mismatch_weight > 0 and not self.ranks_labels:
+            raise ConfigError(
+                f"variant {self.name} has its own training steps, without the matching-aware term; set "
+                "objective.mismatch_weight=0 or pick a conditional variant of the GAN family (cgan, cwgan-gp, ...)."
             )
         if cfg.objective.topk < 1 and not self.selects_topk:
             raise ConfigError(

@@ -8,7 +8,9 @@ piece (how labels enter, a loss term, the defaults):
 - phases: ``D`` (``objective.n_critic`` steps, each showing a real batch), ``Dreg`` (lazy R1 every
   ``objective.r1_interval`` iterations, Mescheder et al. 2018), ``G``;
 - losses: the adversarial loss ``objective.loss`` on real and generated logits, plus the terms a config turns
-  on: WGAN-GP's gradient penalty, R1, feature matching (Salimans et al. 2016), one-sided label smoothing.
+  on: WGAN-GP's gradient penalty, R1, feature matching (Salimans et al. 2016), one-sided label smoothing, and
+  for a D given the label the matching-aware term (``objective.mismatch_weight``, after Reed et al. 2016's
+  GAN-CLS): D ranks each real image under its own label above the same image under a wrong one.
   DiffAugment (``augment.diffaugment``) sits in front of D for real and generated images alike. Top-k training
   (``objective.topk``, Sinha et al. 2020) keeps, in G's adversarial loss, only the fakes D scores highest.
 """
@@ -48,6 +50,7 @@ class GANObjective(Objective):
     adversarial loss through ``d_adversarial`` / ``g_adversarial``."""
 
     stat_labels = {"D_real": "D(x)", "D_fake": "D(G(z))", "loss_aux": "aux", "ada_p": "p", "ada_rt": "r_t",
+                   "mismatch": "mismatch",
                    "topk": "top-k", "loss_info": "info"}
 
     def __init__(self, family: GAN, cfg: Config, G: nn.Module, D: nn.Module, data: Dataset,
@@ -68,6 +71,7 @@ class GANObjective(Objective):
         a = cfg.augment
         self.augment_p = torch.tensor(a.diffaugment_p, device=self.device) if a.diffaugment_p < 1 else None
         self.reuse = self.ocfg.reuse_fakes
+        self.num_classes = data.num_classes  # the matching-aware term draws wrong labels among these
         # top-k training: the fraction of fakes G's adversarial loss counts (set_progress moves it)
         self.topk_fraction, self.epoch_images = 1.0, max(len(data), 1)
         self.topk_stat = torch.ones([], device=self.device)  # the same, logged: filled in place, no copy per G step
@@ -126,11 +130,15 @@ class GANObjective(Objective):
         return self.loss.g_loss(gen_out.logits)
 
     def d_terms(self, batch: Batch, real_out: DOut, gen_out: DOut, gen_img: torch.Tensor) -> Iterator[Term]:
-        """Terms added to D's adversarial loss, in order. Here: WGAN-GP's gradient penalty, if on."""
+        """Terms added to D's adversarial loss, in order. Here: WGAN-GP's gradient penalty and the matching-aware
+        term, each if on."""
         if self.ocfg.gp_weight > 0:
             eps = torch.rand(len(batch.real_img), device=self.device, dtype=batch.real_img.dtype)
             gp = gradient_penalty(lambda x: self.run_D(x, batch.real_c).logits, batch.real_img, gen_img, eps)
             yield "gp", gp, self.ocfg.gp_weight
+        if self.ocfg.mismatch_weight > 0:
+            wrong_out = self.run_D(batch.real_img, wrong_labels(batch.real_c, self.num_classes))
+            yield "mismatch", mismatch_ranking(real_out.logits, wrong_out.logits), self.ocfg.mismatch_weight
 
     def g_terms(self, batch: Batch, gen_out: DOut) -> Iterator[Term]:
         """Terms added to G's loss, in order. None here."""
@@ -225,6 +233,23 @@ class GANObjective(Objective):
         return fake, self.grid_rows
 
 
+def wrong_labels(c: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """For each label in ``c`` [N], another class drawn uniformly from the other ``num_classes - 1``."""
+    return (c + torch.randint(1, num_classes, c.shape, device=c.device)) % num_classes
+
+
+def mismatch_ranking(right: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+    """The matching-aware term: mean softplus(D(x, wrong) - D(x, y)) over D's logits [N] on the same real images.
+
+    GAN-CLS (Reed et al. 2016) adds the wrong pair to D's fakes. Under a Wasserstein critic that term has no
+    floor: the gradient penalty constrains only the image, so the critic could drive every wrong pair towards
+    minus infinity through the label alone. The logistic ranking is bounded below by 0 and its pull fades once
+    the right label outscores the wrong one by a few units, under any ``objective.loss``. G is asked nothing
+    new: its adversarial score D(G(z, y), y) now also says whether the image shows y.
+    """
+    return nn.functional.softplus(wrong - right).mean()
+
+
 def uses_batch_statistics(D: nn.Module) -> bool:
     """Whether D looks across the samples of a batch (batch norm, minibatch std): how it can see a collapsed G."""
     return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, MinibatchStd)) for m in D.modules())
@@ -239,6 +264,7 @@ class GAN(Family):
     uses_model_arch = True  # G and D from ARCHS (a family with networks of its own sets this back to False)
     reuses_fakes = True  # GANObjective's D and G steps (a family with steps of its own sets this back to False)
     selects_topk = True  # GANObjective's G step (likewise)
+    ranks_labels = True  # GANObjective's D step (a conditional D that takes the label: ``check``)
     objective_class: type[GANObjective] = GANObjective
 
     def check(self, cfg: Config, data: Dataset) -> None:
@@ -249,6 +275,12 @@ class GAN(Family):
             raise ConfigError(
                 f"variant {cfg.variant!r} is conditional but dataset {data.name!r} has no labels. "
                 "Use a labelled dataset (one subfolder per class for image folders) or variant=gan."
+            )
+        if cfg.objective.mismatch_weight > 0 and not (self.conditioning.d.scores_pairs and data.num_classes >= 2):
+            raise ConfigError(
+                f"objective.mismatch_weight scores real images under a wrong label, which needs a D that is given "
+                f"the label (variant {self.name}'s D: {self.conditioning.d.name!r}) and data with at least 2 "
+                "classes. Set objective.mismatch_weight=0, or pick cgan, cwgan-gp, cragan or a projection variant."
             )
         if cfg.augment.diffaugment and data.kind != "image":
             raise ConfigError("augment.diffaugment works on images only; clear it for 2D point data.")
