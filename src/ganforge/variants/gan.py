@@ -137,6 +137,8 @@ class GANObjective(Objective):
             gp = gradient_penalty(lambda x: self.run_D(x, batch.real_c).logits, batch.real_img, gen_img, eps)
             yield "gp", gp, self.ocfg.gp_weight
         if self.ocfg.mismatch_weight > 0:
+            # run_D augments (DiffAugment, ADA) with a fresh draw, so with augmentation on the two scores compare two
+            # draws of the same image: the ranking's pull on the label is the same, with more noise
             wrong_out = self.run_D(batch.real_img, wrong_labels(batch.real_c, self.num_classes))
             yield "mismatch", mismatch_ranking(real_out.logits, wrong_out.logits), self.ocfg.mismatch_weight
 
