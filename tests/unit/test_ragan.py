@@ -86,3 +86,33 @@ def test_ragan_refuses_wasserstein():
 
 def test_both_forms_are_registered():
     assert not VARIANTS.get("ragan").needs_labels and VARIANTS.get("cragan").needs_labels
+
+
+def test_cragan_projection_is_the_relativistic_loss_on_the_projection_d(monkeypatch):
+    """cragan-projection: cgan-projection's networks (embedded label in G, projection D without a label input)
+    trained with the relativistic average loss; its preset is mnist-cgan-projection-progan with that loss."""
+    from ganforge.variants.ragan import RelativisticObjective
+
+    cfg = load_config("mnist-cragan-projection", ["train.kimg=1", "data.limit=64", "train.batch_size=8"])
+    assert cfg.variant == "cragan-projection" and cfg.objective.loss == "bce"
+    base = load_config("mnist-cgan-projection-progan")
+    # the same networks, regulariser and optimiser as the projection preset: only the loss's form differs
+    assert (cfg.model, cfg.optim, cfg.objective) == (base.model, base.optim, base.objective)
+    setup = prepare(cfg)
+    nets = setup.build_networks()
+    D = nets["D"]
+    assert D.embed is None and D.proj is not None and nets["G"].embed is not None
+    obj = setup.family.objective(cfg, nets, setup.train_set, setup.train_set.x, setup.train_set.y)
+    assert isinstance(obj, RelativisticObjective)
+    # D's loss is RaSGAN's on the projection D's logits: checked against the hand formula on fixed logits
+    real_rel, gen_rel = [3.25, 0.25], [0.0, -3.5]
+    hand_d = sum(softplus(-r) for r in real_rel) / 2 + sum(softplus(g) for g in gen_rel) / 2
+    assert obj.d_adversarial(out(REAL), out(GEN)).item() == pytest.approx(hand_d, rel=1e-6)
+    # and the label reaches D's logit only through the projection: a wrong label moves it by (e_w - e_y) . phi(x)
+    x = setup.train_set.x[:2].float()
+    with torch.no_grad():
+        a, b = D(x, torch.tensor([1, 1])), D(x, torch.tensor([4, 4]))
+    assert torch.equal(a.features, b.features)
+    moved = (D.proj.weight[4] - D.proj.weight[1]) @ a.features.T
+    assert (b.logits - a.logits).tolist() == pytest.approx(moved.tolist(), rel=1e-4, abs=1e-6)
+    assert VARIANTS.get("cragan-projection").needs_labels
