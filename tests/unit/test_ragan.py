@@ -88,7 +88,7 @@ def test_both_forms_are_registered():
     assert not VARIANTS.get("ragan").needs_labels and VARIANTS.get("cragan").needs_labels
 
 
-def test_cragan_projection_is_the_relativistic_loss_on_the_projection_d(monkeypatch):
+def test_cragan_projection_is_the_relativistic_loss_on_the_projection_d():
     """cragan-projection: cgan-projection's networks (embedded label in G, projection D without a label input)
     trained with the relativistic average loss; its preset is mnist-cgan-projection-progan with that loss."""
     from ganforge.variants.ragan import RelativisticObjective
