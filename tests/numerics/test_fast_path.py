@@ -114,6 +114,7 @@ HOST_CASES = {  # preset, image shape, classes, overrides
     "cwgan-gp": ("mnist-cwgan-gp", (1, 28, 28), 10, []),
     "cragan": ("mnist-cragan", (1, 28, 28), 10, []),
     "projection-resnet": ("mnist-projection", (1, 28, 28), 10, []),
+    "mnist-best": ("mnist-best", (1, 28, 28), 10, []),  # conditional BN and the embedded label in G, projection D, R1
     "wgan-gp": ("mnist-wgan-gp", (1, 28, 28), 0, []),
     "infogan": ("mnist-infogan", (1, 28, 28), 10, []),  # 10 codes drawn on the device (the labels unused), a Q head
 }

@@ -116,7 +116,9 @@ def small(arch: str, **model) -> ModelConfig:
 
 SHAPES = {"mlp": (1, 8, 8), "dcgan": (1, 8, 8), "resnet": (1, 8, 8)}
 ALL_CONDITIONINGS = [
-    Conditioning.named(g, d) for g in ("none", "concat", "cbn") for d in ("none", "concat", "aux", "projection")
+    Conditioning.named(g, d)
+    for g in ("none", "concat", "cbn", "concat-cbn")
+    for d in ("none", "concat", "aux", "projection")
 ]
 
 

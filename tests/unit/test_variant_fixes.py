@@ -4,6 +4,7 @@ the ResNet (SNGAN) pair, AC-GAN's D classifying real images only, and the class-
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -96,6 +97,41 @@ def test_cgan_projection_embeds_the_label_in_g_and_projects_it_in_d():
         expected = (D.proj.weight[7] - D.proj.weight[3]) @ out.features[0]
     assert torch.equal(out.features[0], out.features[1])  # phi(x) does not see the label
     assert float(out.logits[1] - out.logits[0]) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
+
+
+def test_projection_cbn_concat_carries_the_label_both_ways_in_g():
+    """projection-cbn-concat (BigGAN-deep's G): the embedding joined to z and per-class gains and biases in every
+    batch norm of G, starting at 1 and 0; the projection D as cgan-projection's. Its preset is
+    mnist-cgan-projection-progan with only G's conditioning changed."""
+    cfg = load_config("mnist-projection-cbn-concat")
+    base = load_config("mnist-cgan-projection-progan")
+    assert cfg.variant == "projection-cbn-concat"
+    # g_batchnorm, the variant's default for the MLP G, is not read by the DCGAN G (its batch norms are fixed)
+    assert replace(cfg.model, g_batchnorm=base.model.g_batchnorm) == base.model
+    assert (cfg.optim, cfg.objective, cfg.train) == (base.optim, base.objective, base.train)
+    cond = VARIANTS.get("projection-cbn-concat").conditioning
+    torch.manual_seed(0)
+    G, D = build_models(cfg.model, (1, 28, 28), 10, cond)
+    cbns = [m for m in G.modules() if isinstance(m, CondBatchNorm)]
+    assert G.embed is not None and G.fc.in_features == cfg.model.z_dim + cfg.model.embed_dim
+    assert len(cbns) == sum(isinstance(m, nn.BatchNorm2d) for m in G.modules()) >= 2  # every batch norm is one
+    assert all(torch.equal(b.gamma.weight, torch.ones_like(b.gamma.weight)) for b in cbns)
+    assert all(torch.equal(b.beta.weight, torch.zeros_like(b.beta.weight)) for b in cbns)
+    assert D.embed is None and D.proj is not None
+    # Each route alone changes the image: the label through the embedding (gains still equal) ...
+    G.eval()
+    z = torch.randn(1, cfg.model.z_dim).expand(2, -1)
+    with torch.no_grad():
+        x = G(z, torch.tensor([3, 7]))
+        assert not torch.allclose(x[0], x[1])
+        # ... and through the batch norms: same embedding row for both labels, different gains
+        G.embed.weight[7] = G.embed.weight[3]
+        assert torch.equal(G(z, torch.tensor([3, 7]))[0], G(z, torch.tensor([3, 7]))[1])
+        cbns[0].gamma.weight[7] += 0.5
+        y = G(z, torch.tensor([3, 7]))
+    assert not torch.allclose(y[0], y[1])
+    with pytest.raises(ConfigError, match="g_batchnorm"):  # the MLP G must have a batch norm to carry it
+        build_models(load_config("mnist-mlp", ["model.g_batchnorm=[false]"]).model, (1, 28, 28), 10, cond)
 
 
 # ---- AC-GAN: D's classifier on real images only (family.fake_aux=0) --------------------------------------------

@@ -7,6 +7,7 @@ for the layers it needs and never branches on which piece it got. A piece that d
 G pieces:  ``NoLabel``        unconditional
            ``LabelConcat``    a learned embedding concatenated to z (cGAN, Mirza & Osindero 2014)
            ``ConditionalBN``  per-class gain and bias in G's batch norms (de Vries et al. 2017; Miyato & Koyama 2018)
+           ``LabelConcatCBN`` both: the embedding joined to z and per-class gains and biases (BigGAN-deep's G)
 D pieces:  ``NoLabel``        unconditional
            ``LabelInput``     the label joins D's input: an embedded H x W map stacked as a channel of an image,
                               or an embedding concatenated to a flat input (the cGAN of the studies)
@@ -39,15 +40,13 @@ class CondBatchNorm(nn.Module):
     the paper's lr, 0.14 and 0.23.
     """
 
-    init_std: ClassVar[float] = 0.5
-
-    def __init__(self, num_features: int, num_classes: int) -> None:
+    def __init__(self, num_features: int, num_classes: int, init_std: float = 0.5) -> None:
         super().__init__()
         self.bn = nn.BatchNorm2d(num_features, affine=False)
         self.gamma = nn.Embedding(num_classes, num_features)
         self.beta = nn.Embedding(num_classes, num_features)
-        nn.init.normal_(self.gamma.weight, 1.0, self.init_std)  # [K, C], a different start for each class
-        nn.init.normal_(self.beta.weight, 0.0, self.init_std)
+        nn.init.normal_(self.gamma.weight, 1.0, init_std)  # [K, C], a different start for each class
+        nn.init.normal_(self.beta.weight, 0.0, init_std)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         flat = x.dim() == 2
@@ -72,7 +71,7 @@ class LabelPiece:
     """Base of every piece: no label. Subclasses override the hooks they use."""
 
     name: ClassVar[str] = "none"
-    carried_by_norm: ClassVar[bool] = False  # the label reaches G only through its batch norms
+    carried_by_norm: ClassVar[bool] = False  # the label reaches G through its batch norms: a G needs them
     scores_pairs: ClassVar[bool] = False  # D scores an (image, label) pair, so it can score a mismatched one
 
     @property
@@ -135,6 +134,27 @@ class ConditionalBN(LabelPiece):
 
 
 @dataclass(frozen=True)
+class LabelConcatCBN(LabelPiece):
+    """G: a label embedding concatenated to z and per-class gain and bias in every batch norm (BigGAN-deep).
+
+    BigGAN-deep (Brock et al. 2019) feeds the class embedding both to G's first layer, joined to z, and to every
+    conditional batch norm. The embedded label already makes G's output differ by class from the first step, so the
+    per-class gains start at 1 and the biases at 0 (``init_std`` 0), the plain batch norm's start: measured on MNIST
+    (issue 11, seed 0, 200 kimg, projection D with R1), FID 0.915 against 1.003 with ``ConditionalBN``'s spread.
+    """
+
+    name: ClassVar[str] = "concat-cbn"
+    carried_by_norm: ClassVar[bool] = True
+    init_std: float = 0.0
+
+    def embedding(self, num_classes: int, dim: int) -> nn.Embedding:
+        return nn.Embedding(num_classes, dim)
+
+    def norm(self, features: int, num_classes: int, flat: bool = False) -> nn.Module:
+        return CondBatchNorm(features, num_classes, self.init_std)
+
+
+@dataclass(frozen=True)
 class LabelInput(LabelPiece):
     """D: the label joins the input (an embedded H x W map channel, or a concatenated embedding)."""
 
@@ -171,7 +191,7 @@ def _register(registry: Registry[LabelPiece], *pieces: LabelPiece) -> None:
         registry.add(piece.name, piece, help=(type(piece).__doc__ or "").strip())
 
 
-_register(G_LABELS, NoLabel(), LabelConcat(), ConditionalBN())
+_register(G_LABELS, NoLabel(), LabelConcat(), ConditionalBN(), LabelConcatCBN())
 _register(D_LABELS, NoLabel(), LabelInput(), AuxClassifier(), Projection())
 
 

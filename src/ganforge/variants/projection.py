@@ -15,11 +15,17 @@ gains and biases on two layers must select class-specific features from a z-only
 on MNIST (docs/variants-measured.md), the same R1 D and recipe reach class accuracy 0.13 after
 20 kimg with conditional batch norm and 0.88 with the embedded label. Its defaults are the cGAN's (none
 of the paper's): on the DCGAN pair the presets pair it with an R1-regularised D without normalisation.
+
+``projection-cbn-concat`` keeps both: G's batch norms take per-class gain and bias and the label embedding is also
+joined to z, as BigGAN-deep's G does (Brock et al. 2019). The embedded label carries the class from the first step
+and the conditional batch norms modulate each layer by class. On the DCGAN pair with the R1 projection D it meets
+issue 11's FID line where the conditional-batch-norm-only G misses it (docs/variants-measured.md,
+"Conditional batch norm with the label joined to z"). Defaults are the cGAN's, as ``cgan-projection``'s.
 """
 
 from __future__ import annotations
 
-from ganforge.models.conditioning import ConditionalBN, Conditioning, LabelConcat, Projection
+from ganforge.models.conditioning import ConditionalBN, Conditioning, LabelConcat, LabelConcatCBN, Projection
 from ganforge.variants.base import register
 from ganforge.variants.gan import GAN
 
@@ -44,3 +50,17 @@ class CGANProjection(GAN):
     help = "projection discriminator + the cGAN's G (label embedding concatenated to z), as StyleGAN2-ADA"
     reference = "Miyato & Koyama 2018 (projection D); Karras et al. 2020, StyleGAN2-ADA (embedded label in G)"
     conditioning = Conditioning(g=LabelConcat(), d=Projection())
+
+
+@register
+class ProjectionCBNConcat(GAN):
+    name = "projection-cbn-concat"
+    help = "projection discriminator + conditional batch norm in G, the label embedding also joined to z (BigGAN-deep)"
+    reference = (
+        "Miyato & Koyama 2018 (projection D, conditional BN); Brock et al. 2019, BigGAN-deep (label joined to z and "
+        "to every BN)"
+    )
+    conditioning = Conditioning(g=LabelConcatCBN(), d=Projection())
+    # g_batchnorm: the MLP G's batch norms carry the label too (the DCGAN G always has them)
+    defaults = {"model": {"g_batchnorm": [True]}}
+
