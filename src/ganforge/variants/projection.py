@@ -20,7 +20,8 @@ of the paper's): on the DCGAN pair the presets pair it with an R1-regularised D 
 joined to z, as BigGAN-deep's G does (Brock et al. 2019). The embedded label carries the class from the first step
 and the conditional batch norms modulate each layer by class. On the DCGAN pair with the R1 projection D it meets
 issue 11's FID line where the conditional-batch-norm-only G misses it (docs/variants-measured.md,
-"Conditional batch norm with the label joined to z"). Defaults are the cGAN's, as ``cgan-projection``'s.
+"Conditional batch norm with the label joined to z"). Defaults are the cGAN's, as ``cgan-projection``'s, but for
+batch norm in the MLP G, which carries the label there.
 """
 
 from __future__ import annotations
@@ -63,4 +64,3 @@ class ProjectionCBNConcat(GAN):
     conditioning = Conditioning(g=LabelConcatCBN(), d=Projection())
     # g_batchnorm: the MLP G's batch norms carry the label too (the DCGAN G always has them)
     defaults = {"model": {"g_batchnorm": [True]}}
-
