@@ -129,13 +129,14 @@ class ConditionalBN(LabelPiece):
 
     name: ClassVar[str] = "cbn"
     carried_by_norm: ClassVar[bool] = True
+    init_std: float = 0.5  # the per-class gains' and biases' spread at the start (CondBatchNorm)
 
     def norm(self, features: int, num_classes: int, flat: bool = False) -> nn.Module:
-        return CondBatchNorm(features, num_classes)
+        return CondBatchNorm(features, num_classes, self.init_std)
 
 
 @dataclass(frozen=True)
-class LabelConcatCBN(LabelPiece):
+class LabelConcatCBN(LabelConcat, ConditionalBN):
     """G: a label embedding concatenated to z and per-class gain and bias in every batch norm (BigGAN-deep).
 
     BigGAN-deep (Brock et al. 2019) feeds the class embedding both to G's first layer, joined to z, and to every
@@ -145,14 +146,7 @@ class LabelConcatCBN(LabelPiece):
     """
 
     name: ClassVar[str] = "concat-cbn"
-    carried_by_norm: ClassVar[bool] = True
-    init_std: float = 0.0
-
-    def embedding(self, num_classes: int, dim: int) -> nn.Embedding:
-        return nn.Embedding(num_classes, dim)
-
-    def norm(self, features: int, num_classes: int, flat: bool = False) -> nn.Module:
-        return CondBatchNorm(features, num_classes, self.init_std)
+    init_std: float = 0.0  # LabelConcat's embedding hook and ConditionalBN's norm hook, both inherited
 
 
 @dataclass(frozen=True)
