@@ -138,15 +138,18 @@ def test_projection_cbn_concat_carries_the_label_both_ways_in_g():
 
 def test_projection_progan_is_the_papers_g_two_conditional_layers_deeper():
     """mnist-projection-progan: variant projection (the label reaches G through its batch norms only) on
-    mnist-cgan-progan's recipe with an R1 D in place of spectral norm, and G two 3x3 convolutions deeper, each
-    followed by a conditional batch norm that the label drives."""
+    mnist-cgan-progan's recipe with an R1 D in place of spectral norm and the rates decaying over the second half,
+    and G two 3x3 convolutions deeper, each followed by a conditional batch norm that the label drives."""
     cfg = load_config("mnist-projection-progan")
     base = load_config("mnist-cgan-progan")
     assert cfg.variant == "projection"
     # only depth changes; spectral norm stays off (the variant's default is on), R1 and the optimiser are the base's
     assert replace(cfg.model, g_extra_layers=0, g_batchnorm=base.model.g_batchnorm) == base.model
     assert cfg.model.g_extra_layers == 2 and not cfg.model.spectral_norm_d and cfg.objective.r1_gamma > 0
-    assert (cfg.optim, cfg.objective, cfg.train) == (base.optim, base.objective, base.train)
+    # and the rates fall linearly to 0 over the second half (SNGAN's schedule); the rest of the optimiser is the base's
+    assert cfg.optim.lr_decay_start == 0.5
+    assert replace(cfg.optim, lr_decay_start=base.optim.lr_decay_start) == base.optim
+    assert (cfg.objective, cfg.train) == (base.objective, base.train)
     cond = VARIANTS.get("projection").conditioning
     torch.manual_seed(0)
     G, D = build_models(cfg.model, (1, 28, 28), 10, cond)

@@ -8,8 +8,9 @@ norm, de Vries et al. 2017). The defaults follow the paper: hinge loss, spectral
 of D (the class embedding included), Adam lr 2e-4 with betas (0, 0.9) and five D steps per G step.
 Presets may override any of them. On the two-layer DCGAN G the per-class gains and biases have one convolution
 after each to shape strokes with; ``mnist-projection-progan`` gives them two more (``model.g_extra_layers=2``,
-each convolution followed by a conditional batch norm), which brings the pair within issue 11's FID line on its
-three seeds (docs/variants-measured.md, "Conditional batch norm alone, with depth to act").
+each convolution followed by a conditional batch norm) and lets both rates fall to 0 over the second half, which
+brings the pair within issue 11's FID line (docs/variants-measured.md, "Conditional batch norm alone, with depth
+to act").
 
 ``cgan-projection`` keeps the projection D and gives G the cGAN's label: a learned embedding
 concatenated to z, the conditioning StyleGAN2-ADA uses (and this project's ``stylegan2`` and
