@@ -143,7 +143,7 @@ def test_projection_progan_is_the_papers_g_two_conditional_layers_deeper():
     cfg = load_config("mnist-projection-progan")
     base = load_config("mnist-cgan-progan")
     assert cfg.variant == "projection"
-    # only depth changes; spectral norm stays off (the variant's default is on), R1 and the optimiser are the base's
+    # the networks differ only in G's depth; spectral norm stays off (the variant's default is on), R1 is the base's
     assert replace(cfg.model, g_extra_layers=0, g_batchnorm=base.model.g_batchnorm) == base.model
     assert cfg.model.g_extra_layers == 2 and not cfg.model.spectral_norm_d and cfg.objective.r1_gamma > 0
     # and the rates fall linearly to 0 over the second half (SNGAN's schedule); the rest of the optimiser is the base's
