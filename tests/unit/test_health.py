@@ -185,6 +185,24 @@ class Replay(nn.Module):
         return out * self.gain
 
 
+class Degrading(Replay):
+    """Replays real digits, then, after ``start`` training forwards, blends every sample ever further towards one
+    fixed blob: a run that worked and then degrades (as one does whose D stopped learning and left G to drift).
+    Deterministic: the health check's samples consume no randomness."""
+
+    def __init__(self, z_dim: int, start: int) -> None:
+        super().__init__(z_dim)
+        self.start = start
+        self.register_buffer("forwards", torch.zeros((), dtype=torch.long))
+        self.register_buffer("blob", torch.rand(self.images.shape[1:], generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.training:
+            self.forwards += 1
+        a = min(max(int(self.forwards) - self.start, 0) / (20 * self.start), 0.5)  # about 0.05 more a tick
+        return (1 - a) * super().forward(z, c) + a * self.blob
+
+
 class SomeDigits(Replay):
     """Replays real digits of classes 0 and 1 only, whatever the asked class: each sample real and the samples
     varied, but most of the data never drawn (partial collapse from the start)."""
@@ -198,6 +216,9 @@ class SomeDigits(Replay):
         return super().forward(z, None)
 
 
+DEGRADE_START = 8  # G's training forwards before Degrading starts to drift (DIGITS' ticks hold about 8)
+
+
 @pytest.fixture
 def test_archs():
     def collapsed(cfg, shape, num_classes, cond):
@@ -209,11 +230,15 @@ def test_archs():
     def some(cfg, shape, num_classes, cond):
         return SomeDigits(cfg.z_dim), build_dcgan(cfg, shape, num_classes, cond)[1]
 
+    def degrading(cfg, shape, num_classes, cond):
+        return Degrading(cfg.z_dim, start=DEGRADE_START), build_dcgan(cfg, shape, num_classes, cond)[1]
+
     ARCHS.add("test-one-image", collapsed)
     ARCHS.add("test-replay", replay)
     ARCHS.add("test-some-digits", some)
+    ARCHS.add("test-degrading", degrading)
     yield
-    for name in ("test-one-image", "test-replay", "test-some-digits"):
+    for name in ("test-one-image", "test-replay", "test-some-digits", "test-degrading"):
         ARCHS._entries.pop(name)
 
 
@@ -257,6 +282,38 @@ def test_a_run_that_draws_part_of_the_data_is_flagged_once_past_half_of_it(tmp_p
     assert [r["collapse"] for r in records] == [False, True, True, True]  # from half the run on
     assert all("mode dropping" in r["warnings"][0] for r in records[1:])
     assert "WARNING collapse at tick 2" in (run / "log.txt").read_text()
+
+
+def test_a_run_that_worked_and_then_degrades_is_flagged(tmp_path, test_archs):
+    cfg = load_config("mnist-dcgan", [*DIGITS, "train.kimg=1.25", "model.arch=test-degrading"])
+    run = start_run(cfg, str(tmp_path / "degrading"), progress=False, log=quiet).run_dir
+    records = health_records(run)
+    fids = [r["fid"] for r in records]
+    assert len(records) == 5 and fids[0] < 5 * records[0]["fid_floor"]  # it worked: near the real data's own FID
+    assert fids[-1] > 1.8 * min(fids)  # and then degraded
+    flagged = [r["collapse"] for r in records]
+    assert flagged[0] is False and flagged[-1] is True
+    for r in records:  # flagged exactly when FID is over 1.8x the best before it
+        best = min(fids[: r["tick"] - 1], default=math.inf)
+        assert r["collapse"] == (r["fid"] > 1.8 * best)
+        if r["collapse"]:
+            assert any(w.startswith(f"FID rose to {r['fid']:.3g}") and "degrading" in w for w in r["warnings"])
+    # it is caught before the samples lose recall or diversity: some check warns of FID alone
+    assert any(len(r["warnings"]) == 1 and r["warnings"][0].startswith("FID rose") for r in records)
+    assert "the run is degrading" in (run / "log.txt").read_text()
+
+
+def test_a_fid_rise_is_flagged_only_once_the_run_had_come_near_the_data():
+    gen = torch.Generator().manual_seed(6)
+    real, fake = torch.randn(500, 8, generator=gen), torch.randn(500, 8, generator=gen) + 1.0
+    h = measure(real, None, fake, None)  # FID about 8 (a shift of 1 in each of 8 coordinates)
+    assert collapse_warnings(h, h.recall, 1, best_fid=h.fid / 2, best_fid_tick=4, floor_fid=1.0) == [
+        f"FID rose to {h.fid:.3g}, 2.0x its best {h.fid / 2:.3g} at tick 4: the run is degrading "
+        "(health.keep_best=fid keeps the best generator)"
+    ]
+    assert collapse_warnings(h, h.recall, 1, best_fid=h.fid / 1.5, floor_fid=1.0) == []  # a check's own swing
+    assert collapse_warnings(h, h.recall, 1, best_fid=h.fid / 2, floor_fid=h.fid / 20) == []  # never near the data
+    assert collapse_warnings(h, h.recall, 1, best_fid=h.fid / 2) == []  # no floor measured: no claim
 
 
 # ---- keep-best -----------------------------------------------------------------------------------------------

@@ -16,7 +16,10 @@ the diversity of the samples (or of one class) falls below ``DIVERSITY_WARN`` of
 real (precision at least ``PRECISION_GATE``: an untrained G draws alike blobs too), or when recall
 falls below ``RECALL_DROP`` of the best recall the run had already reached (a run that worked and then
 collapsed), or when, past ``LOW_RECALL_AFTER`` of the run, recall is still under ``RECALL_LOW`` of the real
-data's own (partial collapse that never recovered: G draws some of the data's modes well and drops the others).
+data's own (partial collapse that never recovered: G draws some of the data's modes well and drops the others),
+or when FID rises above ``FID_RISE`` times the best FID the run had reached, once that best was within
+``FID_NEAR`` of the real data's own (a run that worked and is degrading: e.g. a D that stopped learning, its
+outputs the same for real and generated images, leaves G to drift).
 ``health.keep_best=fid|recall|coverage|class_acc`` copies the generator of the best check so far to
 ``RUN/best/``. The samples use fixed latents and labels (and noise seeds, for generators with noise inputs), so ticks
 compare like the progress grids.
@@ -52,6 +55,8 @@ RECALL_PEAK_MIN = 0.2  # ... only once the run had reached a recall worth losing
 RECALL_LOW = 0.5  # recall under half the real data's (real test against training samples) ...
 LOW_RECALL_AFTER = 0.5  # ... past half the run: G has had the time to cover the data and covers part of it
 PRECISION_GATE = 0.1  # near-identical samples count as collapse once some of them look real (else: not trained yet)
+FID_RISE = 1.8  # FID above 1.8x the run's best: degrading (healthy runs' checks swing by up to ~1.6x at 500 samples)
+FID_NEAR = 5.0  # ... only once that best was within 5x the real data's own FID (early checks swing more)
 HIGHER_IS_BETTER = {"fid": False, "recall": True, "coverage": True, "class_acc": True}
 
 
@@ -111,10 +116,12 @@ def measure(
 
 def collapse_warnings(
     h: Health, peak_recall: float, peak_tick: int, class_names: tuple[str, ...] = (), *,
-    floor_recall: float = math.nan, progress: float = 0.0,
+    floor_recall: float = math.nan, progress: float = 0.0, best_fid: float = math.nan, best_fid_tick: int = 0,
+    floor_fid: float = math.nan,
 ) -> list[str]:
     """What looks like collapse in ``h``, given the best recall seen before (at ``peak_tick``), the real data's own
-    recall at the same sample counts and the fraction of the run done; [] when healthy."""
+    recall at the same sample counts, the fraction of the run done, and the best FID seen before (at
+    ``best_fid_tick``) with the real data's own FID; [] when healthy."""
     out = []
     # An untrained G (or the EMA copy of one, early on) draws near-identical blobs too, but off the data: its
     # samples are in no real neighbourhood (precision ~0). Collapse is near-identical samples that look real.
@@ -130,6 +137,9 @@ def collapse_warnings(
     elif progress >= LOW_RECALL_AFTER and h.recall < RECALL_LOW * floor_recall:  # nan floor: never
         out.append(f"recall {h.recall:.2f} is under half the real data's {floor_recall:.2f} past half the run: "
                    "G draws only part of the data (mode dropping)")
+    if best_fid <= FID_NEAR * floor_fid and h.fid > FID_RISE * best_fid:  # nan best or floor: never
+        out.append(f"FID rose to {h.fid:.3g}, {h.fid / best_fid:.1f}x its best {best_fid:.3g} at tick {best_fid_tick}: "
+                   "the run is degrading (health.keep_best=fid keeps the best generator)")
     return out
 
 
@@ -191,9 +201,12 @@ class HealthMonitor:
         warnings = collapse_warnings(
             h, s.get("peak_recall", 0.0), s.get("peak_recall_tick", 0), tuple(self.train.class_names),
             floor_recall=self.floor.recall, progress=kimg / self.total_kimg if self.total_kimg > 0 else 0.0,
+            best_fid=s.get("best_fid", math.nan), best_fid_tick=s.get("best_fid_tick", 0), floor_fid=self.floor.fid,
         )
         if h.recall > s.get("peak_recall", 0.0):
             s["peak_recall"], s["peak_recall_tick"] = h.recall, tick
+        if math.isfinite(h.fid) and h.fid < s.get("best_fid", math.inf):
+            s["best_fid"], s["best_fid_tick"] = h.fid, tick
         improved = self._improves(h, tick, kimg)
         record: dict[str, Any] = {
             "type": "health",
