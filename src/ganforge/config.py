@@ -70,10 +70,18 @@ class ModelConfig:
     g_channels: int = 128  # channels of G's first feature map (halved at each upsampling)
     d_channels: int = 64  # channels of D's first conv (doubled at each downsampling)
     g_extra_layers: int = 0  # extra stride-1 conv layers in G (the MNIST depth study)
+    # StyleGAN's mapping network (Karras et al. 2019) between z and G's first layer: this many fully connected
+    # layers (width z_dim, leaky ReLU, equalised lr at 0.01 of G's rate), room for G to fold the Gaussian latent
+    # before drawing. dcgan and resnet archs.
+    g_mapping_layers: int = 0
     d_extra_layers: int = 0  # extra stride-1 conv layers in D
     spectral_norm_d: bool = False
     spectral_norm_g: bool = False
     d_mbstd: bool = False  # minibatch standard deviation channel before D's last layer (Karras et al. 2018)
+    # PacGAN (Lin et al. 2018): D scores packs of this many samples, stacked along the channel axis, all real or
+    # all generated, so a G that drops modes makes packs that look alike. 1: one sample at a time. Unconditional
+    # D only; the batch must be a multiple of it.
+    d_pack: int = 1
 
 
 @dataclass(frozen=True)
@@ -238,6 +246,8 @@ def _maxima(cfg: Config) -> list[tuple[str, float, float, str]]:
         ("model.*_hidden", max(m.g_hidden + m.d_hidden, default=0), 65536, "larger layers do not fit in memory"),
         ("model.*_channels", max(m.g_channels, m.d_channels), 16384, "larger layers do not fit in memory"),
         ("model.*_extra_layers", max(m.g_extra_layers, m.d_extra_layers), 64, "deeper stacks do not train"),
+        ("model.d_pack", m.d_pack, 64, "PacGAN packs 2 to 4 samples"),
+        ("model.g_mapping_layers", m.g_mapping_layers, 64, "StyleGAN's mapping network has 8"),
         ("objective.n_critic", cfg.objective.n_critic, 1000, "WGAN uses 5"),
         ("objective.r1_interval", cfg.objective.r1_interval, 1e6, "steps between lazy R1 penalties"),
         ("data.n_points", d.n_points, 1e8, "larger toy sets do not fit in memory"),
@@ -275,6 +285,10 @@ def validate(cfg: Config) -> Config:
         (all(0 <= p < 1 for p in cfg.model.g_dropout + cfg.model.d_dropout), "model.*_dropout must be in [0, 1)"),
         (cfg.model.g_channels >= 1 and cfg.model.d_channels >= 1, "model.*_channels must be >= 1"),
         (cfg.model.g_extra_layers >= 0 and cfg.model.d_extra_layers >= 0, "model.*_extra_layers must be >= 0"),
+        (cfg.model.g_mapping_layers >= 0, "model.g_mapping_layers must be >= 0 (0: z enters G directly)"),
+        (cfg.model.d_pack >= 1, "model.d_pack must be >= 1 (1: D scores one sample at a time)"),
+        (cfg.train.batch_size % max(cfg.model.d_pack, 1) == 0,
+         f"train.batch_size={cfg.train.batch_size} must be a multiple of model.d_pack={cfg.model.d_pack}"),
         (cfg.objective.n_critic >= 1, "objective.n_critic must be >= 1"),
         (cfg.objective.gp_weight >= 0, "objective.gp_weight must be >= 0"),
         (cfg.objective.r1_gamma >= 0, "objective.r1_gamma must be >= 0"),

@@ -76,6 +76,10 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "wgan-gp+infogan+learned-prior": ("mnist-infogan", ["family.prior_kimg=0.2"]),
     # top-k training with its fraction moving within the 0.4 kimg (0.1 epoch of the 4,000 digits: 1 -> 0.63)
     "wgan-gp+topk": ("mnist-wgan-gp", ["objective.topk=0.5", "objective.topk_decay=0.01"]),
+    # PacGAN: D scores packs of 2 digits, with R1 (DCGAN) and with the gradient penalty per pack (WGAN-GP)
+    "dcgan+pacgan": ("mnist-dcgan", ["model.d_pack=2", "model.d_batchnorm=[false]", "objective.r1_gamma=1.0",
+                                     "objective.r1_interval=2"]),
+    "wgan-gp+pacgan": ("mnist-wgan-gp", ["model.d_pack=2"]),
     "resnet+cgan+mbstd": ("mnist-cgan", ["model.arch=resnet", "model.d_batchnorm=[false]", "model.g_channels=32",
                                          "model.d_channels=16", "model.d_mbstd=true"]),
 }

@@ -15,7 +15,14 @@ from ganforge.config import ModelConfig
 from ganforge.errors import ConfigError
 from ganforge.models.archs import ARCHS
 from ganforge.models.conditioning import Conditioning
-from ganforge.models.layers import CondSequential, DOut, MinibatchStd, apply_spectral_norm, spectral_norm_projection
+from ganforge.models.layers import (
+    CondSequential,
+    DOut,
+    MinibatchStd,
+    apply_spectral_norm,
+    mapping_network,
+    spectral_norm_projection,
+)
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -40,6 +47,7 @@ class DCGANGenerator(nn.Module):
         self.z_dim, self.out_shape, self.num_classes = cfg.z_dim, tuple(shape), num_classes
         self.start, n_up = upsampling_plan(height)
         self.embed = cond.g.embedding(num_classes, cfg.embed_dim)  # label embedding joined to z, or None
+        self.mapping = mapping_network(cfg.z_dim, cfg.g_mapping_layers)  # z -> z (identity for 0 layers)
         in_dim = cfg.z_dim + (cfg.embed_dim if self.embed is not None else 0)
         ch = cfg.g_channels
         self.fc = nn.Linear(in_dim, ch * self.start * self.start, bias=False)
@@ -63,7 +71,8 @@ class DCGANGenerator(nn.Module):
         self.ch0 = cfg.g_channels
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        h = z if self.embed is None else torch.cat([z, self.embed(c)], dim=1)  # [N, z_dim (+ embed_dim)]
+        h = self.mapping(z)  # [N, z_dim]
+        h = h if self.embed is None else torch.cat([h, self.embed(c)], dim=1)  # [N, z_dim (+ embed_dim)]
         h = self.fc(h).view(len(z), self.ch0, self.start, self.start)  # [N, C0, s, s]
         return self.body(h, c)  # [N, C, H, W] in [-1, 1]
 

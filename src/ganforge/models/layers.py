@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ganforge.models.conditioning import CondBatchNorm
+from ganforge.models.equalized import EqLinear, lrelu, pixel_norm
 
 
 class DOut(NamedTuple):
@@ -25,6 +26,28 @@ def activation(name: str, slope: float) -> nn.Module:
     if name == "leaky_relu":
         return nn.LeakyReLU(slope)
     raise ValueError(name)
+
+
+class LatentMapping(nn.Module):
+    """StyleGAN's mapping network (Karras et al. 2019) in front of a convolutional G's first layer: z normalised
+    to unit mean square, then ``layers`` equalised-lr linear layers of width ``dim`` with leaky ReLU, learning at
+    ``lr_mul`` (0.01, StyleGAN's) of G's rate: a deep MLP at G's full rate collapsed its samples within 20 kimg
+    on MNIST. z [N, dim] -> [N, dim]."""
+
+    def __init__(self, dim: int, layers: int, lr_mul: float = 0.01) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(EqLinear(dim, dim, lr_mul=lr_mul) for _ in range(layers))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = pixel_norm(z)
+        for layer in self.layers:
+            h = lrelu(layer(h))
+        return h
+
+
+def mapping_network(dim: int, layers: int) -> nn.Module:
+    """``LatentMapping`` with ``layers`` layers, or the identity (no weights) for 0."""
+    return LatentMapping(dim, layers) if layers else nn.Identity()
 
 
 def per_layer(values: tuple, n: int, what: str) -> list:
@@ -118,3 +141,28 @@ class CondSequential(nn.Module):
         for layer in self.layers:
             x = layer(x, c) if isinstance(layer, CondBatchNorm) else layer(x)
         return x
+
+
+class PackedDiscriminator(nn.Module):
+    """PacGAN (Lin et al. 2018): D scores packs of ``pack`` samples instead of single samples.
+
+    The ``pack`` samples of a pack (consecutive rows of the batch, all real or all generated) are stacked along
+    the channel (or feature) axis, so ``inner`` is a D built for ``pack`` times the data's channels. A G that
+    covers few modes makes packs of look-alike samples, which D learns to tell from real packs, whose samples
+    differ; the paper shows this penalises mode dropping. x [N, C, ...] -> logits and features [N / pack, ...].
+    Per-sample consumers of the logits (losses, D accuracy) average over packs, and a gradient penalty on x
+    (R1) reads each pack's gradient spread over its samples: R1's gamma acts per pack as gamma / pack.
+    """
+
+    def __init__(self, inner: nn.Module, pack: int) -> None:
+        super().__init__()
+        self.inner, self.pack = inner, pack
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> DOut:
+        n = len(x)
+        if n % self.pack:
+            from ganforge.errors import ConfigError
+
+            raise ConfigError(f"model.d_pack={self.pack} packs samples, but a batch of {n} is not a multiple of it; "
+                              "make train.batch_size (per process, under --nproc) a multiple of model.d_pack.")
+        return self.inner(x.reshape(n // self.pack, self.pack * x.shape[1], *x.shape[2:]), None)

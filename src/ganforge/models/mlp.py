@@ -100,6 +100,9 @@ class MLPDiscriminator(nn.Module):
 
 @ARCHS.register("mlp", help="fully connected G and D (widths, activations, batch norm, dropout per layer)")
 def build_mlp(cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> tuple[nn.Module, nn.Module]:
+    if cfg.g_mapping_layers:
+        raise ConfigError("model.g_mapping_layers puts fully connected layers in front of a convolutional G; the mlp "
+                          "G is fully connected already: add layers to model.g_hidden instead.")
     G = MLPGenerator(cfg, shape, num_classes, cond)
     if cfg.spectral_norm_g:
         apply_spectral_norm(G)

@@ -23,7 +23,7 @@ from ganforge.errors import ConfigError
 from ganforge.models.archs import ARCHS
 from ganforge.models.conditioning import CondBatchNorm, Conditioning
 from ganforge.models.dcgan import upsampling_plan
-from ganforge.models.layers import DOut, MinibatchStd, apply_spectral_norm, spectral_norm_projection
+from ganforge.models.layers import DOut, MinibatchStd, apply_spectral_norm, mapping_network, spectral_norm_projection
 
 
 def _norm(layer: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -74,6 +74,7 @@ class ResNetGenerator(nn.Module):
         self.z_dim, self.out_shape, self.num_classes = cfg.z_dim, tuple(shape), num_classes
         self.start, n_up = upsampling_plan(height)
         self.embed = cond.g.embedding(num_classes, cfg.embed_dim)  # label embedding joined to z, or None
+        self.mapping = mapping_network(cfg.z_dim, cfg.g_mapping_layers)  # z -> z (identity for 0 layers)
         in_dim = cfg.z_dim + (cfg.embed_dim if self.embed is not None else 0)
         self.ch0 = ch = cfg.g_channels
         self.fc = nn.Linear(in_dim, ch * self.start * self.start)
@@ -87,7 +88,8 @@ class ResNetGenerator(nn.Module):
         self.out = nn.Conv2d(ch, channels, 3, 1, 1)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        h = z if self.embed is None else torch.cat([z, self.embed(c)], dim=1)  # [N, z_dim (+ embed_dim)]
+        h = self.mapping(z)  # [N, z_dim]
+        h = h if self.embed is None else torch.cat([h, self.embed(c)], dim=1)  # [N, z_dim (+ embed_dim)]
         h = self.fc(h).view(len(z), self.ch0, self.start, self.start)  # [N, C0, s, s]
         for block in self.blocks:
             h = block(h, c)  # [N, C, 2s, 2s]

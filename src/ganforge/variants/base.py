@@ -97,6 +97,7 @@ class Family(ABC):
     uses_model_arch: ClassVar[bool] = False
     reuses_fakes: ClassVar[bool] = False  # honours objective.reuse_fakes (the others refuse it)
     selects_topk: ClassVar[bool] = False  # honours objective.topk < 1 (the others refuse it)
+    packs_d: ClassVar[bool] = False  # honours model.d_pack > 1, PacGAN (the others refuse it)
     ranks_labels: ClassVar[bool] = False  # honours objective.mismatch_weight > 0 (the others refuse it)
     # The family's own settings, the ``family:`` section of a config (``--set family.cycle_weight=5``): a frozen
     # dataclass whose field defaults are the paper's values; range checks raise ConfigError in __post_init__.
@@ -143,6 +144,11 @@ class Family(ABC):
                 f"model.arch (or set it to {default_arch}) and size the networks with model.g_channels / "
                 "d_channels and family.*, or pick a variant that takes model.arch (`ganforge list variants`)."
             )
+        if cfg.model.g_mapping_layers and not self.uses_model_arch:
+            raise ConfigError(
+                f"variant {self.name} builds its own networks and ignores model.g_mapping_layers (a mapping network "
+                "for the dcgan and resnet archs). Remove it, or size the family's own networks with family.*."
+            )
         if cfg.objective.reuse_fakes and not self.reuses_fakes:
             raise ConfigError(
                 f"variant {self.name} has its own training steps and cannot reuse D's fakes in G's step; "
@@ -157,6 +163,11 @@ class Family(ABC):
             raise ConfigError(
                 f"variant {self.name} has its own generator step, which does not do top-k training; "
                 "set objective.topk=1 or pick a variant of the GAN family (gan, cgan, wgan-gp, ...)."
+            )
+        if cfg.model.d_pack > 1 and not self.packs_d:
+            raise ConfigError(
+                f"variant {self.name} builds its own discriminator, which does not score packs of samples; "
+                "set model.d_pack=1 or pick variant gan or ragan (`ganforge list variants`)."
             )
         if cfg.data.clusters and not self.needs_labels:
             raise ConfigError(

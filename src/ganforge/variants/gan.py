@@ -27,7 +27,7 @@ from ganforge.config import Config, ModelConfig
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.models import build_models
-from ganforge.models.layers import DOut, MinibatchStd
+from ganforge.models.layers import DOut, MinibatchStd, PackedDiscriminator
 from ganforge.objectives.ada import AdaptiveProbability
 from ganforge.objectives.adversarial import LOSSES
 from ganforge.objectives.augment import classic_augment, diff_augment, parse_policy, uses_classic
@@ -133,8 +133,10 @@ class GANObjective(Objective):
         """Terms added to D's adversarial loss, in order. Here: WGAN-GP's gradient penalty and the matching-aware
         term, each if on."""
         if self.ocfg.gp_weight > 0:
-            eps = torch.rand(len(batch.real_img), device=self.device, dtype=batch.real_img.dtype)
-            gp = gradient_penalty(lambda x: self.run_D(x, batch.real_c).logits, batch.real_img, gen_img, eps)
+            pack = self.cfg.model.d_pack  # PacGAN: one eps and one gradient norm per pack of samples
+            eps = torch.rand(len(batch.real_img) // pack, device=self.device, dtype=batch.real_img.dtype)
+            gp = gradient_penalty(lambda x: self.run_D(x, batch.real_c).logits, batch.real_img, gen_img,
+                                  eps.repeat_interleave(pack), pack)
             yield "gp", gp, self.ocfg.gp_weight
         if self.ocfg.mismatch_weight > 0:
             # run_D augments (DiffAugment, ADA) with a fresh draw, so with augmentation on the two scores compare two
@@ -266,6 +268,7 @@ class GAN(Family):
     uses_model_arch = True  # G and D from ARCHS (a family with networks of its own sets this back to False)
     reuses_fakes = True  # GANObjective's D and G steps (a family with steps of its own sets this back to False)
     selects_topk = True  # GANObjective's G step (likewise)
+    packs_d = True  # model.d_pack: build_networks wraps D (an unconditional one: ``check``)
     ranks_labels = True  # GANObjective's D step (a conditional D that takes the label: ``check``)
     objective_class: type[GANObjective] = GANObjective
 
@@ -283,6 +286,12 @@ class GAN(Family):
                 f"objective.mismatch_weight scores real images under a wrong label, which needs a D that is given "
                 f"the label (variant {self.name}'s D: {self.conditioning.d.name!r}) and data with at least 2 "
                 "classes. Set objective.mismatch_weight=0, or pick cgan, cwgan-gp, cragan or a projection variant."
+            )
+        if cfg.model.d_pack > 1 and (self.conditioning.d.conditional or self.own_labels(cfg)):
+            raise ConfigError(
+                f"model.d_pack={cfg.model.d_pack} makes D score packs of samples, but variant {self.name}'s D judges "
+                "each sample with its label or code. PacGAN is for unconditional D: use variant gan or ragan, or "
+                "set model.d_pack=1."
             )
         if cfg.augment.diffaugment and data.kind != "image":
             raise ConfigError("augment.diffaugment works on images only; clear it for 2D point data.")
@@ -309,7 +318,12 @@ class GAN(Family):
             )
 
     def build_networks(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
-        G, D = build_models(cfg.model, data.shape, max(self.own_labels(cfg) or data.num_classes, 1), self.conditioning)
+        num_classes = max(self.own_labels(cfg) or data.num_classes, 1)
+        G, D = build_models(cfg.model, data.shape, num_classes, self.conditioning)
+        if cfg.model.d_pack > 1:  # PacGAN: D built for `pack` samples stacked along the channels
+            k = cfg.model.d_pack
+            _, inner = build_models(cfg.model, (data.shape[0] * k, *data.shape[1:]), num_classes, self.conditioning)
+            D = PackedDiscriminator(inner, k)
         a = cfg.augment
         if not a.diffaugment_target:
             return {"G": G, "D": D}
@@ -333,8 +347,9 @@ class GAN(Family):
             )
         with torch.no_grad():  # shape check: one tiny forward pass on CPU
             G.eval(), D.eval()
-            c = torch.zeros(2, dtype=torch.long)
-            fake = G(torch.zeros(2, G.z_dim), c)
+            n = 2 * cfg.model.d_pack  # D scores packs of d_pack samples
+            c = torch.zeros(n, dtype=torch.long)
+            fake = G(torch.zeros(n, G.z_dim), c)
             if tuple(fake.shape[1:]) != data.shape:
                 made = tuple(fake.shape[1:])
                 raise ConfigError(f"model.arch={cfg.model.arch} makes {made} samples but the data is {data.shape}.")

@@ -137,6 +137,7 @@ class ProGAN(GAN):
     options = ProGANOptions
     uses_model_arch = False  # its own networks (models/progan.py)
     reuses_fakes = False  # untested with its stage schedule
+    packs_d = False  # its own growing D
     data_kinds = ("image",)
     defaults = {
         "objective": {"loss": "wasserstein", "gp_weight": 10.0, "n_critic": 1},

@@ -171,6 +171,7 @@ class StyleGAN2(GAN):
     uses_model_arch = False  # its own networks (models/stylegan2.py)
     reuses_fakes = False  # its own D and G steps (style mixing, path-length regularisation)
     selects_topk = False
+    packs_d = False  # its own D
     data_kinds = ("image",)
     defaults = {
         "objective": {"loss": "bce", "r1_gamma": 1.0, "r1_interval": 16},
