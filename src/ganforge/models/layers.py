@@ -31,8 +31,8 @@ def activation(name: str, slope: float) -> nn.Module:
 class LatentMapping(nn.Module):
     """StyleGAN's mapping network (Karras et al. 2019) in front of a convolutional G's first layer: z normalised
     to unit mean square, then ``layers`` equalised-lr linear layers of width ``dim`` with leaky ReLU, learning at
-    ``lr_mul`` (0.01, StyleGAN's) of G's rate: a deep MLP at G's full rate collapsed its samples within 20 kimg
-    on MNIST. z [N, dim] -> [N, dim]."""
+    ``lr_mul`` (0.01, StyleGAN's) of G's rate: 8 plain linear layers at G's full rate (PyTorch's default init)
+    collapsed the unconditional DCGAN's samples within 20 kimg on MNIST. z [N, dim] -> [N, dim]."""
 
     def __init__(self, dim: int, layers: int, lr_mul: float = 0.01) -> None:
         super().__init__()
@@ -150,8 +150,9 @@ class PackedDiscriminator(nn.Module):
     the channel (or feature) axis, so ``inner`` is a D built for ``pack`` times the data's channels. A G that
     covers few modes makes packs of look-alike samples, which D learns to tell from real packs, whose samples
     differ; the paper shows this penalises mode dropping. x [N, C, ...] -> logits and features [N / pack, ...].
-    Per-sample consumers of the logits (losses, D accuracy) average over packs, and a gradient penalty on x
-    (R1) reads each pack's gradient spread over its samples: R1's gamma acts per pack as gamma / pack.
+    Per-sample consumers of the logits (losses, D accuracy) average over packs; R1 reads each pack's gradient
+    spread over its samples (its gamma acts per pack as gamma / pack) and WGAN-GP's penalty takes one norm per pack
+    (``gradient_penalty``'s ``pack``).
     """
 
     def __init__(self, inner: nn.Module, pack: int) -> None:

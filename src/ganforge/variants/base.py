@@ -167,7 +167,7 @@ class Family(ABC):
         if cfg.model.d_pack > 1 and not self.packs_d:
             raise ConfigError(
                 f"variant {self.name} builds its own discriminator, which does not score packs of samples; "
-                "set model.d_pack=1 or pick variant gan or ragan (`ganforge list variants`)."
+                "set model.d_pack=1 or pick variant gan, wgan-gp or ragan (`ganforge list variants`)."
             )
         if cfg.data.clusters and not self.needs_labels:
             raise ConfigError(

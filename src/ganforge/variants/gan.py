@@ -290,8 +290,8 @@ class GAN(Family):
         if cfg.model.d_pack > 1 and (self.conditioning.d.conditional or self.own_labels(cfg)):
             raise ConfigError(
                 f"model.d_pack={cfg.model.d_pack} makes D score packs of samples, but variant {self.name}'s D judges "
-                "each sample with its label or code. PacGAN is for unconditional D: use variant gan or ragan, or "
-                "set model.d_pack=1."
+                "each sample with its label or code. PacGAN is for unconditional D: use variant gan, wgan-gp or "
+                "ragan, or set model.d_pack=1."
             )
         if cfg.augment.diffaugment and data.kind != "image":
             raise ConfigError("augment.diffaugment works on images only; clear it for 2D point data.")
