@@ -74,6 +74,9 @@ class ModelConfig:
     # layers (width z_dim, leaky ReLU, equalised lr at 0.01 of G's rate), room for G to fold the Gaussian latent
     # before drawing. dcgan and resnet archs.
     g_mapping_layers: int = 0
+    # Self-modulated batch norm in G (Chen et al. 2019): every batch norm's gain and bias are computed from the
+    # sample's latent (the mapping network's output when there is one) by a small MLP. dcgan arch.
+    g_self_modulation: bool = False
     d_extra_layers: int = 0  # extra stride-1 conv layers in D
     spectral_norm_d: bool = False
     spectral_norm_g: bool = False

@@ -19,6 +19,7 @@ from ganforge.models.layers import (
     CondSequential,
     DOut,
     MinibatchStd,
+    SelfModBatchNorm,
     apply_spectral_norm,
     mapping_network,
     spectral_norm_projection,
@@ -52,7 +53,16 @@ class DCGANGenerator(nn.Module):
         ch = cfg.g_channels
         self.fc = nn.Linear(in_dim, ch * self.start * self.start, bias=False)
 
-        def bn(features: int) -> nn.Module:  # plain or class-conditional, as the label piece says
+        if cfg.g_self_modulation and cond.g.carried_by_norm:
+            raise ConfigError(
+                "model.g_self_modulation makes G's batch norms functions of the latent, but this variant's G already "
+                "modulates them by the label (conditional batch norm). Remove model.g_self_modulation, or pick a "
+                "variant whose G joins the label to z (cgan) or an unconditional one (gan, wgan-gp)."
+            )
+
+        def bn(features: int) -> nn.Module:  # plain, class-conditional (label piece) or self-modulated
+            if cfg.g_self_modulation:
+                return SelfModBatchNorm(features, cfg.z_dim)
             return cond.g.norm(features, num_classes)
 
         layers: list[nn.Module] = [bn(ch), nn.ReLU()]
@@ -71,10 +81,10 @@ class DCGANGenerator(nn.Module):
         self.ch0 = cfg.g_channels
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.mapping(z)  # [N, z_dim]
-        h = h if self.embed is None else torch.cat([h, self.embed(c)], dim=1)  # [N, z_dim (+ embed_dim)]
+        w = self.mapping(z)  # [N, z_dim]
+        h = w if self.embed is None else torch.cat([w, self.embed(c)], dim=1)  # [N, z_dim (+ embed_dim)]
         h = self.fc(h).view(len(z), self.ch0, self.start, self.start)  # [N, C0, s, s]
-        return self.body(h, c)  # [N, C, H, W] in [-1, 1]
+        return self.body(h, c, w)  # [N, C, H, W] in [-1, 1]
 
 
 class DCGANDiscriminator(nn.Module):

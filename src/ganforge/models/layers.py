@@ -45,6 +45,27 @@ class LatentMapping(nn.Module):
         return h
 
 
+class SelfModBatchNorm(nn.Module):
+    """Self-modulated batch norm (Chen et al. 2019, "On Self Modulation for GANs"): G's batch norm whose gain and
+    bias are functions of the sample's own latent, as conditional batch norm makes them functions of the label.
+
+    Each norm has a small MLP (``dim`` -> ``hidden`` with ReLU -> 2 x ``features``) from the latent w (z, or the
+    mapping network's output) to a gain 1 + delta and a bias. The output layer starts at zero, so at the start the
+    layer is a batch norm without affine parameters. x [N, C, H, W], w [N, dim] -> [N, C, H, W].
+    """
+
+    def __init__(self, features: int, dim: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(features, affine=False)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * features))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        gain, bias = self.mlp(w).chunk(2, dim=1)  # [N, C] each
+        return self.bn(x) * (1.0 + gain[:, :, None, None]) + bias[:, :, None, None]
+
+
 def mapping_network(dim: int, layers: int) -> nn.Module:
     """``LatentMapping`` with ``layers`` layers, or the identity (no weights) for 0."""
     return LatentMapping(dim, layers) if layers else nn.Identity()
@@ -131,15 +152,20 @@ class MinibatchStd(nn.Module):
 
 
 class CondSequential(nn.Module):
-    """A list of layers where conditional layers also receive the labels."""
+    """A list of layers where conditional layers also receive the labels, and self-modulated ones the latent."""
 
     def __init__(self, layers: list[nn.Module]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None, w: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self.layers:
-            x = layer(x, c) if isinstance(layer, CondBatchNorm) else layer(x)
+            if isinstance(layer, CondBatchNorm):
+                x = layer(x, c)
+            elif isinstance(layer, SelfModBatchNorm):
+                x = layer(x, w)
+            else:
+                x = layer(x)
         return x
 
 

@@ -103,6 +103,9 @@ def build_mlp(cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioni
     if cfg.g_mapping_layers:
         raise ConfigError("model.g_mapping_layers puts fully connected layers in front of a convolutional G; the mlp "
                           "G is fully connected already: add layers to model.g_hidden instead.")
+    if cfg.g_self_modulation:
+        raise ConfigError("model.g_self_modulation is for the dcgan arch's G; the mlp G has no convolutional batch "
+                          "norms to modulate. Remove it, or set model.arch=dcgan.")
     G = MLPGenerator(cfg, shape, num_classes, cond)
     if cfg.spectral_norm_g:
         apply_spectral_norm(G)

@@ -154,6 +154,9 @@ def init_resnet_weights(module: nn.Module) -> None:
 def build_resnet(cfg: ModelConfig, shape: tuple, num_classes: int, cond: Conditioning) -> tuple[nn.Module, nn.Module]:
     if len(shape) != 3:
         raise ConfigError("the resnet architecture needs image data; use model.arch=mlp for 2D points.")
+    if cfg.g_self_modulation:
+        raise ConfigError("model.g_self_modulation is built for the dcgan arch's G only; remove it, or set "
+                          "model.arch=dcgan.")
     G = ResNetGenerator(cfg, shape, num_classes, cond)
     D = ResNetDiscriminator(cfg, shape, num_classes, cond)
     init_resnet_weights(G)

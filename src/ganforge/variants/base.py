@@ -149,6 +149,11 @@ class Family(ABC):
                 f"variant {self.name} builds its own networks and ignores model.g_mapping_layers (a mapping network "
                 "for the dcgan and resnet archs). Remove it, or size the family's own networks with family.*."
             )
+        if cfg.model.g_self_modulation and not self.uses_model_arch:
+            raise ConfigError(
+                f"variant {self.name} builds its own networks and ignores model.g_self_modulation (for the dcgan "
+                "arch's G). Remove it, or pick a variant that takes model.arch (`ganforge list variants`)."
+            )
         if cfg.objective.reuse_fakes and not self.reuses_fakes:
             raise ConfigError(
                 f"variant {self.name} has its own training steps and cannot reuse D's fakes in G's step; "
