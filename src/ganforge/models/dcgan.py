@@ -48,7 +48,7 @@ class DCGANGenerator(nn.Module):
         self.z_dim, self.out_shape, self.num_classes = cfg.z_dim, tuple(shape), num_classes
         self.start, n_up = upsampling_plan(height)
         self.embed = cond.g.embedding(num_classes, cfg.embed_dim)  # label embedding joined to z, or None
-        self.mapping = mapping_network(cfg.z_dim, cfg.g_mapping_layers)  # z -> z (identity for 0 layers)
+        self.mapping = mapping_network(cfg.z_dim, cfg.g_mapping_layers, cfg.g_mapping_lr_mul)  # z -> z (identity if 0)
         in_dim = cfg.z_dim + (cfg.embed_dim if self.embed is not None else 0)
         ch = cfg.g_channels
         self.fc = nn.Linear(in_dim, ch * self.start * self.start, bias=False)
