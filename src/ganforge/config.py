@@ -76,7 +76,7 @@ class ModelConfig:
     g_mapping_layers: int = 0
     # The mapping's learning rate as a fraction of G's: StyleGAN's 0.01 is tuned for millions of images; in a
     # 200-kimg MNIST run it moves the weights by 0.05-0.35%, so the mapping stays the random warp it started as.
-    # mnist-dcgan-mapping uses 0.2. 1: the mapping learns at G's rate.
+    # mnist-dcgan-mapping and mnist-wgan-gp-mapping use 0.2. 1: the mapping learns at G's rate.
     g_mapping_lr_mul: float = 0.01
     # Self-modulated batch norm in G (Chen et al. 2019): every batch norm's gain and bias are computed from the
     # sample's latent (the mapping network's output when there is one) by a small MLP. dcgan arch.
