@@ -31,12 +31,12 @@ def activation(name: str, slope: float) -> nn.Module:
 class LatentMapping(nn.Module):
     """StyleGAN's mapping network (Karras et al. 2019) in front of a convolutional G's first layer: z normalised
     to unit mean square, then ``layers`` equalised-lr linear layers of width ``dim`` with leaky ReLU, learning at
-    ``lr_mul`` of G's rate (StyleGAN's 0.01 by default; ``model.g_mapping_lr_mul``). 8 plain linear layers at G's
+    ``lr_mul`` of G's rate (``model.g_mapping_lr_mul``; StyleGAN's is 0.01). 8 plain linear layers at G's
     full rate (PyTorch's default init) collapsed the unconditional DCGAN's samples within 20 kimg on MNIST; at
     their random start the 8 equalised layers already squeeze the latent's variance into about ten directions
     (benchmarks/mapping_drift.py). z [N, dim] -> [N, dim]."""
 
-    def __init__(self, dim: int, layers: int, lr_mul: float = 0.01) -> None:
+    def __init__(self, dim: int, layers: int, lr_mul: float) -> None:
         super().__init__()
         self.layers = nn.ModuleList(EqLinear(dim, dim, lr_mul=lr_mul) for _ in range(layers))
 
@@ -68,7 +68,7 @@ class SelfModBatchNorm(nn.Module):
         return self.bn(x) * (1.0 + gain[:, :, None, None]) + bias[:, :, None, None]
 
 
-def mapping_network(dim: int, layers: int, lr_mul: float = 0.01) -> nn.Module:
+def mapping_network(dim: int, layers: int, lr_mul: float) -> nn.Module:
     """``LatentMapping`` with ``layers`` layers, or the identity (no weights) for 0."""
     return LatentMapping(dim, layers, lr_mul) if layers else nn.Identity()
 
