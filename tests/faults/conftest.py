@@ -73,10 +73,11 @@ def finished_run(tmp_path_factory) -> Path:
     """A finished sine run (2 ticks), made once; tests work on copies (``run`` fixture)."""
     out = tmp_path_factory.mktemp("faults") / "sine"
     start_run(load_config("sine", FAST), str(out), progress=False, log=lambda _: None)
-    (out / "eval.json").write_text(
-        '{"format": "ganforge-eval/1", "metrics": [{"name": "energy", "value": 0.5, '
-        '"protocol_id": "abc", "protocol": {}}], "skipped": {}}\n'
-    )
+    for name in ("eval.json", "eval-full-data.json"):  # the second as `evaluate --full-data` writes it
+        (out / name).write_text(
+            '{"format": "ganforge-eval/1", "metrics": [{"name": "energy", "value": 0.5, '
+            '"protocol_id": "abc", "protocol": {}}], "skipped": {}}\n'
+        )
     return out
 
 

@@ -23,6 +23,7 @@ GENERATE = ["generate", "{R}", "--n", "8", "--out", "{O}"]
 EVALUATE = ["evaluate", "{R}", "--n", "50", "--n-boot", "0"]
 REPORT = ["report", "{R}"]
 COMPARE = ["compare", "{R}"]
+COMPARE_FULL = ["compare", "{R}", "--full-data"]
 
 # artifact -> the commands that read it
 READERS: dict[str, list[list[str]]] = {
@@ -32,6 +33,7 @@ READERS: dict[str, list[list[str]]] = {
     "config.yaml": [RESUME, REPORT, COMPARE],
     "summary.json": [REPORT, COMPARE],
     "eval.json": [REPORT, COMPARE],
+    "eval-full-data.json": [REPORT, COMPARE_FULL],
 }
 
 
@@ -166,6 +168,7 @@ DAMAGE: dict[str, dict[str, Callable[[Path], None]]] = {
         "records-not-list": _json_edit(_set("metrics", 5)),
     },
 }
+DAMAGE["eval-full-data.json"] = DAMAGE["eval.json"]
 
 CASES = [
     pytest.param(artifact, how, cmd, id=f"{artifact.split('/')[-1]}-{how}-{cmd[0]}")

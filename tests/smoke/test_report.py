@@ -104,6 +104,24 @@ def test_points_run_and_sweep_folder(tmp_path):
     assert "fid by configuration" in text  # the interval plot
 
 
+def test_full_data_numbers_get_their_own_section(tmp_path):
+    """A data.limit run measured with `evaluate --full-data` shows those numbers, apart from eval.json's."""
+    run = make_run(tmp_path / "sine", "sine", ["train.kimg=0.25", "train.tick_kimg=0.125"])
+    text = write_report(run, tmp_path / "plain.html").read_text()
+    assert "against the whole training split" not in text
+    record = {"name": "fid", "value": 6.25, "ci": {"low": 4.5, "high": 8.5, "method": "bootstrap"},
+              "protocol": {"n_reference": 4000}, "protocol_id": "full5678", "floor": 1.5}
+    (run / "eval-full-data.json").write_text(json.dumps({"metrics": [record]}))
+    text = write_report(run, tmp_path / "both.html").read_text()
+    full = text[text.index(">Metrics against the whole training split</h2>"):]
+    assert "6.25" in full and "[4.5, 8.5] (bootstrap)" in full and "full5678" in full
+    assert "12.5" in text[:text.index(">Metrics against the whole training split</h2>")]  # eval.json's, first
+    (run / "eval.json").unlink()
+    text = write_report(run, tmp_path / "full-only.html").read_text()
+    assert "not evaluated yet" not in text and "not evaluated against its own training images" in text
+    assert "6.25" in text
+
+
 def test_tensorboard_sink_logs_scalars_or_warns_once_when_absent(tmp_path):
     from ganforge.training.tensorboard import TensorBoardSink
 

@@ -101,6 +101,33 @@ def test_compare_refuses_the_same_seed_twice_and_non_runs(tmp_path):
         compare_runs([tmp_path / "nothing"])
 
 
+def test_compare_full_data_reads_eval_full_data_and_refuses_runs_without_it(tmp_path):
+    """--full-data: the data.limit runs' numbers against the whole split, never their eval.json; a run
+    not measured that way is named with the command that measures it."""
+    runs = []
+    for s in range(2):
+        run = _fake_run(tmp_path / f"s{s}", s, fid=50.0)  # eval.json: against the run's own few images
+        (run / "eval-full-data.json").write_text(json.dumps({"metrics": [_rec("fid", 10.0 + 2 * s, "full1234")]}))
+        runs.append(run)
+    table, _ = compare_runs(runs, full_data=True)
+    assert [c.key for c in table.columns if c.key.startswith("fid")] == ["fid"]
+    assert table.rows[0].cells["fid"].mean == pytest.approx(11.0)  # not 50
+    assert compare_runs(runs)[0].rows[0].cells["fid"].mean == pytest.approx(50.0)
+    plain = _fake_run(tmp_path / "plain", 2, fid=9.0)
+    with pytest.raises(RunDirError, match=r"no eval-full-data.json.*ganforge evaluate .*plain --full-data"):
+        compare_runs([*runs, plain], full_data=True)
+
+
+def test_compare_without_full_data_points_at_runs_measured_only_with_it(tmp_path):
+    run = _fake_run(tmp_path / "limited", 0)
+    (run / "eval-full-data.json").write_text(json.dumps({"metrics": [_rec("fid", 10.0)]}))
+    table, _ = compare_runs([run, _fake_run(tmp_path / "other", 0, z_dim=3, fid=4.0)])
+    rows = {row.label: row for row in table.rows}
+    assert "fid" not in rows["toy [model.z_dim=2]"].cells and rows["toy [model.z_dim=3]"].cells["fid"].mean == 4.0
+    hints = [n for n in table.notes if "--full-data" in n]
+    assert len(hints) == 1 and str(run) in hints[0] and str(tmp_path / "other") not in hints[0]
+
+
 def test_kid_is_printed_times_a_thousand_with_the_unit_in_the_header():
     recs = [{**_rec("kid", v, floor=0.0004), "display_scale": 1000.0} for v in (0.0021, 0.0025)]
     groups = {"x": [RunValues(f"r{s}", s, [rec], {}) for s, rec in enumerate(recs)]}

@@ -2,8 +2,9 @@
 
 Runs are grouped by their resolved config minus the seed (and minus keys that cannot change a
 result: device, snapshot interval, TensorBoard), so three seeds of one configuration make one row.
-Metrics come from each run's ``eval.json``; the table never puts figures computed under different
-protocols in one column (see ``ganforge.metrics.tables``).
+Metrics come from each run's ``eval.json`` (with ``full_data``, its ``eval-full-data.json``: a
+``data.limit`` run measured against the whole training split); the table never puts figures computed
+under different protocols in one column (see ``ganforge.metrics.tables``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from ganforge.errors import RunDirError
 from ganforge.metrics.tables import RunValues, Table, build_table, write_tables
-from ganforge.training.rundir import CONFIG, SUMMARY, read_config, read_eval_records, read_summary
+from ganforge.training.rundir import CONFIG, EVAL_FULL_DATA, SUMMARY, read_config, read_eval_records, read_summary
 
 # Keys that differ between seeds of one configuration, or that cannot change the numbers.
 IGNORED_KEYS = ("train.seed", "train.device", "train.snapshot_ticks", "train.tensorboard", "eval.every_ticks",
@@ -44,7 +45,8 @@ def read_eval(run_dir: Path, name: str = EVAL_FILE) -> list[dict[str, Any]]:
     return read_eval_records(Path(run_dir), name)
 
 
-def read_run(run_dir: Path | str) -> RunInfo:
+def read_run(run_dir: Path | str, full_data: bool = False) -> RunInfo:
+    """A run's config, summary and metric records (``full_data``: those of ``eval-full-data.json``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir() or not (run_dir / CONFIG).is_file():
         raise RunDirError(f"{str(run_dir)!r} is not a ganforge run directory (no config.yaml). Check the path.")
@@ -54,7 +56,22 @@ def read_run(run_dir: Path | str) -> RunInfo:
             f"(`ganforge train --resume {run_dir}`), or leave it out."
         )
     summary = read_summary(run_dir, require=("final",))
-    return RunInfo(run_dir, read_config(run_dir).to_dict(), summary, read_eval(run_dir))
+    if full_data and not (run_dir / EVAL_FULL_DATA).is_file():
+        raise RunDirError(
+            f"{str(run_dir)!r} has no {EVAL_FULL_DATA}: measure it against the whole training split first "
+            f"(`ganforge evaluate {run_dir} --full-data`; only data.limit runs have one), or leave it out."
+        )
+    return RunInfo(run_dir, read_config(run_dir).to_dict(), summary,
+                   read_eval(run_dir, EVAL_FULL_DATA if full_data else EVAL_FILE))
+
+
+def _full_data_hints(runs: list[RunInfo]) -> list[str]:
+    """A note for runs whose only metrics were measured with --full-data (the table shows their losses alone)."""
+    missed = [str(r.run_dir) for r in runs if not r.metrics and (r.run_dir / EVAL_FULL_DATA).is_file()]
+    if not missed:
+        return []
+    return [f"{', '.join(missed)}: measured with --full-data only ({EVAL_FULL_DATA}); "
+            "add --full-data to compare those numbers."]
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -105,8 +122,13 @@ def group_runs(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
     return out
 
 
-def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None) -> tuple[Table, dict[str, list[RunInfo]]]:
-    """Build (and with ``out``, write table.csv + table.md) the comparison table of existing runs."""
+def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None,
+                 full_data: bool = False) -> tuple[Table, dict[str, list[RunInfo]]]:
+    """Build (and with ``out``, write table.csv + table.md) the comparison table of existing runs.
+
+    ``full_data``: read each run's ``eval-full-data.json`` (``ganforge evaluate RUN --full-data``)
+    instead of its ``eval.json``, e.g. to compare DiffAugment on and off at a ``data.limit``.
+    """
     if not run_dirs:
         raise RunDirError("name at least one run directory, e.g. `ganforge compare runs/a runs/b`.")
     seen, runs = set(), []
@@ -115,9 +137,11 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None) -> t
         if p in seen:
             continue
         seen.add(p)
-        runs.append(read_run(d))
+        runs.append(read_run(d, full_data))
     groups = group_runs(runs)
     table = build_table({label: [r.values() for r in group] for label, group in groups.items()})
+    if not full_data:
+        table.notes.extend(_full_data_hints(runs))
     if out is not None:
         write_tables(table, Path(out), title="ganforge compare")
     return table, groups

@@ -35,7 +35,15 @@ from ganforge.reporting.figures import (
     progression_gif,
     scatter_plot,
 )
-from ganforge.training.rundir import SUMMARY, SUMMARY_KEYS, read_config, read_history, read_summary, training_records
+from ganforge.training.rundir import (
+    EVAL_FULL_DATA,
+    SUMMARY,
+    SUMMARY_KEYS,
+    read_config,
+    read_history,
+    read_summary,
+    training_records,
+)
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -152,7 +160,15 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
     parts.append("</section>")
 
     evals = read_eval(run_dir)
-    parts.append(f"<section><{h}>Metrics</{h}>{metric_table(evals) if evals else _no_eval(run_dir)}</section>")
+    full_evals = read_eval(run_dir, EVAL_FULL_DATA)  # a data.limit run against the whole training split
+    parts.append(f"<section><{h}>Metrics</{h}>{metric_table(evals) if evals else _no_eval(run_dir, full_evals)}"
+                 "</section>")
+    if full_evals:
+        limit = _section(config, "data").get("limit")
+        parts.append(f"<section><{h}>Metrics against the whole training split</{h}><p class=\"note\">"
+                     f"<code>ganforge evaluate --full-data</code>: this run trained on {esc(limit)} images "
+                     "(data.limit); its samples are measured against every training image, so copying the few it "
+                     f"saw is not rewarded.</p>{metric_table(full_evals)}</section>")
 
     health = health_section([r for r in records if r.get("type") == "health"], h)
     if health:
@@ -246,7 +262,10 @@ def metric_table(evals: list[dict[str, Any]]) -> str:
             "to do better. Compare numbers only under the same protocol id (click one for the full protocol).</p>")
 
 
-def _no_eval(run_dir: Path) -> str:
+def _no_eval(run_dir: Path, full_evals: list[dict[str, Any]] | None = None) -> str:
+    if full_evals:
+        return ("<p class=\"note\">not evaluated against its own training images (<code>ganforge evaluate "
+                f"{esc(run_dir)}</code>); its numbers against the whole training split follow.</p>")
     return (f"<p class=\"note\">not evaluated yet: run <code>ganforge evaluate {esc(run_dir)}</code> "
             "and make the report again.</p>")
 
