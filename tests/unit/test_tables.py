@@ -89,6 +89,14 @@ def test_compare_groups_by_config_minus_seed_and_labels_the_difference(tmp_path)
     assert set(labels) == {"toy [model.z_dim=2]", "toy [model.z_dim=3]"}
     assert labels["toy [model.z_dim=2]"].cells["fid"].mean == pytest.approx(11.0)
     assert labels["toy [model.z_dim=3]"].seeds == [0, 1]
+    da = []
+    for policy in ("", "translation"):  # an empty value (DiffAugment off) reads ''
+        run = _fake_run(tmp_path / f"da-{policy}", 0, fid=1.0)
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "augment": {"diffaugment": policy}}))
+        da.append(run)
+    assert {row.label for row in compare_runs(da)[0].rows} == {"toy [augment.diffaugment='']",
+                                                                "toy [augment.diffaugment=translation]"}
     assert (tmp_path / "cmp" / "table.csv").is_file() and (tmp_path / "cmp" / "table.md").is_file()
 
 

@@ -91,6 +91,11 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _shown(value: Any) -> str:
+    """A config value in a row label: an empty string shows as '' (``augment.diffaugment=''``: off)."""
+    return "''" if value == "" else str(value)
+
+
 def group_runs(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
     """label -> runs of one configuration. Labels: the config name, plus the keys that tell apart
     configurations sharing a name (``mnist-dcgan [model.g_extra_layers=2]``)."""
@@ -108,7 +113,7 @@ def group_runs(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
             continue
         differing = sorted({kk for k in same_name for kk in flats[k] if any(flats[k].get(kk) != flats[o].get(kk)
                                                                                 for o in same_name)})
-        labels[key] = name + " [" + ", ".join(f"{kk}={flats[key].get(kk)}" for kk in differing) + "]"
+        labels[key] = name + " [" + ", ".join(f"{kk}={_shown(flats[key].get(kk))}" for kk in differing) + "]"
     out: dict[str, list[RunInfo]] = {}
     for key, group in by_key.items():
         seeds = [r.seed for r in group]
