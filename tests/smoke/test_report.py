@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ganforge.errors import RunDirError
 from ganforge.experiments.runner import start_run
 from ganforge.presets import load_config
 from ganforge.reporting.html import data_uri_images, write_report
@@ -102,6 +103,10 @@ def test_points_run_and_sweep_folder(tmp_path):
     check_self_contained(text)
     assert "Comparison" in text and "fid" in text and "a&lt;i&gt;" in text and "<i>" not in text
     assert "fid by configuration" in text  # the interval plot
+    plan["evaluate"] = {"full_data": "yes please"}  # a hand-edited plan: refused, naming the file
+    (sweep / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(RunDirError, match=r"plan.json' is damaged: its 'evaluate'.*true or false"):
+        write_report(sweep)
 
 
 def test_full_data_numbers_get_their_own_section(tmp_path):

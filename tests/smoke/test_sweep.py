@@ -125,6 +125,15 @@ def _table_row(out):
     return next(csv.DictReader(open(out / "table.csv")))
 
 
+def _report_comparison(out) -> str:
+    """The Comparison section of `ganforge report SWEEP_DIR`."""
+    result = run_cli("report", str(out))
+    assert result.returncode == 0, result.stderr
+    text = (out / "report.html").read_text()
+    start = text.index(">Comparison</h2>")
+    return text[start:text.index("</section>", start)]
+
+
 def test_evaluate_generator_best_scores_the_kept_generator(tmp_path):
     _, out, run = _sweep_sine_seed0(tmp_path, "name: best\nbase: sine\nseeds: [0]\nset: {train.kimg: 0.5, "
                                     "train.tick_kimg: 0.25, health.every_ticks: 1, health.keep_best: fid}\n"
@@ -132,6 +141,7 @@ def test_evaluate_generator_best_scores_the_kept_generator(tmp_path):
     assert (run / "best" / "eval.json").is_file() and not (run / "eval.json").exists()  # RUN/best/ was evaluated
     kept = {m["name"]: m["value"] for m in json.loads((run / "best" / "eval.json").read_text())["metrics"]}
     assert float(_table_row(out)["curve_distance_mean"]) == pytest.approx(kept["curve_distance"])  # best/'s
+    assert "curve_distance" in _report_comparison(out)  # the report reads best/'s numbers too
 
 
 def test_evaluate_full_data_scores_limited_runs_against_the_whole_split(tmp_path):
@@ -142,6 +152,7 @@ def test_evaluate_full_data_scores_limited_runs_against_the_whole_split(tmp_path
     assert saved["full_data"] is True and saved["run_data_limit"] == 100
     measured = {m["name"]: m["value"] for m in saved["metrics"]}
     assert float(_table_row(out)["curve_distance_mean"]) == pytest.approx(measured["curve_distance"])  # read
+    assert "curve_distance" in _report_comparison(out)  # the report reads eval-full-data.json too
     again = run_cli("sweep", str(path), "--out", str(out))  # complete: nothing to train or evaluate again
     assert again.returncode == 0 and saved == json.loads((run / "eval-full-data.json").read_text())
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from ganforge.errors import RunDirError
+from ganforge.errors import ConfigError, RunDirError
 from ganforge.experiments.compare import config_key, read_eval, read_run
 from ganforge.experiments.execute import (  # re-exported: `from ...sweep import run_state` works
     JobOutcome,
@@ -47,8 +47,9 @@ from ganforge.experiments.sweep_spec import (  # load_sweep & co. re-exported: `
     PlannedRun,
     Sweep,
     load_sweep,
+    parse_eval_spec,
 )
-from ganforge.metrics.tables import Table, build_table, to_markdown, write_tables
+from ganforge.metrics.tables import RunValues, Table, build_table, to_markdown, write_tables
 from ganforge.training.lock import acquire
 from ganforge.training.rundir import (
     SUMMARY,
@@ -62,8 +63,8 @@ from ganforge.training.rundir import (
 
 __all__ = [
     "ENTRY_KEYS", "EVAL_KEYS", "PLAN", "TOP_KEYS", "EvalSpec", "JobOutcome", "PlannedRun", "RunTask", "Sweep",
-    "SweepResult", "execute_run", "format_result", "load_sweep", "load_sweep_dir", "run_state", "run_sweep",
-    "sweep_table",
+    "SweepResult", "execute_run", "format_result", "load_sweep", "load_sweep_dir", "plan_evaluation", "run_state",
+    "run_sweep", "run_values", "sweep_table",
 ]
 
 PLAN = "plan.json"
@@ -213,12 +214,29 @@ def sweep_table(sweep: Sweep, out: Path) -> Table:
     groups: dict[str, list] = {label: [] for label in sweep.labels}
     for run in sweep.runs:
         if run_state(run, out, None) in ("done", "evaluate"):
-            info = read_run(run.run_dir(out))
-            spec = sweep.evaluate
-            if spec is not None and (spec.generator == "best" or spec.full_data):  # RUN/best/'s or full-data numbers
-                info = replace(info, metrics=read_eval(spec.target(info.run_dir), spec.eval_file))
-            groups[run.label].append(info.values())
+            groups[run.label].append(run_values(run.run_dir(out), sweep.evaluate))
     return build_table({k: v for k, v in groups.items() if v})
+
+
+def run_values(run_dir: Path, spec: EvalSpec | None) -> RunValues:
+    """A finished run's row values, with the metrics the sweep's evaluation wrote: RUN/eval.json, or RUN/best/'s
+    (``evaluate.generator: best``), or eval-full-data.json (``evaluate.full_data``)."""
+    info = read_run(run_dir)
+    if spec is not None and (spec.generator == "best" or spec.full_data):
+        info = replace(info, metrics=read_eval(spec.target(info.run_dir), spec.eval_file))
+    return info.values()
+
+
+def plan_evaluation(plan: dict[str, Any], plan_path: Path) -> EvalSpec | None:
+    """The evaluation a sweep's plan.json records (None: the sweep trained only)."""
+    raw = plan.get("evaluate")
+    if raw is None:
+        return None
+    try:
+        return parse_eval_spec(raw)
+    except ConfigError as e:
+        raise RunDirError(f"{str(plan_path)!r} is damaged: its 'evaluate' is not valid ({e}); rerun the sweep "
+                          "command to rewrite it.") from None
 
 
 def load_sweep_dir(out: Path | str) -> tuple[dict[str, Any], dict[str, list[Path]]]:

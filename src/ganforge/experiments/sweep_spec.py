@@ -190,7 +190,7 @@ def load_sweep(path: Path | str, cli_overrides: tuple[str, ...] = (), validate_d
     grid_keys = list(grid)
     combos = list(itertools.product(*(grid[k] for k in grid_keys))) if grid_keys else [()]
 
-    evaluate = _eval_spec(data.get("evaluate"))
+    evaluate = parse_eval_spec(data.get("evaluate"))
     if data.get("evaluate") is not None and validate_data:
         _check_metrics(evaluate)
 
@@ -263,7 +263,7 @@ def _resolve_relative(source: str, folder: Path) -> str:
     return source
 
 
-def _eval_spec(raw: Any) -> EvalSpec | None:
+def parse_eval_spec(raw: Any) -> EvalSpec | None:
     if raw is None or raw is False:
         return None
     if raw is True:
