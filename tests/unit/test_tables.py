@@ -126,6 +126,23 @@ def test_compare_full_data_reads_eval_full_data_and_refuses_runs_without_it(tmp_
         compare_runs([*runs, plain], full_data=True)
 
 
+def test_compare_best_reads_the_kept_generators_numbers(tmp_path):
+    """--best: RUN/best/eval.json (`ganforge evaluate RUN/best`), never the last tick's eval.json."""
+    runs = []
+    for s in range(2):
+        run = _fake_run(tmp_path / f"s{s}", s, fid=50.0)
+        (run / "best").mkdir()
+        (run / "best" / "generator.safetensors").write_bytes(b"kept")
+        (run / "best" / "eval.json").write_text(json.dumps({"metrics": [_rec("fid", 7.0 + s)]}))
+        runs.append(run)
+    assert compare_runs(runs, best=True)[0].rows[0].cells["fid"].mean == pytest.approx(7.5)  # not 50
+    (runs[1] / "best" / "eval.json").unlink()
+    with pytest.raises(RunDirError, match=r"s1/best' has no eval.json.*ganforge evaluate .*s1/best`"):
+        compare_runs(runs, best=True)
+    with pytest.raises(RunDirError, match=r"kept no best generator.*health.keep_best"):
+        compare_runs([_fake_run(tmp_path / "plain", 2, fid=9.0)], best=True)
+
+
 def test_compare_without_full_data_points_at_runs_measured_only_with_it(tmp_path):
     run = _fake_run(tmp_path / "limited", 0)
     (run / "eval-full-data.json").write_text(json.dumps({"metrics": [_rec("fid", 10.0)]}))

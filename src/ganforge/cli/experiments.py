@@ -23,6 +23,7 @@ Examples:
   ganforge compare runs/dcgan-s0 runs/dcgan-s1 runs/mlp-s0 runs/mlp-s1
   ganforge compare runs/depth/*/seed-* --out runs/depth-table
   ganforge compare runs/u500-s* runs/u500-da-s* --full-data   # data.limit runs, each evaluated with --full-data
+  ganforge compare runs/a-s* runs/b-s* --best                 # the generators health.keep_best kept, evaluated
 """
 
 
@@ -91,12 +92,15 @@ def sweep(sweep_file: Path, out: Path | None, jobs: int, overrides: tuple[str, .
 @click.option("--full-data", "full_data", is_flag=True,
               help="Read each run's eval-full-data.json (`ganforge evaluate RUN --full-data`: a data.limit run "
                    "measured against the whole training split) instead of its eval.json.")
-def compare(run_dirs: tuple[Path, ...], out: Path | None, full_data: bool) -> None:
+@click.option("--best", "best", is_flag=True,
+              help="Read the numbers of each run's kept generator, RUN/best/ (`ganforge evaluate RUN/best`; runs "
+                   "trained with health.keep_best), instead of the last tick's.")
+def compare(run_dirs: tuple[Path, ...], out: Path | None, full_data: bool, best: bool) -> None:
     """Compare existing runs: one row per config (seeds pooled), mean ± std and 95% CI per metric."""
     from ganforge.experiments.compare import compare_runs
     from ganforge.metrics.tables import to_markdown
 
-    table, _ = compare_runs(list(run_dirs), out, full_data=full_data)
+    table, _ = compare_runs(list(run_dirs), out, full_data=full_data, best=best)
     click.echo(to_markdown(table))
     if out is not None:
         click.echo(f"wrote {out / 'table.csv'} and {out / 'table.md'}")

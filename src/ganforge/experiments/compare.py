@@ -16,7 +16,16 @@ from typing import Any
 
 from ganforge.errors import RunDirError
 from ganforge.metrics.tables import RunValues, Table, build_table, write_tables
-from ganforge.training.rundir import CONFIG, EVAL_FULL_DATA, SUMMARY, read_config, read_eval_records, read_summary
+from ganforge.training.monitor import BEST_DIR
+from ganforge.training.rundir import (
+    CONFIG,
+    EVAL_FULL_DATA,
+    SUMMARY,
+    WEIGHTS,
+    read_config,
+    read_eval_records,
+    read_summary,
+)
 
 # Keys that differ between seeds of one configuration, or that cannot change the numbers.
 IGNORED_KEYS = ("train.seed", "train.device", "train.snapshot_ticks", "train.tensorboard", "eval.every_ticks",
@@ -45,8 +54,9 @@ def read_eval(run_dir: Path, name: str = EVAL_FILE) -> list[dict[str, Any]]:
     return read_eval_records(Path(run_dir), name)
 
 
-def read_run(run_dir: Path | str, full_data: bool = False) -> RunInfo:
-    """A run's config, summary and metric records (``full_data``: those of ``eval-full-data.json``)."""
+def read_run(run_dir: Path | str, full_data: bool = False, best: bool = False) -> RunInfo:
+    """A run's config, summary and metric records: those of ``eval.json``, or (``full_data``) of
+    ``eval-full-data.json``, read from RUN/best/ with ``best`` (the generator ``health.keep_best`` kept)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir() or not (run_dir / CONFIG).is_file():
         raise RunDirError(f"{str(run_dir)!r} is not a ganforge run directory (no config.yaml). Check the path.")
@@ -56,13 +66,16 @@ def read_run(run_dir: Path | str, full_data: bool = False) -> RunInfo:
             f"(`ganforge train --resume {run_dir}`), or leave it out."
         )
     summary = read_summary(run_dir, require=("final",))
-    if full_data and not (run_dir / EVAL_FULL_DATA).is_file():
-        raise RunDirError(
-            f"{str(run_dir)!r} has no {EVAL_FULL_DATA}: measure it against the whole training split first "
-            f"(`ganforge evaluate {run_dir} --full-data`; only data.limit runs have one), or leave it out."
-        )
-    return RunInfo(run_dir, read_config(run_dir).to_dict(), summary,
-                   read_eval(run_dir, EVAL_FULL_DATA if full_data else EVAL_FILE))
+    folder = run_dir / BEST_DIR if best else run_dir
+    name = EVAL_FULL_DATA if full_data else EVAL_FILE
+    if best and not (folder / WEIGHTS).is_file():
+        raise RunDirError(f"{str(run_dir)!r} kept no best generator ({BEST_DIR}/): it trained without "
+                          "health.keep_best. Drop --best, or leave it out.")
+    if (full_data or best) and not (folder / name).is_file():
+        how = f"`ganforge evaluate {folder}{' --full-data' if full_data else ''}`"
+        why = "; only data.limit runs have one" if full_data else ""
+        raise RunDirError(f"{str(folder)!r} has no {name}: measure it first ({how}{why}), or leave it out.")
+    return RunInfo(run_dir, read_config(run_dir).to_dict(), summary, read_eval(folder, name))
 
 
 def _full_data_hints(runs: list[RunInfo]) -> list[str]:
@@ -127,12 +140,13 @@ def group_runs(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
     return out
 
 
-def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None,
-                 full_data: bool = False) -> tuple[Table, dict[str, list[RunInfo]]]:
+def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None, full_data: bool = False,
+                 best: bool = False) -> tuple[Table, dict[str, list[RunInfo]]]:
     """Build (and with ``out``, write table.csv + table.md) the comparison table of existing runs.
 
     ``full_data``: read each run's ``eval-full-data.json`` (``ganforge evaluate RUN --full-data``)
     instead of its ``eval.json``, e.g. to compare DiffAugment on and off at a ``data.limit``.
+    ``best``: read the numbers of each run's kept generator (``ganforge evaluate RUN/best``).
     """
     if not run_dirs:
         raise RunDirError("name at least one run directory, e.g. `ganforge compare runs/a runs/b`.")
@@ -142,10 +156,10 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None,
         if p in seen:
             continue
         seen.add(p)
-        runs.append(read_run(d, full_data))
+        runs.append(read_run(d, full_data, best))
     groups = group_runs(runs)
     table = build_table({label: [r.values() for r in group] for label, group in groups.items()})
-    if not full_data:
+    if not full_data and not best:
         table.notes.extend(_full_data_hints(runs))
     if out is not None:
         write_tables(table, Path(out), title="ganforge compare")
