@@ -3,8 +3,9 @@
 Runs are grouped by their resolved config minus the seed (and minus keys that cannot change a
 result: device, snapshot interval, TensorBoard), so three seeds of one configuration make one row.
 Metrics come from each run's ``eval.json`` (with ``full_data``, its ``eval-full-data.json``: a
-``data.limit`` run measured against the whole training split); the table never puts figures computed
-under different protocols in one column (see ``ganforge.metrics.tables``).
+``data.limit`` run measured against the whole training split; with ``best``, those of RUN/best/, the
+generator ``health.keep_best`` kept); the table never puts figures computed under different protocols
+in one column (see ``ganforge.metrics.tables``).
 """
 
 from __future__ import annotations
