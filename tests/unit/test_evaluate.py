@@ -216,9 +216,28 @@ def test_full_data_measures_a_limited_run_against_the_whole_training_split(tmp_p
     assert saved["full_data"] is True and saved["run_data_limit"] == 100
 
 
-def test_full_data_refuses_runs_without_a_limit_and_baselines(untrained, tmp_path, monkeypatch):
+def test_full_data_refuses_runs_without_a_limit(tmp_path):
     whole = make_untrained_run(tmp_path / "whole", "mnist-dcgan", ["train.kimg=1"])
     with pytest.raises(GanforgeError, match="no data.limit.*Drop --full-data"):
         evaluate_run(whole, full_data=True, device="cpu", log=lambda _: None)
-    with pytest.raises(GanforgeError, match="--baseline and --full-data do not combine"):
-        evaluate_run(untrained, baseline="replay", full_data=True, device="cpu", log=lambda _: None)
+    with pytest.raises(GanforgeError, match="no data.limit.*Drop --full-data"):
+        evaluate_run(whole, baseline="replay", full_data=True, device="cpu", log=lambda _: None)
+
+
+def test_full_data_replay_baseline_replays_what_the_run_saw(tmp_path, monkeypatch):
+    """`--full-data --baseline replay`: the score of a G that copies its run's 100 training digits exactly, against
+    all 4,000 (the limited-data reference point), written beside the run's own files."""
+    small = ("mnist-dcgan", ["data.limit=100", "train.kimg=1"])
+    run_dir = make_untrained_run(tmp_path / "small", *small)
+    base = evaluate_run(run_dir, n=500, metrics=["fid"], baseline="replay", full_data=True, device="cpu", n_boot=0,
+                        log=lambda _: None)
+    cfg = load_config(*small)
+    stub = ReplayGenerator(load_dataset(cfg.data, "train"), cfg)  # the 100 digits, as a run's generator
+    monkeypatch.setattr(evaluate_module, "load_generator", lambda _: stub)
+    copier = evaluate_run(run_dir, n=500, metrics=["fid"], device="cpu", n_boot=0, full_data=True, log=lambda _: None)
+    assert base["fid"].value == pytest.approx(copier["fid"].value)  # the subset, not the whole split, replayed
+    assert base["fid"].value > 3 * base["fid"].floor
+    assert base["fid"].protocol_id == copier["fid"].protocol_id
+    saved = json.loads((run_dir / "eval-full-data-baseline-replay.json").read_text())
+    assert saved["baseline"] == "replay" and saved["full_data"] is True and saved["run_data_limit"] == 100
+    assert not (run_dir / "eval-baseline-replay.json").exists()

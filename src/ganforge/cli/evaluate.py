@@ -24,6 +24,7 @@ Examples:
   ganforge evaluate runs/sine            (2D points: energy, mmd, curve distance)
   ganforge evaluate runs/dcgan --baseline replay   (a generator that replays training images: must be flagged)
   ganforge evaluate runs/cgan-500 --full-data     (a data.limit=500 run against all 4,000 training digits)
+  ganforge evaluate runs/cgan-500 --full-data --baseline replay   (its 500 digits copied: the same reference)
   ganforge list metrics                  (what each metric is)
 """
 
@@ -50,7 +51,8 @@ Examples:
               help="Bootstrap replicates for FID-style intervals (0: none).")
 @click.option("--baseline", type=click.Choice(list(BASELINES)), default=None,
               help="Check the metrics: evaluate a fresh untrained G or a training-image replayer under this run's "
-                   "protocol (writes eval-baseline-NAME.json; eval.json is left alone).")
+                   "protocol (writes eval-baseline-NAME.json; eval.json is left alone). With --full-data, replay "
+                   "copies the run's data.limit images: the score of a G that copies what it saw.")
 @click.option("--full-data", "full_data", is_flag=True,
               help="For a run trained on a data.limit subset: measure against the dataset's whole training split, "
                    "with the extractor trained on it (the limited-data protocol of ADA / DiffAugment, where copying "
@@ -105,6 +107,10 @@ def format_result(result: EvalResult) -> str:
     if result.meta.get("baseline"):
         about = (f"{result.dataset}: {result.n_generated} samples (seed {result.seed}) of the BASELINE "
                  f"{result.meta['baseline']!r} generator, under this run's protocol")
+        if result.meta.get("full_data"):
+            about += (f" with --full-data (against the whole training split; replay copies the run's "
+                      f"{result.meta.get('run_data_limit')} training images)" if result.meta["baseline"] == "replay"
+                      else " with --full-data (against the whole training split)")
     lines = [about, f"extractor {ex.get('name')} ({ex.get('hash')})" + (f", test accuracy {acc:.1%}" if acc else "")
              + f"; preprocessing: {ex.get('preprocessing')}", ""] + lines
     notes = []

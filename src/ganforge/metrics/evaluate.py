@@ -250,9 +250,6 @@ def evaluate_run(
         raise RunDirError(f"run directory {str(run_dir)!r} does not exist; check the path.")
     if baseline is not None:
         check_baseline(baseline)  # before the extractor is built
-        if full_data:
-            raise GanforgeError("--baseline and --full-data do not combine: a baseline is measured under the run's "
-                                "own protocol. Drop one of them.")
     # A writer holds the run's lock: evaluating a run that is being trained (or evaluated) is refused.
     with acquire(run_dir, f"ganforge evaluate {run_dir}", log) if write else contextlib.nullcontext():
         return _evaluate_run(run_dir, n, metrics, extractor, seed, extractor_weights, lpips_weights, device, n_boot,
@@ -294,9 +291,13 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
         + (" [cached]" if ex.info.get("cache_hit") else ""))
     out_dir = run_dir
     if baseline is not None:
-        gen = baseline_generator(baseline, gen, evaluator.train, seed=seed)
-        out_dir = run_dir / f"baseline-{baseline}"
-        log(f"baseline {baseline}: {BASELINES[baseline]}")
+        # Under --full-data the replayer replays what G saw (the run's data.limit images), measured against the
+        # whole split: the score of a generator that copies its training subset exactly.
+        seen = load_dataset(gen.config.data, "train") if full_data and baseline == "replay" else evaluator.train
+        gen = baseline_generator(baseline, gen, seen, seed=seed)
+        out_dir = run_dir / (f"baseline-{baseline}" + ("-full-data" if full_data else ""))
+        log(f"baseline {baseline}: {BASELINES[baseline]}"
+            + (f" (the run's {limit} training images)" if full_data and baseline == "replay" else ""))
     result = evaluator.evaluate(gen, n=n or cfg.eval.n, metrics=names, seed=seed, n_boot=n_boot, run_dir=out_dir)
     if baseline is not None:
         result.meta["baseline"] = baseline
@@ -307,6 +308,8 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
         name, how = EVAL_FILE, "evaluate"
         if baseline is not None:
             name, how = f"eval-baseline-{baseline}.json", f"baseline:{baseline}"
+            if full_data:
+                name, how = f"eval-full-data-baseline-{baseline}.json", f"baseline:{baseline}:full-data"
         elif full_data:
             name, how = EVAL_FULL_DATA, "evaluate:full-data"
         result.path = run_dir / name
