@@ -73,7 +73,8 @@ def finished_run(tmp_path_factory) -> Path:
     """A finished sine run (2 ticks), made once; tests work on copies (``run`` fixture)."""
     out = tmp_path_factory.mktemp("faults") / "sine"
     start_run(load_config("sine", FAST), str(out), progress=False, log=lambda _: None)
-    for name in ("eval.json", "eval-full-data.json"):  # the second as `evaluate --full-data` writes it
+    # the second as `evaluate --full-data` writes it, the third as `evaluate --full-data --baseline replay` does
+    for name in ("eval.json", "eval-full-data.json", "eval-full-data-baseline-replay.json"):
         (out / name).write_text(
             '{"format": "ganforge-eval/1", "metrics": [{"name": "energy", "value": 0.5, '
             '"protocol_id": "abc", "protocol": {}}], "skipped": {}}\n'

@@ -34,6 +34,7 @@ READERS: dict[str, list[list[str]]] = {
     "summary.json": [REPORT, COMPARE],
     "eval.json": [REPORT, COMPARE],
     "eval-full-data.json": [REPORT, COMPARE_FULL],
+    "eval-full-data-baseline-replay.json": [REPORT],
 }
 
 
@@ -168,7 +169,7 @@ DAMAGE: dict[str, dict[str, Callable[[Path], None]]] = {
         "records-not-list": _json_edit(_set("metrics", 5)),
     },
 }
-DAMAGE["eval-full-data.json"] = DAMAGE["eval.json"]
+DAMAGE["eval-full-data.json"] = DAMAGE["eval-full-data-baseline-replay.json"] = DAMAGE["eval.json"]
 
 CASES = [
     pytest.param(artifact, how, cmd, id=f"{artifact.split('/')[-1]}-{how}-{cmd[0]}")

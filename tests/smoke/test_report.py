@@ -121,6 +121,12 @@ def test_full_data_numbers_get_their_own_section(tmp_path):
     full = text[text.index(">Metrics against the whole training split</h2>"):]
     assert "6.25" in full and "[4.5, 8.5] (bootstrap)" in full and "full5678" in full
     assert "12.5" in text[:text.index(">Metrics against the whole training split</h2>")]  # eval.json's, first
+    assert "--full-data --baseline replay</code> scores a generator that copies" in full  # how to get the reference
+    copier = {**record, "value": 3.75, "protocol_id": "copy5678"}
+    (run / "eval-full-data-baseline-replay.json").write_text(json.dumps({"metrics": [copier]}))
+    full = write_report(run, tmp_path / "copier.html").read_text()
+    full = full[full.index(">Metrics against the whole training split</h2>"):]
+    assert full.index("6.25") < full.index("copies the run's") < full.index("3.75") and "copy5678" in full
     (run / "eval.json").unlink()
     text = write_report(run, tmp_path / "full-only.html").read_text()
     assert "not evaluated yet" not in text and "not evaluated against its own training images" in text

@@ -35,7 +35,14 @@ from ganforge.metrics.protocol import METRICS, EvalContext, MetricValue
 from ganforge.training.distributed import World
 from ganforge.training.export import by_label, load_generator
 from ganforge.training.lock import acquire
-from ganforge.training.rundir import CONFIG, EVAL_FULL_DATA, append_record, atomic_write_json, read_config
+from ganforge.training.rundir import (
+    CONFIG,
+    EVAL_FULL_DATA,
+    EVAL_FULL_DATA_REPLAY,
+    append_record,
+    atomic_write_json,
+    read_config,
+)
 
 if TYPE_CHECKING:
     from ganforge.metrics.translation import TwoDomainEval
@@ -296,8 +303,8 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
         seen = load_dataset(gen.config.data, "train") if full_data and baseline == "replay" else evaluator.train
         gen = baseline_generator(baseline, gen, seen, seed=seed)
         out_dir = run_dir / (f"baseline-{baseline}" + ("-full-data" if full_data else ""))
-        log(f"baseline {baseline}: {BASELINES[baseline]}"
-            + (f" (the run's {limit} training images)" if full_data and baseline == "replay" else ""))
+        log(f"baseline replay: copies the run's {limit} training images (with replacement), measured against the "
+            "whole split" if full_data and baseline == "replay" else f"baseline {baseline}: {BASELINES[baseline]}")
     result = evaluator.evaluate(gen, n=n or cfg.eval.n, metrics=names, seed=seed, n_boot=n_boot, run_dir=out_dir)
     if baseline is not None:
         result.meta["baseline"] = baseline
@@ -309,7 +316,8 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
         if baseline is not None:
             name, how = f"eval-baseline-{baseline}.json", f"baseline:{baseline}"
             if full_data:
-                name, how = f"eval-full-data-baseline-{baseline}.json", f"baseline:{baseline}:full-data"
+                name = EVAL_FULL_DATA_REPLAY if baseline == "replay" else f"eval-full-data-baseline-{baseline}.json"
+                how = f"baseline:{baseline}:full-data"
         elif full_data:
             name, how = EVAL_FULL_DATA, "evaluate:full-data"
         result.path = run_dir / name

@@ -37,6 +37,7 @@ from ganforge.reporting.figures import (
 )
 from ganforge.training.rundir import (
     EVAL_FULL_DATA,
+    EVAL_FULL_DATA_REPLAY,
     SUMMARY,
     SUMMARY_KEYS,
     read_config,
@@ -168,7 +169,7 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
         parts.append(f"<section><{h}>Metrics against the whole training split</{h}><p class=\"note\">"
                      f"<code>ganforge evaluate --full-data</code>: this run trained on {esc(limit)} images "
                      "(data.limit); its samples are measured against every training image, so copying the few it "
-                     f"saw is not rewarded.</p>{metric_table(full_evals)}</section>")
+                     f"saw is not rewarded.</p>{metric_table(full_evals)}{_copier(run_dir, limit)}</section>")
 
     health = health_section([r for r in records if r.get("type") == "health"], h)
     if health:
@@ -188,6 +189,18 @@ def run_sections(run_dir: Path, *, heading_level: int = 2, full: bool = True) ->
         parts.append(f"<section><{h}>Config</{h}><details open><summary>resolved config.yaml</summary>"
                      f"<pre>{esc(yaml.safe_dump(config, sort_keys=False))}</pre></details></section>")
     return "\n".join(p for p in parts if p)
+
+
+def _copier(run_dir: Path, limit: Any) -> str:
+    """The reference a limited-data run is read against: a G that copies its data.limit images exactly."""
+    from ganforge.experiments.compare import read_eval
+
+    replay = read_eval(run_dir, EVAL_FULL_DATA_REPLAY)
+    if not replay:
+        return (f"<p class=\"note\">For scale: <code>ganforge evaluate {esc(run_dir)} --full-data --baseline "
+                f"replay</code> scores a generator that copies the run's {esc(limit)} training images exactly.</p>")
+    return (f"<p class=\"note\">For scale, a generator that copies the run's {esc(limit)} training images exactly "
+            "(<code>--full-data --baseline replay</code>), under the same protocol:</p>" + metric_table(replay))
 
 
 HEALTH_COLUMNS = ("recall", "coverage", "precision", "fid", "diversity", "class_acc")

@@ -35,6 +35,7 @@ from ganforge.errors import ConfigError, RunDirError
 
 CONFIG, METRICS, SUMMARY, EVAL, LOG = "config.yaml", "metrics.jsonl", "summary.json", "eval.json", "log.txt"
 EVAL_FULL_DATA = "eval-full-data.json"  # a data.limit run measured against the whole training split
+EVAL_FULL_DATA_REPLAY = "eval-full-data-baseline-replay.json"  # its data.limit images copied, the same protocol
 WEIGHTS, SPEC = "generator.safetensors", "generator.json"
 CKPT_DIR, LATEST = "checkpoints", "latest.pt"
 MAX_TEXT_BYTES = 64 << 20  # config / summary / eval / spec files are kilobytes; more is not ours
@@ -394,6 +395,7 @@ __all__ = [
     "CONFIG",
     "EVAL",
     "EVAL_FULL_DATA",
+    "EVAL_FULL_DATA_REPLAY",
     "LATEST",
     "LOG",
     "METRICS",
