@@ -34,7 +34,7 @@ READERS: dict[str, list[list[str]]] = {
     "summary.json": [REPORT, COMPARE],
     "eval.json": [REPORT, COMPARE],
     "eval-full-data.json": [REPORT, COMPARE_FULL],
-    "eval-full-data-baseline-replay.json": [REPORT],
+    "eval-full-data-baseline-replay.json": [REPORT, COMPARE_FULL],
 }
 
 

@@ -126,6 +126,26 @@ def test_compare_full_data_reads_eval_full_data_and_refuses_runs_without_it(tmp_
         compare_runs([*runs, plain], full_data=True)
 
 
+def test_compare_full_data_notes_what_copying_each_limit_scores(tmp_path):
+    """--full-data: a note per data.limit with what a G copying those images scores (`evaluate --full-data
+    --baseline replay` of one of its runs), or the command that measures it."""
+    runs = []
+    for limit, seed in ((500, 0), (500, 1), (1000, 0)):
+        run = _fake_run(tmp_path / f"l{limit}-s{seed}", seed)
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "data": {"limit": limit}}))
+        (run / "eval-full-data.json").write_text(json.dumps({"metrics": [_rec("fid", 12.0 + seed)]}))
+        runs.append(run)
+    copier = {**_rec("fid", 3.25), "ci": {"low": 2.5, "high": 4.75}}
+    (runs[1] / "eval-full-data-baseline-replay.json").write_text(json.dumps({"metrics": [copier]}))
+    notes = compare_runs(runs, full_data=True)[0].notes
+    assert any("copies the 500 training images" in n and "l500-s1" in n and "fid 3.25 [2.5, 4.75]" in n
+               for n in notes), notes
+    assert any("copying the 1000 training images" in n and "l1000-s0 --full-data --baseline replay" in n
+               for n in notes), notes
+    assert not any("copies" in n or "copying" in n for n in compare_runs(runs)[0].notes)  # own protocol: none
+
+
 def test_compare_best_reads_the_kept_generators_numbers(tmp_path):
     """--best: RUN/best/eval.json (`ganforge evaluate RUN/best`), never the last tick's eval.json."""
     runs = []

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.errors import RunDirError
-from ganforge.metrics.tables import RunValues, Table, build_table, write_tables
+from ganforge.metrics.tables import RunValues, Table, build_table, fmt, write_tables
 from ganforge.training.monitor import BEST_DIR
 from ganforge.training.rundir import (
     CONFIG,
     EVAL_FULL_DATA,
+    EVAL_FULL_DATA_REPLAY,
     SUMMARY,
     WEIGHTS,
     read_config,
@@ -86,6 +87,31 @@ def _full_data_hints(runs: list[RunInfo]) -> list[str]:
         return []
     return [f"{', '.join(missed)}: measured with --full-data only ({EVAL_FULL_DATA}); "
             "add --full-data to compare those numbers."]
+
+
+def _copier_notes(runs: list[RunInfo]) -> list[str]:
+    """For scale under --full-data: what a G that copies each data.limit's training images scores (the first run of
+    that limit with ``eval-full-data-baseline-replay.json``), or the command that measures it."""
+    notes = []
+    for limit in sorted({r.config.get("data", {}).get("limit") for r in runs}, key=lambda v: (str(type(v)), v)):
+        of_limit = [r for r in runs if r.config.get("data", {}).get("limit") == limit]
+        found = next((r for r in of_limit if (r.run_dir / EVAL_FULL_DATA_REPLAY).is_file()), None)
+        if found is None:
+            notes.append(f"for scale, what copying the {limit} training images exactly scores: `ganforge evaluate "
+                         f"{of_limit[0].run_dir} --full-data --baseline replay`.")
+            continue
+        shown = "; ".join(_record_text(rec) for rec in read_eval(found.run_dir, EVAL_FULL_DATA_REPLAY))
+        notes.append(f"a generator that copies the {limit} training images exactly "
+                     f"({found.run_dir / EVAL_FULL_DATA_REPLAY}): {shown}.")
+    return notes
+
+
+def _record_text(rec: dict[str, Any]) -> str:
+    """``fid 3.876 [1.771, 7.24]`` (the interval when the record has one)."""
+    ci = rec.get("ci") if isinstance(rec.get("ci"), dict) else {}
+    low, high = ci.get("low"), ci.get("high")
+    interval = f" [{fmt(low)}, {fmt(high)}]" if all(isinstance(e, (int, float)) for e in (low, high)) else ""
+    return f"{rec['name']} {fmt(rec['value'])}{interval}"
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -162,6 +188,8 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None, full
     table = build_table({label: [r.values() for r in group] for label, group in groups.items()})
     if not full_data and not best:
         table.notes.extend(_full_data_hints(runs))
+    if full_data and not best:
+        table.notes.extend(_copier_notes(runs))
     if out is not None:
         write_tables(table, Path(out), title="ganforge compare")
     return table, groups
