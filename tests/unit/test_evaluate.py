@@ -229,8 +229,10 @@ def test_full_data_replay_baseline_replays_what_the_run_saw(tmp_path, monkeypatc
     all 4,000 (the limited-data reference point), written beside the run's own files."""
     small = ("mnist-dcgan", ["data.limit=100", "train.kimg=1"])
     run_dir = make_untrained_run(tmp_path / "small", *small)
+    logs: list[str] = []
     base = evaluate_run(run_dir, n=500, metrics=["fid"], baseline="replay", full_data=True, device="cpu", n_boot=0,
-                        log=lambda _: None)
+                        log=logs.append)
+    assert any("500 samples replay 100 images" in m and "recall reads low" in m for m in logs), logs
     cfg = load_config(*small)
     stub = ReplayGenerator(load_dataset(cfg.data, "train"), cfg)  # the 100 digits, as a run's generator
     monkeypatch.setattr(evaluate_module, "load_generator", lambda _: stub)
