@@ -153,6 +153,8 @@ def test_evaluate_full_data_scores_limited_runs_against_the_whole_split(tmp_path
     measured = {m["name"]: m["value"] for m in saved["metrics"]}
     assert float(_table_row(out)["curve_distance_mean"]) == pytest.approx(measured["curve_distance"])  # read
     assert "curve_distance" in _report_comparison(out)  # the report reads eval-full-data.json too
+    table_md = (out / "table.md").read_text()  # for scale: how to score a G that copies the 100 points
+    assert "copying the 100 training examples exactly" in table_md and "--full-data --baseline replay" in table_md
     again = run_cli("sweep", str(path), "--out", str(out))  # complete: nothing to train or evaluate again
     assert again.returncode == 0 and saved == json.loads((run / "eval-full-data.json").read_text())
 

@@ -139,9 +139,9 @@ def test_compare_full_data_notes_what_copying_each_limit_scores(tmp_path):
     copier = {**_rec("fid", 3.25), "ci": {"low": 2.5, "high": 4.75}}
     (runs[1] / "eval-full-data-baseline-replay.json").write_text(json.dumps({"metrics": [copier]}))
     notes = compare_runs(runs, full_data=True)[0].notes
-    assert any("copies the 500 training images" in n and "l500-s1" in n and "fid 3.25 [2.5, 4.75]" in n
+    assert any("copies the 500 training examples" in n and "l500-s1" in n and "fid 3.25 [2.5, 4.75]" in n
                for n in notes), notes
-    assert any("copying the 1000 training images" in n and "l1000-s0 --full-data --baseline replay" in n
+    assert any("copying the 1000 training examples" in n and "l1000-s0 --full-data --baseline replay" in n
                for n in notes), notes
     assert not any("copies" in n or "copying" in n for n in compare_runs(runs)[0].notes)  # own protocol: none
 

@@ -89,19 +89,19 @@ def _full_data_hints(runs: list[RunInfo]) -> list[str]:
             "add --full-data to compare those numbers."]
 
 
-def _copier_notes(runs: list[RunInfo]) -> list[str]:
-    """For scale under --full-data: what a G that copies each data.limit's training images scores (the first run of
+def copier_notes(runs: list[RunInfo]) -> list[str]:
+    """For scale under --full-data: what a G that copies each data.limit's training examples scores (the first run of
     that limit with ``eval-full-data-baseline-replay.json``), or the command that measures it."""
     notes = []
     for limit in sorted({r.config.get("data", {}).get("limit") for r in runs}, key=lambda v: (str(type(v)), v)):
         of_limit = [r for r in runs if r.config.get("data", {}).get("limit") == limit]
         found = next((r for r in of_limit if (r.run_dir / EVAL_FULL_DATA_REPLAY).is_file()), None)
         if found is None:
-            notes.append(f"for scale, what copying the {limit} training images exactly scores: `ganforge evaluate "
+            notes.append(f"for scale, what copying the {limit} training examples exactly scores: `ganforge evaluate "
                          f"{of_limit[0].run_dir} --full-data --baseline replay`.")
             continue
         shown = "; ".join(_record_text(rec) for rec in read_eval(found.run_dir, EVAL_FULL_DATA_REPLAY))
-        notes.append(f"a generator that copies the {limit} training images exactly "
+        notes.append(f"a generator that copies the {limit} training examples exactly "
                      f"({found.run_dir / EVAL_FULL_DATA_REPLAY}): {shown}.")
     return notes
 
@@ -189,7 +189,7 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str | None = None, full
     if not full_data and not best:
         table.notes.extend(_full_data_hints(runs))
     if full_data and not best:
-        table.notes.extend(_copier_notes(runs))
+        table.notes.extend(copier_notes(runs))
     if out is not None:
         write_tables(table, Path(out), title="ganforge compare")
     return table, groups

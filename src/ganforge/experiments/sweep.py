@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from ganforge.errors import ConfigError, RunDirError
-from ganforge.experiments.compare import config_key, read_eval, read_run
+from ganforge.experiments.compare import config_key, copier_notes, read_eval, read_run
 from ganforge.experiments.execute import (  # re-exported: `from ...sweep import run_state` works
     JobOutcome,
     RunTask,
@@ -212,10 +212,14 @@ def _on_sigterm_interrupt():
 def sweep_table(sweep: Sweep, out: Path) -> Table:
     """The table over the runs that are complete (a failed run leaves its row with fewer seeds)."""
     groups: dict[str, list] = {label: [] for label in sweep.labels}
+    done = [run.run_dir(out) for run in sweep.runs if run_state(run, out, None) in ("done", "evaluate")]
     for run in sweep.runs:
-        if run_state(run, out, None) in ("done", "evaluate"):
+        if run.run_dir(out) in done:
             groups[run.label].append(run_values(run.run_dir(out), sweep.evaluate))
-    return build_table({k: v for k, v in groups.items() if v})
+    table = build_table({k: v for k, v in groups.items() if v})
+    if sweep.evaluate is not None and sweep.evaluate.full_data and done:
+        table.notes.extend(copier_notes([read_run(d) for d in done]))  # for scale: a G copying each data.limit
+    return table
 
 
 def run_values(run_dir: Path, spec: EvalSpec | None) -> RunValues:

@@ -198,8 +198,8 @@ def _copier(run_dir: Path, limit: Any) -> str:
     replay = read_eval(run_dir, EVAL_FULL_DATA_REPLAY)
     if not replay:
         return (f"<p class=\"note\">For scale: <code>ganforge evaluate {esc(run_dir)} --full-data --baseline "
-                f"replay</code> scores a generator that copies the run's {esc(limit)} training images exactly.</p>")
-    return (f"<p class=\"note\">For scale, a generator that copies the run's {esc(limit)} training images exactly "
+                f"replay</code> scores a generator that copies the run's {esc(limit)} training examples exactly.</p>")
+    return (f"<p class=\"note\">For scale, a generator that copies the run's {esc(limit)} training examples exactly "
             "(<code>--full-data --baseline replay</code>), under the same protocol:</p>" + metric_table(replay))
 
 
