@@ -296,21 +296,21 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
     acc = ex.info.get("test_accuracy")
     log(f"extractor {ex.name} ({ex.short_hash})" + (f", test accuracy {acc:.2%}" if acc is not None else "")
         + (" [cached]" if ex.info.get("cache_hit") else ""))
-    out_dir = run_dir
+    out_dir, n = run_dir, n or cfg.eval.n
     if baseline is not None:
         # Under --full-data the replayer replays what G saw (the run's data.limit images), measured against the
         # whole split: the score of a generator that copies its training subset exactly.
-        seen = load_dataset(gen.config.data, "train") if full_data and baseline == "replay" else evaluator.train
+        copier = full_data and baseline == "replay"
+        seen = load_dataset(gen.config.data, "train") if copier else evaluator.train
         gen = baseline_generator(baseline, gen, seen, seed=seed)
         out_dir = run_dir / (f"baseline-{baseline}" + ("-full-data" if full_data else ""))
         log(f"baseline replay: copies the run's {limit} training images (with replacement), measured against the "
-            "whole split" if full_data and baseline == "replay" else f"baseline {baseline}: {BASELINES[baseline]}")
-        if baseline == "replay" and (n or cfg.eval.n) > len(seen):
-            log(f"note: {n or cfg.eval.n} samples replay {len(seen)} images, so each comes back about "
-                f"{(n or cfg.eval.n) / len(seen):.0f} times; copies shrink the generated samples' k-nearest-neighbour "
-                "radii, which recall uses, so the replayer's recall reads low; its FID, KID, precision and coverage "
-                "are not affected this way")
-    result = evaluator.evaluate(gen, n=n or cfg.eval.n, metrics=names, seed=seed, n_boot=n_boot, run_dir=out_dir)
+            "whole split" if copier else f"baseline {baseline}: {BASELINES[baseline]}")
+        if baseline == "replay" and n > len(seen):
+            log(f"note: {n} samples replay {len(seen)} images, so each comes back about {n / len(seen):.0f} times; "
+                "copies shrink the generated samples' k-nearest-neighbour radii, which recall uses, so the "
+                "replayer's recall reads low; its FID, KID, precision and coverage are not affected this way")
+    result = evaluator.evaluate(gen, n=n, metrics=names, seed=seed, n_boot=n_boot, run_dir=out_dir)
     if baseline is not None:
         result.meta["baseline"] = baseline
     if full_data:
