@@ -155,6 +155,7 @@ def test_evaluate_full_data_scores_limited_runs_against_the_whole_split(tmp_path
     assert "curve_distance" in _report_comparison(out)  # the report reads eval-full-data.json too
     table_md = (out / "table.md").read_text()  # for scale: how to score a G that copies the 100 points
     assert "copying the 100 training examples exactly" in table_md and "--full-data --baseline replay" in table_md
+    assert "copying the 100 training examples exactly" in _report_comparison(out)  # and in the sweep's report
     again = run_cli("sweep", str(path), "--out", str(out))  # complete: nothing to train or evaluate again
     assert again.returncode == 0 and saved == json.loads((run / "eval-full-data.json").read_text())
 

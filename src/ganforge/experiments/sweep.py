@@ -217,9 +217,15 @@ def sweep_table(sweep: Sweep, out: Path) -> Table:
         if run.run_dir(out) in done:
             groups[run.label].append(run_values(run.run_dir(out), sweep.evaluate))
     table = build_table({k: v for k, v in groups.items() if v})
-    if sweep.evaluate is not None and sweep.evaluate.full_data and done:
-        table.notes.extend(copier_notes([read_run(d) for d in done]))  # for scale: a G copying each data.limit
+    table.notes.extend(sweep_notes(sweep.evaluate, done))
     return table
+
+
+def sweep_notes(spec: EvalSpec | None, run_dirs: list[Path]) -> list[str]:
+    """Notes under a sweep's table: for a full-data sweep, what a G that copies each data.limit's examples scores."""
+    if spec is None or not spec.full_data or not run_dirs:
+        return []
+    return copier_notes([read_run(d) for d in run_dirs])
 
 
 def run_values(run_dir: Path, spec: EvalSpec | None) -> RunValues:

@@ -434,13 +434,14 @@ def _interval_plots(table: Table) -> str:
 
 
 def sweep_report(sweep_dir: Path | str) -> str:
-    from ganforge.experiments.sweep import PLAN, load_sweep_dir, plan_evaluation, run_values
+    from ganforge.experiments.sweep import PLAN, load_sweep_dir, plan_evaluation, run_values, sweep_notes
     from ganforge.metrics.tables import build_table
 
     sweep_dir = Path(sweep_dir)
     plan, groups = load_sweep_dir(sweep_dir)
     spec = plan_evaluation(plan, sweep_dir / PLAN)  # full-data or best-generator sweeps: the numbers they wrote
     table = build_table({label: [run_values(d, spec) for d in dirs] for label, dirs in groups.items() if dirs})
+    table.notes.extend(sweep_notes(spec, [d for dirs in groups.values() for d in dirs]))
     title = f"ganforge sweep: {plan.get('name', sweep_dir.name)}"
     planned = len(plan.get("runs", []))
     done = sum(len(v) for v in groups.values())
