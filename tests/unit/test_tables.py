@@ -100,6 +100,14 @@ def test_compare_groups_by_config_minus_seed_and_labels_the_difference(tmp_path)
     assert (tmp_path / "cmp" / "table.csv").is_file() and (tmp_path / "cmp" / "table.md").is_file()
 
 
+def test_compare_pools_seeds_whose_preset_description_was_edited_between_them(tmp_path):
+    runs = [_fake_run(tmp_path / f"s{s}", s, fid=10.0 + s) for s in range(2)]
+    cfg = yaml.safe_load((runs[1] / "config.yaml").read_text())
+    (runs[1] / "config.yaml").write_text(yaml.safe_dump({**cfg, "description": "the same recipe, described anew"}))
+    table, _ = compare_runs(runs)
+    assert [(row.label, row.seeds) for row in table.rows] == [("toy", [0, 1])]
+
+
 def test_compare_refuses_the_same_seed_twice_and_non_runs(tmp_path):
     a = _fake_run(tmp_path / "a", 0)
     b = _fake_run(tmp_path / "b", 0)

@@ -29,9 +29,11 @@ from ganforge.training.rundir import (
     read_summary,
 )
 
-# Keys that differ between seeds of one configuration, or that cannot change the numbers.
+# Keys that differ between seeds of one configuration, or that cannot change the numbers (a preset's description is
+# prose: runs of one preset trained before and after its text was edited are one configuration).
 IGNORED_KEYS = ("train.seed", "train.device", "train.snapshot_ticks", "train.tensorboard", "eval.every_ticks",
-                "health.every_ticks", "health.n", "health.keep_best")  # checks while training leave training alone
+                "health.every_ticks", "health.n", "health.keep_best",  # checks while training leave training alone
+                "description")
 EVAL_FILE = "eval.json"
 
 
