@@ -95,7 +95,7 @@ def copier_notes(runs: list[RunInfo]) -> list[str]:
     """For scale under --full-data: what a G that copies each data.limit's training examples scores (the first run of
     that limit with ``eval-full-data-baseline-replay.json``), or the command that measures it."""
     notes = []
-    for limit in sorted({r.config.get("data", {}).get("limit") for r in runs}, key=lambda v: (str(type(v)), v)):
+    for limit in sorted({r.config.get("data", {}).get("limit") for r in runs}, key=lambda v: (v is None, v or 0)):
         of_limit = [r for r in runs if r.config.get("data", {}).get("limit") == limit]
         found = next((r for r in of_limit if (r.run_dir / EVAL_FULL_DATA_REPLAY).is_file()), None)
         if found is None:

@@ -212,10 +212,11 @@ def _on_sigterm_interrupt():
 def sweep_table(sweep: Sweep, out: Path) -> Table:
     """The table over the runs that are complete (a failed run leaves its row with fewer seeds)."""
     groups: dict[str, list] = {label: [] for label in sweep.labels}
-    done = [run.run_dir(out) for run in sweep.runs if run_state(run, out, None) in ("done", "evaluate")]
+    done: list[Path] = []
     for run in sweep.runs:
-        if run.run_dir(out) in done:
-            groups[run.label].append(run_values(run.run_dir(out), sweep.evaluate))
+        if run_state(run, out, None) in ("done", "evaluate"):
+            done.append(run.run_dir(out))
+            groups[run.label].append(run_values(done[-1], sweep.evaluate))
     table = build_table({k: v for k, v in groups.items() if v})
     table.notes.extend(sweep_notes(sweep.evaluate, done))
     return table

@@ -38,7 +38,6 @@ from ganforge.training.lock import acquire
 from ganforge.training.rundir import (
     CONFIG,
     EVAL_FULL_DATA,
-    EVAL_FULL_DATA_REPLAY,
     append_record,
     atomic_write_json,
     read_config,
@@ -320,9 +319,8 @@ def _evaluate_run(run_dir: Path, n: int | None, metrics: Sequence[str] | str | N
         name, how = EVAL_FILE, "evaluate"
         if baseline is not None:
             name, how = f"eval-baseline-{baseline}.json", f"baseline:{baseline}"
-            if full_data:
-                name = EVAL_FULL_DATA_REPLAY if baseline == "replay" else f"eval-full-data-baseline-{baseline}.json"
-                how = f"baseline:{baseline}:full-data"
+            if full_data:  # eval-full-data-baseline-replay.json (EVAL_FULL_DATA_REPLAY) for the copier
+                name, how = f"eval-full-data-baseline-{baseline}.json", f"baseline:{baseline}:full-data"
         elif full_data:
             name, how = EVAL_FULL_DATA, "evaluate:full-data"
         result.path = run_dir / name
