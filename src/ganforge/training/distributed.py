@@ -92,8 +92,11 @@ def init_from_env(timeout_s: float = 1800) -> World:
 
 
 def shutdown() -> None:
-    """Leave the process group (at the end of a torchrun rank), so the run ends without NCCL/gloo warnings."""
+    """Leave the process group (at the end of a torchrun rank), so the run ends without NCCL/gloo warnings. The
+    ranks meet first: a rank that tears gloo down while rank 0 still writes the run's files was seen to abort
+    ("terminate called without an active exception", exit -6) after a finished run."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
