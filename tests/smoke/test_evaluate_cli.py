@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+from tests.conftest import run_cli_in_process
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -35,7 +37,8 @@ def test_evaluate_prints_a_table_and_writes_eval_json(cli, tiny_run):
     assert fid["protocol"]["n_generated"] == 500 and fid["protocol_id"][:8] in r.stdout
 
 
-def test_evaluate_user_errors_exit_2_with_the_fix(cli, tiny_run, tmp_path):
+def test_evaluate_user_errors_exit_2_with_the_fix(tiny_run, tmp_path):
+    cli = run_cli_in_process  # refusals before any work: no subprocess (the demo below runs one)
     r = cli("evaluate", str(tiny_run), "--metrics", "fidd")
     assert r.returncode == 2 and "Did you mean 'fid'" in r.stderr and "Traceback" not in r.stderr
     r = cli("evaluate", str(tiny_run), "--metrics", "cas")
@@ -59,7 +62,7 @@ def test_demo_trains_evaluates_and_writes_the_report(cli, tmp_path):
     assert {"fid", "cas", "memorization"} <= set(names)
     # mask metrics neither run nor clutter the "skipped" list on plain images
     assert "seg_dice" not in names and "seg_dice" not in evaluation["skipped"] and "seg_dice" not in r.stdout
-    r = cli("demo", "--out", str(out), "--set", "train.kimgg=1")
+    r = run_cli_in_process("demo", "--out", str(out), "--set", "train.kimgg=1")
     assert r.returncode == 2 and "Did you mean 'train.kimg'" in r.stderr
 
 

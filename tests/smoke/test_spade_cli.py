@@ -14,7 +14,7 @@ from ganforge.errors import DataError, GanforgeError
 from ganforge.generate import npz_bytes
 from ganforge.mask_to_image import generate_from_masks
 from ganforge.translate import translate_images
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_in_process
 
 TINY = [
     "--set",
@@ -107,7 +107,7 @@ def test_generate_masks_user_errors_exit_2_and_write_nothing(spade_run, tmp_path
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(rgb / "x.png")
     for args, message in [(["--masks", str(bad)], "classes 0..5"), ([], "--masks")]:  # [] : no maps given
         out = tmp_path / "out"
-        result = run_cli("generate", str(spade_run), *args, "--out", str(out))
+        result = run_cli_in_process("generate", str(spade_run), *args, "--out", str(out))
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -119,5 +119,6 @@ def test_generate_masks_user_errors_exit_2_and_write_nothing(spade_run, tmp_path
     with pytest.raises(GanforgeError, match="--masks"):  # translate points a SPADE run to generate --masks
         translate_images(spade_run, folder, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    result = run_cli("generate", str(spade_run), "--masks", str(npz), "--n", "3", "--out", str(tmp_path / "out"))
+    result = run_cli_in_process("generate", str(spade_run), "--masks", str(npz), "--n", "3", "--out",
+                                str(tmp_path / "out"))
     assert result.returncode == 2 and "drop --n" in result.stderr and not (tmp_path / "out").exists()

@@ -12,7 +12,7 @@ import torch
 from ganforge.experiments.runner import start_run
 from ganforge.presets import config_from_layers
 from ganforge.reporting.html import run_report
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_in_process
 
 QUIET = {"progress": False, "log": lambda _: None}
 TINY = {
@@ -64,13 +64,15 @@ def test_generate_with_truncation_records_psi_and_pulls_to_the_mean(sg2_run, tmp
 
 
 def test_truncation_is_refused_where_it_cannot_apply(sg2_run, tmp_path):
-    bad = run_cli("generate", str(sg2_run), "--n", "2", "--out", str(tmp_path / "a"), "--truncation-psi", "1.5")
+    bad = run_cli_in_process("generate", str(sg2_run), "--n", "2", "--out", str(tmp_path / "a"),
+                             "--truncation-psi", "1.5")
     assert bad.returncode == 2 and "--truncation-psi" in bad.stderr and "Traceback" not in bad.stderr
     dcgan = tmp_path / "dcgan"
     start_run(
         config_from_layers([{**TINY, "variant": "gan", "train": {**TINY["train"], "kimg": 0.032}}]), str(dcgan), **QUIET
     )
-    refused = run_cli("generate", str(dcgan), "--n", "2", "--out", str(tmp_path / "b"), "--truncation-psi", "0.5")
+    refused = run_cli_in_process("generate", str(dcgan), "--n", "2", "--out", str(tmp_path / "b"),
+                                 "--truncation-psi", "0.5")
     assert refused.returncode == 2 and "mapping network" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "b").exists()  # refused before anything was written
 

@@ -16,7 +16,7 @@ import pytest
 from ganforge.errors import GanforgeError
 from ganforge.experiments.backends import BackendOptions, check_ray, check_slurm, parse_time
 from ganforge.experiments.sweep import load_sweep, run_sweep
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_in_process
 
 
 def _final_state(path: Path, timeout: float = 30.0) -> str:
@@ -145,7 +145,10 @@ def test_slurm_refusal_is_one_line(sweep_file, tmp_path, monkeypatch):
     ],
 )
 def test_wrong_backend_flags_fail_in_one_line_before_anything_is_written(sweep_file, tmp_path, args, match):
-    result = run_cli("sweep", str(sweep_file), "--out", str(tmp_path / "out"), *args)
+    # in-process (no torch import per case), but the case that dials a Ray cluster runs as a user would: it must
+    # not leave a Ray client in the test process
+    run = run_cli if "auto" in args and "ray" in args else run_cli_in_process
+    result = run("sweep", str(sweep_file), "--out", str(tmp_path / "out"), *args)
     assert result.returncode == 2 and match in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ganforge.training.distributed import launch_command
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_in_process
 
 
 @pytest.mark.slow
@@ -47,7 +47,7 @@ def test_train_with_two_processes_writes_one_run_and_resumes_with_one(tmp_path):
     ],
 )
 def test_nproc_mistakes_fail_in_one_line_before_launching(tmp_path, args, match):
-    result = run_cli(*args, "--out", str(tmp_path / "run"))
+    result = run_cli_in_process(*args, "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and match in result.stderr and "Traceback" not in result.stderr
     assert "launching" not in result.stderr and not (tmp_path / "run").exists()
 
@@ -75,7 +75,7 @@ def test_generate_and_evaluate_with_two_processes_write_once(tmp_path):
     ],
 )
 def test_generate_and_evaluate_mistakes_fail_in_one_line_before_launching(tmp_path, args, match):
-    result = run_cli(*args, cwd=tmp_path)
+    result = run_cli_in_process(*args, cwd=tmp_path)
     assert result.returncode == 2 and match in result.stderr and "Traceback" not in result.stderr
     assert "launching" not in result.stderr
 

