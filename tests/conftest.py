@@ -28,12 +28,8 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           env=env, timeout=timeout)
 
 
-def run_cli_in_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``run_cli`` without the subprocess (no ~2-3 s torch import per call), for refusals that happen before any
-    work: the same exit code, stdout and stderr, and an exception escaping the CLI is appended to stderr as the
-    traceback a user would have seen. Each kind of refusal keeps at least one case through ``run_cli``."""
-    import traceback
-
+def invoke_cli(*args: str, cwd: Path | None = None):
+    """``ganforge ARGS`` in this process through click's CliRunner (no ~2-3 s torch import): its ``Result``."""
     from click.testing import CliRunner
 
     from ganforge.cli import main
@@ -42,9 +38,18 @@ def run_cli_in_process(*args: str, cwd: Path | None = None) -> subprocess.Comple
     try:
         if cwd is not None:
             os.chdir(cwd)
-        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
     finally:
         os.chdir(before)
+
+
+def run_cli_in_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``run_cli`` without the subprocess, for refusals that happen before any work: the same exit code, stdout
+    and stderr, and an exception escaping the CLI appended to stderr as the traceback a user would have seen.
+    Each kind of refusal keeps at least one case through ``run_cli``."""
+    import traceback
+
+    result = invoke_cli(*args, cwd=cwd)
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))

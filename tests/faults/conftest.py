@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ganforge.cli import main
 from ganforge.experiments.runner import start_run
 from ganforge.presets import load_config
+from tests.conftest import invoke_cli
 
 # Two ticks and a snapshot at each: a finished run whose every artifact exists, in about two seconds.
 FAST = ["train.kimg=1", "train.tick_kimg=0.5", "train.snapshot_ticks=1"]
@@ -41,7 +40,7 @@ class Outcome:
 
 
 def invoke(*args: str) -> Outcome:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+    result = invoke_cli(*args)
     return Outcome(result.exit_code, result.stdout, result.stderr, result.exception)
 
 
