@@ -140,7 +140,6 @@ def test_dataset_contract(name, tmp_path):
     assert train.two_domain == test.two_domain and train.paired == test.paired and train.domains == test.domains
     if train.two_domain:
         assert train.shape_b == test.shape_b
-        assert load_dataset(cfg, "train").fingerprint() == train.fingerprint()
     assert train.shape == test.shape and train.kind == test.kind and train.num_classes == test.num_classes
     assert train.class_names == test.class_names and train.mask_channels == test.mask_channels
     # deterministic: a second load gives the same bytes

