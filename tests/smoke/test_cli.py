@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from ganforge.training.export import load_generator
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 FAST = ["--set", "train.kimg=1", "--set", "train.tick_kimg=0.5", "--no-progress"]
 
@@ -118,6 +121,16 @@ def test_list_shows_registries():
         assert word in result.stdout
     bad = run_cli("list", "gizmos")
     assert bad.returncode == 2 and "choose one of" in bad.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["sweep", "--help"]])
+def test_help_answers_without_importing_torch(args):
+    """`ganforge --help` took 3-5 s when building the CLI imported the metrics package (and torch)."""
+    code = (f"import sys\nfrom ganforge.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert "Usage: " in out.stdout and "torch imported: False" in out.stdout, out.stdout + out.stderr
 
 
 def test_generate_from_a_non_run(tmp_path):

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ganforge.cli.launch import NPROC_HELP, relaunch
-from ganforge.metrics.baselines import BASELINES
-from ganforge.metrics.evaluate import EvalResult, evaluate_run, parse_metric_list
-from ganforge.metrics.protocol import scale_label
+
+if TYPE_CHECKING:
+    from ganforge.metrics.evaluate import EvalResult
+
+
+class _BaselineChoice(click.Choice):
+    """``--baseline``'s names, read from ganforge.metrics.baselines only when a value or its help is needed, so
+    ``ganforge --help`` and ``ganforge train`` do not pay the metrics package's torch import to build this option."""
+
+    def __init__(self) -> None:  # click.Choice's state without its eager tuple of choices
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        from ganforge.metrics.baselines import BASELINES
+
+        return tuple(BASELINES)
 
 EVALUATE_EXAMPLES = """
 \b
@@ -49,7 +64,7 @@ Examples:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--n-boot", "n_boot", type=click.IntRange(min=0), default=20, show_default=True,
               help="Bootstrap replicates for FID-style intervals (0: none).")
-@click.option("--baseline", type=click.Choice(list(BASELINES)), default=None,
+@click.option("--baseline", type=_BaselineChoice(), default=None,
               help="Check the metrics: evaluate a fresh untrained G or a training-image replayer under this run's "
                    "protocol (writes eval-baseline-NAME.json; eval.json is left alone). With --full-data, replay "
                    "copies the run's data.limit images: the score of a G that copies what it saw.")
@@ -62,6 +77,7 @@ def evaluate(run_dir: Path, n: int | None, metrics: tuple[str, ...], extractor: 
              extractor_weights: str | None, lpips_weights: str | None, seed: int, device: str, n_boot: int,
              baseline: str | None, full_data: bool, nproc: int | None) -> None:
     """Evaluate a trained run against real data; writes RUN_DIR/eval.json."""
+    from ganforge.metrics.evaluate import evaluate_run, parse_metric_list
     from ganforge.training import distributed
     from ganforge.training.export import load_generator
 
@@ -86,6 +102,8 @@ def _fmt(x: float | None) -> str:
 
 def format_result(result: EvalResult) -> str:
     """The readable table: metric, value, 95% CI, real-vs-real floor, protocol short id."""
+    from ganforge.metrics.protocol import scale_label
+
     rows = [("metric", "value", "95% CI", "real-vs-real", "protocol")]
     for v in result.values.values():
         k = v.display_scale  # KID is printed x 10^3, as papers print it (eval.json keeps the raw value)
