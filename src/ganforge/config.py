@@ -60,7 +60,9 @@ class ModelConfig:
     g_hidden: tuple[int, ...] = (256, 512, 1024)
     d_hidden: tuple[int, ...] = (512, 256)
     g_act: Literal["relu", "leaky_relu"] = "relu"
-    d_act: Literal["relu", "leaky_relu"] = "leaky_relu"
+    # D's activation (mlp and resnet archs): "auto" is the arch's own, leaky ReLU in the MLP D and ReLU in the
+    # ResNet D (SNGAN's); leaky_relu keeps a ResNet D without spectral norm from dying (every unit negative).
+    d_act: Literal["auto", "relu", "leaky_relu"] = "auto"
     leaky_slope: float = 0.2
     g_batchnorm: tuple[bool, ...] = (False,)
     d_batchnorm: tuple[bool, ...] = (False,)

@@ -7,9 +7,10 @@ nearest 2x up, 3x3 convs; a 1x1 conv shortcut) -> BN, ReLU, 3x3 conv, tanh. s = 
 two; channels halve at each block from the second on (at least 16).
 D: residual down-blocks (ReLU, 3x3 convs, 2x2 average pooling; the first block convolves before its activation,
 SNGAN's "optimized" block) -> ReLU -> global sum pooling -> linear logit, plus the label piece's projection
-(``embed(y) . phi(x)``) or auxiliary class head. **No batch norm in D**: spectral norm (``model.spectral_norm_d``)
-keeps it Lipschitz, and every sample is judged on its own, which the gradient penalty, R1 and DiffAugment
-assume. Channels double at each down-block from ``d_channels`` (at most 8x).
+(``embed(y) . phi(x)``) or auxiliary class head; leaky ReLU in place of every ReLU with ``model.d_act``.
+**No batch norm in D**: spectral norm (``model.spectral_norm_d``) keeps it Lipschitz, and every sample is judged
+on its own, which the gradient penalty, R1 and DiffAugment assume. Channels double at each down-block from
+``d_channels`` (at most 8x).
 """
 
 from __future__ import annotations
@@ -46,16 +47,16 @@ class GBlock(nn.Module):
 
 
 class DBlock(nn.Module):
-    """x -> [ReLU], conv3x3, ReLU, conv3x3, [avgpool 2]; plus conv1x1 and pooling of x (no batch norm)."""
+    """x -> [act], conv3x3, act, conv3x3, [avgpool 2]; plus conv1x1 and pooling of x (no batch norm)."""
 
-    def __init__(self, cin: int, cout: int, down: bool, first: bool) -> None:
+    def __init__(self, cin: int, cout: int, down: bool, first: bool, act: nn.Module) -> None:
         super().__init__()
         self.c1, self.c2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
         self.sc = nn.Conv2d(cin, cout, 1) if (cin != cout or down) else None
-        self.down, self.first = down, first
+        self.down, self.first, self.act = down, first, act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.c2(F.relu(self.c1(x if self.first else F.relu(x))))  # the first block sees raw pixels
+        h = self.c2(self.act(self.c1(x if self.first else self.act(x))))  # the first block sees raw pixels
         s = x
         if self.first:  # SNGAN's optimized block: pool, then project the shortcut
             s = self.sc(F.avg_pool2d(s, 2)) if self.down else self.sc(s)
@@ -110,14 +111,17 @@ class ResNetDiscriminator(nn.Module):
         # cGAN conditioning: the label becomes an embedded H x W map stacked as a channel (as in the dcgan D).
         self.embed = cond.d.input_embedding(num_classes, height * height)
         ch_in, ch = channels + (1 if self.embed is not None else 0), cfg.d_channels
+        # SNGAN's ReLU, or leaky ReLU: without spectral norm's bound a ReLU D can die (model.d_act)
+        self.act = nn.ReLU() if cfg.d_act in ("auto", "relu") else nn.LeakyReLU(cfg.leaky_slope)
         blocks = []
         for i in range(n_down):
             out = min(ch * 2, cfg.d_channels * 8) if i > 0 else ch
-            blocks.append(DBlock(ch_in if i == 0 else ch, out, down=True, first=i == 0))
+            blocks.append(DBlock(ch_in if i == 0 else ch, out, down=True, first=i == 0, act=self.act))
             ch = out
         self.blocks = nn.Sequential(*blocks)
         self.mbstd = MinibatchStd() if cfg.d_mbstd else None  # the batch's (per-class) spread into the last block
-        self.last = DBlock(ch + int(cfg.d_mbstd), ch, down=False, first=False)  # one more at the smallest size
+        # one more block at the smallest size
+        self.last = DBlock(ch + int(cfg.d_mbstd), ch, down=False, first=False, act=self.act)
         self.out = nn.Linear(ch, 1)
         self.aux = cond.d.aux_head(ch, num_classes)  # AC-GAN class logits, or None
         self.proj = cond.d.projection(ch, num_classes)  # projection discriminator's class embedding, or None
@@ -133,7 +137,7 @@ class ResNetDiscriminator(nn.Module):
         h = self.blocks(x)  # [N, C, h, w]
         if self.mbstd is not None:
             h = self.mbstd(h, c)
-        feat = F.relu(self.last(h)).sum(dim=(2, 3))  # [N, F] global sum pooling
+        feat = self.act(self.last(h)).sum(dim=(2, 3))  # [N, F] global sum pooling
         logits = self.out(feat).squeeze(1)  # [N]
         if self.proj is not None:
             logits = logits + self.proj.project(c, feat)
