@@ -60,9 +60,7 @@ class ModelConfig:
     g_hidden: tuple[int, ...] = (256, 512, 1024)
     d_hidden: tuple[int, ...] = (512, 256)
     g_act: Literal["relu", "leaky_relu"] = "relu"
-    # D's activation (mlp and resnet archs): "auto" is the arch's own, leaky ReLU in the MLP D and ReLU in the
-    # ResNet D (SNGAN's); leaky_relu keeps a ResNet D without spectral norm from dying (every unit negative).
-    d_act: Literal["auto", "relu", "leaky_relu"] = "auto"
+    d_act: Literal["relu", "leaky_relu"] = "leaky_relu"
     leaky_slope: float = 0.2
     g_batchnorm: tuple[bool, ...] = (False,)
     d_batchnorm: tuple[bool, ...] = (False,)
@@ -87,6 +85,10 @@ class ModelConfig:
     spectral_norm_d: bool = False
     spectral_norm_g: bool = False
     d_mbstd: bool = False  # minibatch standard deviation channel before D's last layer (Karras et al. 2018)
+    # The resnet arch's D activation: SNGAN's ReLU, or leaky ReLU (slope leaky_slope), which keeps a ResNet D
+    # without spectral norm from dying (every unit of its last block negative: one output for every image). Its own
+    # key, not d_act: run directories written before it record d_act=leaky_relu, which never applied to this arch.
+    resnet_d_act: Literal["relu", "leaky_relu"] = "relu"
     # PacGAN (Lin et al. 2018): D scores packs of this many samples, stacked along the channel axis, all real or
     # all generated, so a G that drops modes makes packs that look alike. 1: one sample at a time. Unconditional
     # D only; the batch must be a multiple of it.

@@ -75,9 +75,8 @@ class MLPDiscriminator(nn.Module):
         n = len(cfg.d_hidden)
         self.embed = cond.d.input_embedding(num_classes, cfg.embed_dim)  # label embedding joined to x, or None
         in_dim = math.prod(shape) + (cfg.embed_dim if self.embed is not None else 0)
-        act = "leaky_relu" if cfg.d_act == "auto" else cfg.d_act
         self.body = _hidden_stack(
-            in_dim, list(cfg.d_hidden), act, cfg.leaky_slope, per_layer(cfg.d_batchnorm, n, "d_batchnorm"),
+            in_dim, list(cfg.d_hidden), cfg.d_act, cfg.leaky_slope, per_layer(cfg.d_batchnorm, n, "d_batchnorm"),
             per_layer(cfg.d_dropout, n, "d_dropout"), NoLabel(), num_classes,
         )
         feat = cfg.d_hidden[-1] if n else in_dim

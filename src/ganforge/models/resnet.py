@@ -7,7 +7,7 @@ nearest 2x up, 3x3 convs; a 1x1 conv shortcut) -> BN, ReLU, 3x3 conv, tanh. s = 
 two; channels halve at each block from the second on (at least 16).
 D: residual down-blocks (ReLU, 3x3 convs, 2x2 average pooling; the first block convolves before its activation,
 SNGAN's "optimized" block) -> ReLU -> global sum pooling -> linear logit, plus the label piece's projection
-(``embed(y) . phi(x)``) or auxiliary class head; leaky ReLU in place of every ReLU with ``model.d_act``.
+(``embed(y) . phi(x)``) or auxiliary class head; leaky ReLU in place of every ReLU with ``model.resnet_d_act``.
 **No batch norm in D**: spectral norm (``model.spectral_norm_d``) keeps it Lipschitz, and every sample is judged
 on its own, which the gradient penalty, R1 and DiffAugment assume. Channels double at each down-block from
 ``d_channels`` (at most 8x).
@@ -111,8 +111,8 @@ class ResNetDiscriminator(nn.Module):
         # cGAN conditioning: the label becomes an embedded H x W map stacked as a channel (as in the dcgan D).
         self.embed = cond.d.input_embedding(num_classes, height * height)
         ch_in, ch = channels + (1 if self.embed is not None else 0), cfg.d_channels
-        # SNGAN's ReLU, or leaky ReLU: without spectral norm's bound a ReLU D can die (model.d_act)
-        self.act = nn.ReLU() if cfg.d_act in ("auto", "relu") else nn.LeakyReLU(cfg.leaky_slope)
+        # SNGAN's ReLU, or leaky ReLU: without spectral norm's bound a ReLU D can die (model.resnet_d_act)
+        self.act = nn.ReLU() if cfg.resnet_d_act == "relu" else nn.LeakyReLU(cfg.leaky_slope)
         blocks = []
         for i in range(n_down):
             out = min(ch * 2, cfg.d_channels * 8) if i > 0 else ch
