@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ganforge.training.export import load_generator
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, run_cli_in_process
 
 FAST = ["--set", "train.kimg=1", "--set", "train.tick_kimg=0.5", "--no-progress"]
 
@@ -131,6 +131,17 @@ def test_help_answers_without_importing_torch(args):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert "Usage: " in out.stdout and "torch imported: False" in out.stdout, out.stdout + out.stderr
+
+
+def test_lazily_read_baseline_choices_still_list_and_refuse(tmp_path):
+    """--baseline's names are read when needed (above): --help still lists them, a wrong one is still refused."""
+    from ganforge.metrics.baselines import BASELINES
+
+    shown = run_cli_in_process("evaluate", "--help")
+    assert shown.returncode == 0 and "[" + "|".join(BASELINES) + "]" in shown.stdout
+    bad = run_cli_in_process("evaluate", str(tmp_path), "--baseline", "bogus")
+    assert bad.returncode == 2 and "'bogus' is not one of 'untrained', 'replay'" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_generate_from_a_non_run(tmp_path):
